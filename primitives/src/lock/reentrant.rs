@@ -1,0 +1,180 @@
+//! `ReentrantLock<T>`: a lock its owner may take again (nested), thread-safe — unlike the
+//! hand-made nested locks of seed 001, which counted per process and let a second thread in.
+//!
+//! ## State
+//! | field   | meaning                                   | written by                       |
+//! |---------|-------------------------------------------|----------------------------------|
+//! | `raw`   | the futex mutex; held while `count > 0`   | the first/last acquisition       |
+//! | `owner` | thread id of the holder, `0` when free    | the holder only                  |
+//! | `count` | nesting depth                              | the holder only (`checked_add`)  |
+//!
+//! The owner is identified by [`current_thread_id`], a never-reused counter value, not by the
+//! address of a thread-local: if a guard is leaked (`mem::forget`) on a thread that then exits,
+//! the lock stays held forever by that dead id and no new thread can mistake itself for the
+//! owner (Rust issue 123458).
+//!
+//! ## Notes about memory ordering
+//! `owner` is read with `Relaxed` before locking: a thread only ever finds its *own* id there if
+//! it stored it itself (program order), and any other value just sends it to `raw.lock()`,
+//! whose Acquire pairs with the previous holder's Release unlock. `owner` is reset to `0` before
+//! that unlock, so no later holder sees a stale id as its own.
+
+use super::order::{self, LockClass};
+use super::{LockError, RawMutex};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::time::{deadline_after, Duration, Instant};
+use crate::sync::{current_thread_id, UnsafeCell};
+use core::fmt;
+use core::marker::PhantomData;
+use core::ops::Deref;
+use core::panic::Location;
+
+/// A reentrant (nested) lock, optionally tracked by a lock class.
+pub struct ReentrantLock<T> {
+    raw: RawMutex,
+    owner: AtomicU64,
+    count: UnsafeCell<u32>,
+    class: Option<LockClass>,
+    data: T,
+}
+
+// SAFETY: `count` is only touched by the owner; `data` is only shared (`&T`), like std's
+// ReentrantLock, so `T: Send` is needed to move it and `T: Sync` to share it between holders.
+unsafe impl<T: Send> Send for ReentrantLock<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Sync for ReentrantLock<T> {}
+
+impl<T> ReentrantLock<T> {
+    /// An untracked reentrant lock.
+    pub fn new(data: T) -> Self {
+        Self::build(data, None)
+    }
+
+    /// A reentrant lock tracked as `class`.
+    pub fn tracked(data: T, class: &LockClass) -> Self {
+        Self::build(data, Some(class.clone()))
+    }
+
+    fn build(data: T, class: Option<LockClass>) -> Self {
+        ReentrantLock {
+            raw: RawMutex::new("ReentrantLock::lock"),
+            owner: AtomicU64::new(0),
+            count: UnsafeCell::new(0),
+            class,
+            data,
+        }
+    }
+
+    fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    fn acquire(&self, deadline: Option<Option<Instant>>, at: &'static Location<'static>) -> Result<ReentrantLockGuard<'_, T>, LockError> {
+        let me = current_thread_id();
+        if let Some(c) = &self.class {
+            order::check_acquire(c, self.addr(), at);
+        }
+        if self.owner.load(Ordering::Relaxed) == me {
+            // SAFETY: we are the owner; only the owner touches `count`.
+            let ok = self.count.with_mut(|c| unsafe {
+                match (*c).checked_add(1) {
+                    Some(n) => {
+                        *c = n;
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !ok {
+                return Err(LockError::Overflow);
+            }
+        } else {
+            let got = match deadline {
+                None => {
+                    self.raw.lock();
+                    true
+                }
+                Some(d) => self.raw.lock_until(d),
+            };
+            if !got {
+                return Err(LockError::Timeout);
+            }
+            self.owner.store(me, Ordering::Relaxed);
+            // SAFETY: we now hold `raw` and are the owner.
+            self.count.with_mut(|c| unsafe { *c = 1 });
+        }
+        if let Some(c) = &self.class {
+            order::push_held(c, self.addr(), at);
+        }
+        Ok(ReentrantLockGuard { lock: self, _not_send: PhantomData })
+    }
+
+    /// Locks (again, if the caller already holds it). Panics if the nesting count overflows.
+    #[track_caller]
+    pub fn lock(&self) -> ReentrantLockGuard<'_, T> {
+        match self.acquire(None, Location::caller()) {
+            Ok(g) => g,
+            Err(e) => panic!("ReentrantLock::lock: {e}"),
+        }
+    }
+
+    /// Locks unless `timeout` passes first (a re-entry never waits).
+    #[track_caller]
+    pub fn lock_timeout(&self, timeout: Duration) -> Result<ReentrantLockGuard<'_, T>, LockError> {
+        self.acquire(Some(deadline_after(timeout)), Location::caller())
+    }
+
+    /// Locks if free or already held by the caller; never waits.
+    #[track_caller]
+    pub fn try_lock(&self) -> Result<ReentrantLockGuard<'_, T>, LockError> {
+        let me = current_thread_id();
+        if self.owner.load(Ordering::Relaxed) != me && !self.raw.try_lock() {
+            return Err(LockError::Timeout);
+        }
+        if self.owner.load(Ordering::Relaxed) != me {
+            // We just took `raw`: become the owner with count 0; `acquire` makes it 1.
+            self.owner.store(me, Ordering::Relaxed);
+            // SAFETY: we hold `raw` and are the owner.
+            self.count.with_mut(|c| unsafe { *c = 0 });
+        }
+        self.acquire(None, Location::caller())
+    }
+}
+
+impl<T> fmt::Debug for ReentrantLock<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReentrantLock").field("class", &self.class.as_ref().map(|c| c.name())).finish_non_exhaustive()
+    }
+}
+
+/// Shared access to a [`ReentrantLock`]'s data; releases one level on drop. Not `Send`.
+pub struct ReentrantLockGuard<'a, T> {
+    lock: &'a ReentrantLock<T>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T> Deref for ReentrantLockGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.lock.data
+    }
+}
+
+impl<T> Drop for ReentrantLockGuard<'_, T> {
+    fn drop(&mut self) {
+        let l = self.lock;
+        // SAFETY: a guard exists only on the owning thread; only the owner touches `count`.
+        let left = l.count.with_mut(|c| unsafe {
+            *c -= 1;
+            *c
+        });
+        if left == 0 {
+            l.owner.store(0, Ordering::Relaxed);
+            // SAFETY: the outermost guard of the owner: we hold `raw`.
+            unsafe { l.raw.unlock() };
+        }
+        if l.class.is_some() {
+            order::pop_held(l.addr());
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! Futex-style blocking on a 32-bit word: `wait(word, expected, deadline)`, `wake_one`,
+//! `wake_all`.
+//!
+//! * For real (default build) these are the Linux `futex(2)` operations `FUTEX_WAIT` /
+//!   `FUTEX_WAKE`, in a *private* flavour (one process; the kernel keys the wait queue on the
+//!   virtual address) and a *shared* flavour (key = the underlying page, so waiters and wakers
+//!   in different processes that map the same segment meet). Using the private flavour on
+//!   shared memory is exactly seed 000's failure class: the wake never reaches the waiter.
+//! * Under loom / shuttle both flavours are one model: a table of waiters behind the engine's
+//!   `Mutex`, with a `Condvar` to block on. See the module docs of [`crate::sync`].
+//!
+//! `wait` may return spuriously; every caller re-checks its condition in a loop.
+
+use super::atomic::AtomicU32;
+use super::time::Instant;
+
+/// Which futex key space a word lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Only threads of this process wait on the word (cheaper for the kernel).
+    Private,
+    /// The word lives in memory shared between processes.
+    Shared,
+}
+
+/// Why a [`wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitResult {
+    /// Woken, interrupted, spurious, or the word did not hold `expected`: re-check.
+    Woken,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// Blocks while `word == expected`, until woken or until `deadline` (private flavour).
+pub fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+    wait_in(Scope::Private, word, expected, deadline)
+}
+
+/// Wakes at most one waiter blocked on `word` (private flavour).
+pub fn wake_one(word: &AtomicU32) {
+    wake_in(Scope::Private, word, 1)
+}
+
+/// Wakes every waiter blocked on `word` (private flavour).
+pub fn wake_all(word: &AtomicU32) {
+    wake_in(Scope::Private, word, u32::MAX)
+}
+
+/// Blocks while `word == expected` in the given [`Scope`].
+pub fn wait_in(scope: Scope, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+    imp::wait(scope, word, expected, deadline)
+}
+
+/// Wakes up to `n` waiters on `word` in the given [`Scope`].
+pub fn wake_in(scope: Scope, word: &AtomicU32, n: u32) {
+    imp::wake(scope, word, n)
+}
+
+#[cfg(not(any(loom, shuttle)))]
+mod imp {
+    use super::{Scope, WaitResult};
+    use crate::sync::atomic::AtomicU32;
+    use crate::sync::time::Instant;
+
+    fn op(base: libc::c_int, scope: Scope) -> libc::c_int {
+        match scope {
+            Scope::Private => base | libc::FUTEX_PRIVATE_FLAG,
+            Scope::Shared => base,
+        }
+    }
+
+    pub fn wait(scope: Scope, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+        let ts = match deadline {
+            None => None,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return WaitResult::TimedOut;
+                }
+                Some(libc::timespec {
+                    tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                })
+            }
+        };
+        let ts_ptr = ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `word` is a live, aligned u32 for the whole call; FUTEX_WAIT only reads it and
+        // `ts_ptr` is null or points to a timespec that outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                op(libc::FUTEX_WAIT, scope),
+                expected,
+                ts_ptr,
+                core::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+            WaitResult::TimedOut
+        } else {
+            // 0 = woken (or spurious), EAGAIN = value changed, EINTR = signal: all "re-check".
+            WaitResult::Woken
+        }
+    }
+
+    pub fn wake(scope: Scope, word: &AtomicU32, n: u32) {
+        let n = n.min(i32::MAX as u32) as libc::c_int;
+        // SAFETY: FUTEX_WAKE does not access the word's memory; it only uses the address as
+        // the wait-queue key, and `word` is live for the call.
+        unsafe {
+            libc::syscall(libc::SYS_futex, word.as_ptr(), op(libc::FUTEX_WAKE, scope), n);
+        }
+    }
+}
+
+#[cfg(any(loom, shuttle))]
+mod imp {
+    //! The futex model: a waiter table behind the engine's mutex.
+    use super::{Scope, WaitResult};
+    use crate::sync::atomic::{AtomicU32, Ordering};
+    use crate::sync::time::{is_due, Instant};
+    #[cfg(loom)]
+    use loom::sync::{Condvar, Mutex};
+    #[cfg(shuttle)]
+    use shuttle::sync::{Condvar, Mutex};
+
+    #[derive(Default)]
+    struct Table {
+        next_ticket: u64,
+        /// (word address, ticket, released): FIFO per word.
+        waiters: Vec<(usize, u64, bool)>,
+    }
+
+    struct Model {
+        table: Mutex<Table>,
+        cv: Condvar,
+    }
+
+    #[cfg(loom)]
+    loom::lazy_static! {
+        static ref MODEL: Model = Model { table: Mutex::new(Table::default()), cv: Condvar::new() };
+    }
+    #[cfg(shuttle)]
+    shuttle::lazy_static! {
+        static ref MODEL: Model = Model { table: Mutex::new(Table::default()), cv: Condvar::new() };
+    }
+
+    fn key(word: &AtomicU32) -> usize {
+        word as *const AtomicU32 as usize
+    }
+
+    pub fn wait(_scope: Scope, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+        let model = &*MODEL;
+        let mut t = model.table.lock().unwrap();
+        // The kernel compares under its bucket lock; every waker takes this lock after
+        // changing the word, so a change before this load is seen, and one after it finds us
+        // registered.
+        if word.load(Ordering::SeqCst) != expected {
+            return WaitResult::Woken;
+        }
+        if deadline.is_some_and(is_due) {
+            return WaitResult::TimedOut;
+        }
+        let me = t.next_ticket;
+        t.next_ticket += 1;
+        t.waiters.push((key(word), me, false));
+        loop {
+            t = model.cv.wait(t).unwrap();
+            let i = t.waiters.iter().position(|w| w.1 == me).expect("futex model: waiter lost");
+            if t.waiters[i].2 {
+                t.waiters.remove(i);
+                return WaitResult::Woken;
+            }
+        }
+    }
+
+    pub fn wake(_scope: Scope, word: &AtomicU32, n: u32) {
+        let model = &*MODEL;
+        let mut t = model.table.lock().unwrap();
+        let k = key(word);
+        let mut left = n;
+        let mut any = false;
+        for w in t.waiters.iter_mut() {
+            if w.2 {
+                continue;
+            }
+            if w.0 == k {
+                if left > 0 {
+                    w.2 = true;
+                    left -= 1;
+                    any = true;
+                }
+            } else {
+                // Spurious wake-up of a waiter on another word: correct code re-checks.
+                w.2 = true;
+                any = true;
+            }
+        }
+        drop(t);
+        if any {
+            model.cv.notify_all();
+        }
+    }
+}

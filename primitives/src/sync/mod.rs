@@ -1,0 +1,113 @@
+//! The `sync` facade: the only module in the crate that names `std::sync`, `loom` or `shuttle`.
+//!
+//! Every primitive is written once against this module. Which engine backs it is chosen at
+//! compile time:
+//!
+//! | build                      | atomics / threads / cells | futex `wait` / `wake`                      | clock              |
+//! |----------------------------|---------------------------|--------------------------------------------|--------------------|
+//! | default                    | `std`                     | the Linux `futex(2)` syscall               | `CLOCK_MONOTONIC`  |
+//! | `RUSTFLAGS="--cfg loom"`   | `loom`                    | a model on loom's `Mutex`/`Condvar`        | logical (frozen)   |
+//! | `RUSTFLAGS="--cfg shuttle"`| `shuttle`                 | the same model on shuttle's `Mutex`/`Condvar` | logical (frozen) |
+//!
+//! The futex model keeps the kernel's contract: `wait` returns at once if the word no longer
+//! holds the expected value (checked under the table lock, as the kernel checks it under its
+//! hash-bucket lock); `wake_one` wakes the longest-waiting waiter on that word; and *any* wake
+//! also wakes every waiter on a different word spuriously, so code that does not re-check its
+//! condition in a loop is caught.
+//!
+//! Under the model engines time does not pass: a deadline that is already due times out at
+//! once, any later deadline behaves as "until woken" (so a wait that nobody serves is reported
+//! as a deadlock by the engine rather than hidden by a timeout).
+
+#[cfg(all(loom, shuttle))]
+compile_error!("choose one engine: --cfg loom or --cfg shuttle, not both");
+
+pub mod futex;
+pub mod time;
+pub mod waitreg;
+
+mod cell;
+pub use cell::UnsafeCell;
+
+/// Atomics of the active engine.
+pub mod atomic {
+    #[cfg(loom)]
+    pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    #[cfg(shuttle)]
+    pub use shuttle::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    #[cfg(not(any(loom, shuttle)))]
+    pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+}
+
+#[cfg(loom)]
+pub use loom::sync::Arc;
+#[cfg(shuttle)]
+pub use shuttle::sync::Arc;
+#[cfg(not(any(loom, shuttle)))]
+pub use std::sync::Arc;
+
+/// Threads of the active engine.
+pub mod thread {
+    #[cfg(loom)]
+    pub use loom::thread::{spawn, yield_now, JoinHandle};
+    #[cfg(shuttle)]
+    pub use shuttle::thread::{spawn, yield_now, JoinHandle};
+    #[cfg(not(any(loom, shuttle)))]
+    pub use std::thread::{spawn, yield_now, JoinHandle};
+}
+
+/// `thread_local!` of the active engine (a model engine's threads are not OS threads).
+#[cfg(loom)]
+pub(crate) use loom::thread_local as engine_thread_local;
+#[cfg(shuttle)]
+pub(crate) use shuttle::thread_local as engine_thread_local;
+#[cfg(not(any(loom, shuttle)))]
+pub(crate) use std::thread_local as engine_thread_local;
+
+/// True when a model checker (loom or shuttle) drives the code.
+pub const MODELLED: bool = cfg!(any(loom, shuttle));
+
+/// One step of a busy-wait loop. Under a model engine this is a yield (both checkers require
+/// spin loops to yield, or they never terminate); for real it is the CPU's spin hint.
+#[inline]
+pub fn spin_hint() {
+    #[cfg(any(loom, shuttle))]
+    thread::yield_now();
+    #[cfg(not(any(loom, shuttle)))]
+    std::hint::spin_loop();
+}
+
+/// How many times a fast path spins before sleeping in the kernel: 0 under a model engine
+/// (spinning only multiplies the schedules to explore), a small bound for real.
+pub const SPIN_LIMIT: u32 = if MODELLED { 0 } else { 100 };
+
+/// A small mutex for bookkeeping that must not itself be model-checked (the lock-order graph,
+/// the wait registry). It is never held across a wait or a yield point, so it cannot block a
+/// model engine's single OS thread.
+pub(crate) type BookMutex<T> = std::sync::Mutex<T>;
+
+/// Locks a [`BookMutex`], ignoring poisoning: bookkeeping stays usable after a panic in a test.
+pub(crate) fn book_lock<T>(m: &BookMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static NEXT_THREAD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+engine_thread_local! {
+    static THREAD_ID: u64 = NEXT_THREAD_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A process-unique, never-reused, non-zero id of the calling thread.
+///
+/// Unlike the address of a thread-local (the defect of Rust issue 123458), an id taken from a
+/// global counter can never be handed to a new thread after the old one exits, so a guard leaked
+/// by an exited thread cannot make a new thread look like the owner.
+pub fn current_thread_id() -> u64 {
+    THREAD_ID.with(|id| *id)
+}
+
+/// Reference counting for bookkeeping that is not model-checked.
+pub(crate) type BookArc<T> = std::sync::Arc<T>;
+/// A counter for bookkeeping that is not model-checked.
+pub(crate) type BookAtomicU64 = std::sync::atomic::AtomicU64;
+pub(crate) use std::sync::atomic::Ordering as BookOrdering;
