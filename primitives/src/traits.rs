@@ -43,6 +43,12 @@ pub trait LogApi: Send + Sync {
     fn log(&self, text: String);
     /// Delivers whatever the calling thread has buffered, if it holds no lock.
     fn flush(&self);
+    /// Runs `f` while holding the log's own sink lock, as a sink callback or a watchdog that
+    /// locks the message buffer would (seed 001's SYSMSG lock). A log without a sink lock just
+    /// runs `f`.
+    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 impl<T: Send, P: crate::mvar::Policy> MVarApi<T> for crate::mvar::MVar<T, P> {
@@ -109,5 +115,8 @@ impl<S: crate::msg::MessageSink + 'static> LogApi for crate::msg::MessageLog<S> 
     }
     fn flush(&self) {
         crate::msg::MessageLog::flush(self)
+    }
+    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
+        crate::msg::MessageLog::with_sink(self, |_| f())
     }
 }
