@@ -86,6 +86,18 @@ unsafe impl<T: Send, P: Policy> Send for MVar<T, P> {}
 // SAFETY: as above.
 unsafe impl<T: Send, P: Policy> Sync for MVar<T, P> {}
 
+impl<T: Send> MVar<T> {
+    /// An empty MVar.
+    pub fn new_empty() -> Self {
+        Self::with_value(None)
+    }
+
+    /// A full MVar holding `value`.
+    pub fn new_full(value: T) -> Self {
+        Self::with_value(Some(value))
+    }
+}
+
 /// Waiters served while the lock was held, woken after it is released.
 type Wakes<T> = Vec<Arc<Waiter<T>>>;
 
@@ -103,13 +115,13 @@ impl<T: Send, P: Policy> MVar<T, P> {
         }
     }
 
-    /// An empty MVar.
-    pub fn new_empty() -> Self {
+    /// An empty MVar of policy `P` (the reference, or a negative control).
+    pub fn with_policy_empty() -> Self {
         Self::with_value(None)
     }
 
-    /// A full MVar holding `value`.
-    pub fn new_full(value: T) -> Self {
+    /// A full MVar of policy `P` holding `value`.
+    pub fn with_policy_full(value: T) -> Self {
         Self::with_value(Some(value))
     }
 

@@ -127,15 +127,15 @@ const EXCH_SAME: [(usize, usize); 1] = [(1, 1)];
 const EXCH_CROSSED: [(usize, usize); 2] = [(0, 1), (1, 0)];
 
 fn run_handoff<P: Policy>(p: &Params) {
-    mvar_handoff(Arc::new(MVar::<u64, P>::new_empty()), p.rounds as u64 + 1);
+    mvar_handoff(Arc::new(MVar::<u64, P>::with_policy_empty()), p.rounds as u64 + 1);
 }
 
 fn run_ping_pong<P: Policy>(p: &Params) {
-    mvar_ping_pong(Arc::new(MVar::<u64, P>::new_empty()), Arc::new(MVar::<u64, P>::new_empty()), p.rounds as u64);
+    mvar_ping_pong(Arc::new(MVar::<u64, P>::with_policy_empty()), Arc::new(MVar::<u64, P>::with_policy_empty()), p.rounds as u64);
 }
 
 fn run_master_slaves<P: Policy>(p: &Params) {
-    mvar_master_slaves(Arc::new(MVar::<u64, P>::new_empty()), p.threads, p.rounds);
+    mvar_master_slaves(Arc::new(MVar::<u64, P>::with_policy_empty()), p.threads, p.rounds);
 }
 
 fn run_nested_reference(p: &Params) {
