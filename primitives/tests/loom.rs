@@ -17,7 +17,7 @@ static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(2);
+    b.preemption_bound = Some(std::env::var("LOOM_PREEMPTION_BOUND").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
     b.max_branches = 10_000;
     b
 }

@@ -37,6 +37,7 @@ pub struct Control {
 /// The reference scenarios.
 pub const SCENARIOS: &[Entry] = &[
     Entry { name: "mvar-handoff", about: "producer/consumer hand-off through an MVar, in order", run: |p| run_handoff::<Reference>(p) },
+    Entry { name: "mvar-timeouts", about: "timed and try operations racing blocking ones; nothing lost", run: |p| run_timeouts::<Reference>(p) },
     Entry { name: "mvar-ping-pong", about: "two MVars, request/reply", run: |p| run_ping_pong::<Reference>(p) },
     Entry { name: "mvar-master-slaves", about: "seed 000: master puts, slaves take+put then take", run: |p| run_master_slaves::<Reference>(p) },
     Entry { name: "nested-locking", about: "reentrant lock, nested, mutual exclusion, validator on", run: run_nested_reference },
@@ -128,6 +129,10 @@ const EXCH_CROSSED: [(usize, usize); 2] = [(0, 1), (1, 0)];
 
 fn run_handoff<P: Policy>(p: &Params) {
     mvar_handoff(Arc::new(MVar::<u64, P>::with_policy_empty()), p.rounds as u64 + 1);
+}
+
+fn run_timeouts<P: Policy>(p: &Params) {
+    mvar_timeouts(Arc::new(MVar::<u64, P>::with_policy_empty()), (p.rounds as u64 + 1).min(3));
 }
 
 fn run_ping_pong<P: Policy>(p: &Params) {

@@ -61,6 +61,31 @@ pub fn mvar_handoff<M: MVarApi<u64> + 'static>(m: Arc<M>, n: u64) {
     assert_eq!(m.try_take(), None, "handoff: a value was invented");
 }
 
+/// Timed and non-blocking operations racing blocking ones: the producer offers with a timeout
+/// and `try_put` (falling back to `put` with the value it got back); the consumer takes with a
+/// timeout (falling back to `take`). Every value must arrive exactly once, in order.
+pub fn mvar_timeouts<M: MVarApi<u64> + 'static>(m: Arc<M>, n: u64) {
+    use crate::sync::time::Duration;
+    let p = m.clone();
+    let producer = thread::spawn(move || {
+        for v in 1..=n {
+            let v = match p.put_timeout(v, Duration::from_millis(1)) {
+                Ok(()) => continue,
+                Err(v) => v,
+            };
+            if let Err(v) = p.try_put(v) {
+                p.put(v);
+            }
+        }
+    });
+    for want in 1..=n {
+        let got = m.take_timeout(Duration::from_millis(1)).or_else(|| m.try_take()).unwrap_or_else(|| m.take());
+        assert_eq!(got, want, "timeouts: value lost, duplicated or out of order");
+    }
+    producer.join().expect("producer panicked");
+    assert_eq!(m.try_take(), None, "timeouts: a value was invented");
+}
+
 /// Ping-pong between two MVars: the peer takes from `a` and puts `v + 1` into `b`.
 pub fn mvar_ping_pong<M: MVarApi<u64> + 'static>(a: Arc<M>, b: Arc<M>, rounds: u64) {
     let (pa, pb) = (a.clone(), b.clone());

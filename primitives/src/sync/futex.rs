@@ -121,7 +121,7 @@ mod imp {
     //! The futex model: a waiter table behind the engine's mutex.
     use super::{Scope, WaitResult};
     use crate::sync::atomic::{AtomicU32, Ordering};
-    use crate::sync::time::{is_due, Instant};
+    use crate::sync::time::Instant;
     #[cfg(loom)]
     use loom::sync::{Condvar, Mutex};
     #[cfg(shuttle)]
@@ -161,7 +161,10 @@ mod imp {
         if word.load(Ordering::SeqCst) != expected {
             return WaitResult::Woken;
         }
-        if deadline.is_some_and(is_due) {
+        if deadline.is_some() {
+            // Time is frozen in the model, so a timed wait cannot be woken "later": it times
+            // out exactly when it would sleep. This makes the engine explore every race between
+            // a waiter giving up and a server granting it, which a real clock rarely shows.
             return WaitResult::TimedOut;
         }
         let me = t.next_ticket;

@@ -15,9 +15,10 @@
 //! also wakes every waiter on a different word spuriously, so code that does not re-check its
 //! condition in a loop is caught.
 //!
-//! Under the model engines time does not pass: a deadline that is already due times out at
-//! once, any later deadline behaves as "until woken" (so a wait that nobody serves is reported
-//! as a deadlock by the engine rather than hidden by a timeout).
+//! Under the model engines time does not pass, and a *timed* wait times out exactly when it
+//! would otherwise sleep: the engine then explores every interleaving of "the waiter gives up"
+//! against "a server grants it" — the hardest part of any timed operation. Untimed waits sleep
+//! until woken, so a wait that nobody serves is reported by the engine as a deadlock.
 
 #[cfg(all(loom, shuttle))]
 compile_error!("choose one engine: --cfg loom or --cfg shuttle, not both");

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Loom: exhaustive exploration (preemption bound 3 by default) of every scenario against the
+# reference primitives, and of every negative control (each must be caught).
+# LOOM_PREEMPTION_BOUND=2 makes it quicker; the nightly job may raise it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
+RUSTFLAGS="--cfg loom" cargo test -p primitives --release --test loom -- --nocapture --test-threads=1

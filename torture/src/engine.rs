@@ -1,0 +1,251 @@
+//! The real-thread engine: runs targets round-robin until the duration has elapsed, each run in
+//! its own thread under a watchdog with a hang deadline.
+//!
+//! A run ends in one of three ways:
+//! - it returns and no thread panicked: a pass;
+//! - a thread panicked (a broken invariant, a lock-order violation): a failure, with the
+//!   *first* panic of the run, wherever it happened;
+//! - it has not returned by the deadline: a hang, with a snapshot of the wait registry taken at
+//!   that moment. Threads cannot be killed; the caller reports and ends the process.
+//!
+//! The engine stops at the first failure.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use primitives::scenarios::Params;
+use primitives::sync::waitreg;
+
+use crate::panics::{self, Captured};
+use crate::prng::SplitMix64;
+
+/// Something the engine can run: a reference scenario or a negative control.
+#[derive(Clone, Copy, Debug)]
+pub struct Target {
+    /// Catalogue name.
+    pub name: &'static str,
+    /// True for a negative control.
+    pub control: bool,
+    /// One run.
+    pub run: fn(&Params),
+}
+
+impl Target {
+    /// "scenario X" / "control X".
+    pub fn describe(&self) -> String {
+        format!("{} {}", if self.control { "control" } else { "scenario" }, self.name)
+    }
+}
+
+/// What the engine runs, and for how long.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Targets, in catalogue order (the seed shuffles each round).
+    pub targets: Vec<Target>,
+    /// Sizes and lockdep mode of each run.
+    pub params: Params,
+    /// Keep starting runs until this much time has passed (after one full round at least).
+    pub duration: Duration,
+    /// A run not finished after this long is a hang.
+    pub deadline: Duration,
+    /// Seed of the order shuffle.
+    pub seed: u64,
+}
+
+/// Run statistics of one target.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Runs started (including a failing one).
+    pub runs: u64,
+    /// Total time of passing runs.
+    pub total: Duration,
+    /// Longest passing run.
+    pub max: Duration,
+}
+
+/// One sleeping thread, from the wait registry.
+#[derive(Clone, Debug)]
+pub struct Waiter {
+    /// Facade thread id.
+    pub thread: u64,
+    /// OS thread name, if any.
+    pub name: Option<String>,
+    /// Operation, e.g. `Mutex::lock`.
+    pub op: &'static str,
+    /// Address of the object waited on.
+    pub object: usize,
+    /// How long it had been waiting when the snapshot was taken.
+    pub waited: Duration,
+    /// Lock classes it holds, outermost first.
+    pub holding: Vec<&'static str>,
+}
+
+/// How a run failed.
+#[derive(Clone, Debug)]
+pub enum FailureKind {
+    /// A thread panicked and the run ended.
+    Panic,
+    /// The run did not end by the deadline.
+    Hang,
+}
+
+/// The first failure of a torture session.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// What failed.
+    pub target: Target,
+    /// Panic or hang.
+    pub kind: FailureKind,
+    /// Global run index (0-based): the same seed reproduces the same sequence of targets.
+    pub iteration: u64,
+    /// Which run of this target it was (1-based).
+    pub run_of_target: u64,
+    /// Time from the start of the run to the verdict.
+    pub after: Duration,
+    /// The first panic of the run (for a hang, a panic that may have caused it).
+    pub panic: Option<Captured>,
+    /// How many threads panicked in the run.
+    pub panics: usize,
+    /// Wait registry at the verdict, longest waiter first (empty for a clean panic).
+    pub waiters: Vec<Waiter>,
+}
+
+/// What a torture session found.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// Per target, in plan order.
+    pub stats: Vec<(Target, Stats)>,
+    /// Runs started in total.
+    pub total_runs: u64,
+    /// Wall time of the whole session.
+    pub elapsed: Duration,
+    /// The first failure, if any (the session stops there).
+    pub failure: Option<Failure>,
+}
+
+/// A setup error (e.g. a thread could not be spawned): not a finding.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+enum RunResult {
+    Passed(Duration),
+    Panicked { after: Duration, first: Option<Captured>, payload: Option<String> },
+    Hung { after: Duration, waiters: Vec<Waiter> },
+}
+
+/// Runs `plan` and returns what it found.
+pub fn run(plan: &Plan) -> Result<Outcome, SetupError> {
+    panics::install();
+    let start = Instant::now();
+    let mut rng = SplitMix64::new(plan.seed);
+    let mut order: Vec<usize> = (0..plan.targets.len()).collect();
+    let mut stats: Vec<(Target, Stats)> = plan.targets.iter().map(|&t| (t, Stats::default())).collect();
+    let mut iteration = 0u64;
+    let mut failure = None;
+    'session: loop {
+        rng.shuffle(&mut order);
+        for &i in &order {
+            let target = plan.targets[i];
+            let st = &mut stats[i].1;
+            st.runs += 1;
+            let verdict = run_once(target, plan.params, plan.deadline)?;
+            let (kind, after, panic, waiters) = match verdict {
+                RunResult::Passed(took) => {
+                    st.total += took;
+                    st.max = st.max.max(took);
+                    iteration += 1;
+                    continue;
+                }
+                RunResult::Panicked { after, first, payload } => {
+                    let panic = first.or_else(|| {
+                        payload.map(|message| Captured { message, location: None, thread: "?".into(), backtrace: None })
+                    });
+                    (FailureKind::Panic, after, panic, Vec::new())
+                }
+                RunResult::Hung { after, waiters } => (FailureKind::Hang, after, panics::first_panic(), waiters),
+            };
+            failure = Some(Failure {
+                target,
+                kind,
+                iteration,
+                run_of_target: st.runs,
+                after,
+                panic,
+                panics: panics::count(),
+                waiters,
+            });
+            break 'session;
+        }
+        // Whole rounds only, so that every target gets the same number of runs.
+        if start.elapsed() >= plan.duration {
+            break;
+        }
+    }
+    Ok(Outcome { stats, total_runs: iteration + u64::from(failure.is_some()), elapsed: start.elapsed(), failure })
+}
+
+/// One run of `target` in a fresh thread, watched with `deadline`.
+fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunResult, SetupError> {
+    panics::arm();
+    let (tx, rx) = mpsc::channel::<Result<(), String>>();
+    let started = Instant::now();
+    let handle = thread::Builder::new()
+        .name(format!("torture:{}", target.name))
+        .spawn(move || {
+            let result = catch_unwind(AssertUnwindSafe(|| (target.run)(&params)));
+            // The watchdog may have given up on us (hang): nobody to tell, that is fine.
+            let _ = tx.send(result.map_err(|p| panics::payload_message(&*p)));
+        })
+        .map_err(|e| SetupError(format!("cannot spawn a run thread: {e}")))?;
+    match rx.recv_timeout(deadline) {
+        Ok(result) => {
+            let after = started.elapsed();
+            // The run thread has sent its last word; joining it is immediate.
+            let _ = handle.join();
+            let first = panics::first_panic();
+            match result {
+                Ok(()) if first.is_none() => {
+                    panics::disarm();
+                    Ok(RunResult::Passed(after))
+                }
+                // A thread panicked although the scenario returned (e.g. a thread nobody joined).
+                Ok(()) => Ok(RunResult::Panicked { after, first, payload: None }),
+                Err(payload) => Ok(RunResult::Panicked { after, first, payload: Some(payload) }),
+            }
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            let now = primitives::sync::time::Instant::now();
+            let waiters = waitreg::snapshot()
+                .into_iter()
+                .map(|e| Waiter {
+                    thread: e.thread,
+                    name: e.thread_name,
+                    op: e.op,
+                    object: e.object,
+                    waited: now.saturating_duration_since(e.since),
+                    holding: e.holding,
+                })
+                .collect();
+            Ok(RunResult::Hung { after: started.elapsed(), waiters })
+        }
+        // The run thread died without sending: it panicked outside `catch_unwind` (in `send`).
+        Err(RecvTimeoutError::Disconnected) => {
+            let _ = handle.join();
+            Ok(RunResult::Panicked { after: started.elapsed(), first: panics::first_panic(), payload: None })
+        }
+    }
+}
+
+/// Groups waiters by the object they wait on, keeping the longest-waiting object first.
+pub fn group_by_object(waiters: &[Waiter]) -> Vec<(usize, Vec<&Waiter>)> {
+    let mut groups: Vec<(usize, Vec<&Waiter>)> = Vec::new();
+    for w in waiters {
+        match groups.iter_mut().find(|(o, _)| *o == w.object) {
+            Some((_, g)) => g.push(w),
+            None => groups.push((w.object, vec![w])),
+        }
+    }
+    groups
+}
