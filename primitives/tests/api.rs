@@ -3,7 +3,9 @@
 //! buffered log's staging, flushing and overflow accounting.
 #![cfg(not(any(loom, shuttle)))]
 
-use primitives::lock::{lock_many, LockError, Mode, Mutex, ReentrantLock, Validator, ViolationKind};
+use primitives::lock::{
+    lock_many, LockError, Mode, Mutex, ReentrantLock, Validator, ViolationKind,
+};
 use primitives::msg::{Message, MessageLog};
 use primitives::mvar::{MVar, PutTimeoutError, TakeTimeoutError, TryPutError, TryTakeError};
 use primitives::sync::waitreg;
@@ -15,8 +17,16 @@ use std::time::{Duration, Instant};
 fn wait_sleepers<T>(op: &str, object: &T, n: usize) {
     let addr = object as *const T as usize;
     let start = Instant::now();
-    while waitreg::snapshot().iter().filter(|e| e.op == op && e.object == addr).count() < n {
-        assert!(start.elapsed() < Duration::from_secs(10), "{n} sleepers in {op} never showed up");
+    while waitreg::snapshot()
+        .iter()
+        .filter(|e| e.op == op && e.object == addr)
+        .count()
+        < n
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{n} sleepers in {op} never showed up"
+        );
         thread::sleep(Duration::from_millis(1));
     }
 }
@@ -38,11 +48,19 @@ fn try_operations_give_values_back() {
 #[test]
 fn timeouts_expire_and_give_the_value_back() {
     let m = MVar::new_empty();
-    assert_eq!(m.take_timeout(Duration::from_millis(20)), Err(TakeTimeoutError::Timeout));
+    assert_eq!(
+        m.take_timeout(Duration::from_millis(20)),
+        Err(TakeTimeoutError::Timeout)
+    );
     m.put(String::from("x"));
-    let e = m.put_timeout(String::from("y"), Duration::from_millis(20)).unwrap_err();
+    let e = m
+        .put_timeout(String::from("y"), Duration::from_millis(20))
+        .unwrap_err();
     assert_eq!(e, PutTimeoutError::Timeout(String::from("y")));
-    assert_eq!(m.take_timeout(Duration::from_millis(20)), Ok(String::from("x")));
+    assert_eq!(
+        m.take_timeout(Duration::from_millis(20)),
+        Ok(String::from("x"))
+    );
     // A zero timeout is a try.
     assert_eq!(m.put_timeout(String::from("z"), Duration::ZERO), Ok(()));
 }
@@ -68,7 +86,11 @@ fn blocked_takers_are_served_in_fifo_order() {
     }
     let mut got = order.lock().unwrap().clone();
     got.sort();
-    assert_eq!(got, (0..5).map(|i| (i, i)).collect::<Vec<_>>(), "taker i must get the i-th value");
+    assert_eq!(
+        got,
+        (0..5).map(|i| (i, i)).collect::<Vec<_>>(),
+        "taker i must get the i-th value"
+    );
 }
 
 #[test]
@@ -80,7 +102,10 @@ fn blocked_putters_are_served_in_fifo_order_and_timeouts_keep_it() {
         hs.push(thread::spawn(move || {
             if i == 1 {
                 // Gives up; must leave the queue without disturbing the others' order.
-                assert_eq!(m2.put_timeout(i, Duration::from_millis(50)), Err(PutTimeoutError::Timeout(i)));
+                assert_eq!(
+                    m2.put_timeout(i, Duration::from_millis(50)),
+                    Err(PutTimeoutError::Timeout(i))
+                );
             } else {
                 m2.put(i);
             }
@@ -123,11 +148,23 @@ fn reentrant_lock_nests_and_excludes() {
     let g2 = l.lock();
     assert_eq!(*g2, 5);
     let l2 = l.clone();
-    assert_eq!(thread::spawn(move || l2.lock_timeout(Duration::from_millis(20)).map(|_| ()).unwrap_err()).join().unwrap(), LockError::Timeout);
+    assert_eq!(
+        thread::spawn(move || l2
+            .lock_timeout(Duration::from_millis(20))
+            .map(|_| ())
+            .unwrap_err())
+        .join()
+        .unwrap(),
+        LockError::Timeout
+    );
     drop(g2);
     drop(g1);
     let l2 = l.clone();
-    assert!(thread::spawn(move || l2.lock_timeout(Duration::from_secs(5)).is_ok()).join().unwrap());
+    assert!(
+        thread::spawn(move || l2.lock_timeout(Duration::from_secs(5)).is_ok())
+            .join()
+            .unwrap()
+    );
 }
 
 /// Rust issue 123458: a guard leaked on a thread that exits must not let a new thread — which
@@ -136,22 +173,38 @@ fn reentrant_lock_nests_and_excludes() {
 fn leaked_guard_on_exited_thread_does_not_transfer_ownership() {
     let l = Arc::new(ReentrantLock::new(()));
     let l2 = l.clone();
-    thread::spawn(move || std::mem::forget(l2.lock())).join().unwrap();
+    thread::spawn(move || std::mem::forget(l2.lock()))
+        .join()
+        .unwrap();
     for _ in 0..20 {
         let l3 = l.clone();
-        let r = thread::spawn(move || l3.try_lock().map(|_| ()).unwrap_err()).join().unwrap();
-        assert_eq!(r, LockError::Timeout, "a new thread became the owner of a lock held by a dead one");
+        let r = thread::spawn(move || l3.try_lock().map(|_| ()).unwrap_err())
+            .join()
+            .unwrap();
+        assert_eq!(
+            r,
+            LockError::Timeout,
+            "a new thread became the owner of a lock held by a dead one"
+        );
     }
 }
 
 #[test]
 fn validator_reports_a_three_class_cycle_with_both_chains() {
     let v = Validator::new(Mode::Report);
-    let (a, b, c) = (v.class("A", false), v.class("B", false), v.class("C", false));
+    let (a, b, c) = (
+        v.class("A", false),
+        v.class("B", false),
+        v.class("C", false),
+    );
     let la = Arc::new(Mutex::tracked((), &a));
     let lb = Arc::new(Mutex::tracked((), &b));
     let lc = Arc::new(Mutex::tracked((), &c));
-    let pairs = [(la.clone(), lb.clone()), (lb.clone(), lc.clone()), (lc.clone(), la.clone())];
+    let pairs = [
+        (la.clone(), lb.clone()),
+        (lb.clone(), lc.clone()),
+        (lc.clone(), la.clone()),
+    ];
     for (x, y) in pairs {
         // One thread at a time: the orders are *seen*, no deadlock ever happens.
         thread::spawn(move || {
@@ -167,9 +220,16 @@ fn validator_reports_a_three_class_cycle_with_both_chains() {
     assert_eq!(vs[0].cycle.first(), vs[0].cycle.last());
     assert_eq!(vs[0].cycle.len(), 4, "A->B->C->A: {:?}", vs[0].cycle);
     assert_eq!(vs[0].this_chain.len(), 2);
-    assert_eq!(vs[0].earlier_chain.len(), 4, "two earlier edges, two acquisitions each");
+    assert_eq!(
+        vs[0].earlier_chain.len(),
+        4,
+        "two earlier edges, two acquisitions each"
+    );
     let text = vs[0].to_string();
-    assert!(text.contains("api.rs"), "chains name source locations: {text}");
+    assert!(
+        text.contains("api.rs"),
+        "chains name source locations: {text}"
+    );
 }
 
 #[test]
@@ -194,7 +254,10 @@ fn validator_accepts_consistent_order_and_reentry_and_reports_aa() {
         let _g2 = m2.lock(); // AA: panics instead of hanging
     })
     .join();
-    assert!(r.is_err(), "AA on a non-reentrant lock must be reported before it hangs");
+    assert!(
+        r.is_err(),
+        "AA on a non-reentrant lock must be reported before it hangs"
+    );
     assert_eq!(v2.violations()[0].kind, ViolationKind::Recursive);
 }
 
@@ -243,7 +306,11 @@ fn log_under_a_lock_is_staged_and_flushed_at_the_outermost_release() {
     let g2 = odb.lock();
     log.log("under");
     drop(g2);
-    assert_eq!(texts_without_lock(&log), 1, "still staged: the outer level is held");
+    assert_eq!(
+        texts_without_lock(&log),
+        1,
+        "still staged: the outer level is held"
+    );
     drop(g1);
     assert_eq!(texts(&log), vec!["before", "under"]);
     log.with_sink(|s| {
@@ -257,7 +324,9 @@ fn log_under_a_lock_is_staged_and_flushed_at_the_outermost_release() {
 /// that holds no lock).
 fn texts_without_lock(log: &MessageLog<Vec<Message>>) -> usize {
     let l = log.clone();
-    thread::spawn(move || l.with_sink(|s| s.len())).join().unwrap()
+    thread::spawn(move || l.with_sink(|s| s.len()))
+        .join()
+        .unwrap()
 }
 
 #[test]
@@ -308,18 +377,28 @@ fn shared_futex_flavour_wakes_a_waiter() {
     wake_in(Scope::Shared, &w, 1);
     h.join().unwrap();
     let deadline = Instant::now() + Duration::from_millis(10);
-    assert_eq!(wait_in(Scope::Shared, &w, 1, Some(deadline)), WaitResult::TimedOut);
+    assert_eq!(
+        wait_in(Scope::Shared, &w, 1, Some(deadline)),
+        WaitResult::TimedOut
+    );
 }
 
 /// Controls whose defect the validator or an invariant check sees on real threads.
 #[test]
 fn lockdep_controls_are_caught_on_real_threads() {
     use primitives::scenarios::{catalogue::control, Params};
-    for name in ["abba-odb-sysmsg", "logger-self-deadlock", "exch-same-bucket"] {
+    for name in [
+        "abba-odb-sysmsg",
+        "logger-self-deadlock",
+        "exch-same-bucket",
+    ] {
         let c = control(name).unwrap();
         let p = Params::for_engine();
         let r = thread::spawn(move || (c.run)(&p)).join();
-        assert!(r.is_err(), "{name} not caught on real threads with lockdep on");
+        assert!(
+            r.is_err(),
+            "{name} not caught on real threads with lockdep on"
+        );
     }
 }
 

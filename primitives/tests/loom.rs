@@ -17,7 +17,12 @@ static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn builder() -> loom::model::Builder {
     let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(std::env::var("LOOM_PREEMPTION_BOUND").ok().and_then(|s| s.parse().ok()).unwrap_or(3));
+    b.preemption_bound = Some(
+        std::env::var("LOOM_PREEMPTION_BOUND")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3),
+    );
     b.max_branches = 10_000;
     b
 }
@@ -42,7 +47,9 @@ fn reference_scenarios_pass_loom() {
 /// Runs one control (chosen by the parent through the environment); a no-op otherwise.
 #[test]
 fn child() {
-    let Ok(name) = std::env::var(CONTROL_ENV) else { return };
+    let Ok(name) = std::env::var(CONTROL_ENV) else {
+        return;
+    };
     let mode = match std::env::var(CONFIG_ENV).as_deref() {
         Ok("off") => Mode::Off,
         _ => Mode::Panic,
@@ -55,8 +62,15 @@ fn child() {
 
 fn expect_caught(name: &str, lockdep: &str) {
     let o = run_child("child", name, lockdep, Duration::from_secs(300));
-    assert!(o.caught, "{name}: loom did NOT catch the control ({} executions)\n{}", o.executions, o.stderr);
-    eprintln!("loom: {name:<24} lockdep={lockdep:<5} caught after {:>6} executions: {}", o.executions, o.message);
+    assert!(
+        o.caught,
+        "{name}: loom did NOT catch the control ({} executions)\n{}",
+        o.executions, o.stderr
+    );
+    eprintln!(
+        "loom: {name:<24} lockdep={lockdep:<5} caught after {:>6} executions: {}",
+        o.executions, o.message
+    );
 }
 
 #[test]
@@ -69,7 +83,12 @@ fn every_control_is_caught_by_loom() {
 /// Without the validator, loom still sees the lock controls as deadlocks.
 #[test]
 fn lock_controls_deadlock_without_lockdep() {
-    for name in ["abba-odb-sysmsg", "logger-self-deadlock", "exch-same-bucket", "exch-unordered"] {
+    for name in [
+        "abba-odb-sysmsg",
+        "logger-self-deadlock",
+        "exch-same-bucket",
+        "exch-unordered",
+    ] {
         expect_caught(name, "off");
     }
 }

@@ -17,7 +17,10 @@ static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Iterations per scheduler (override with `SHUTTLE_ITERATIONS`, e.g. in the nightly job).
 fn iterations() -> usize {
-    std::env::var("SHUTTLE_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000)
+    std::env::var("SHUTTLE_ITERATIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
 }
 const PCT_DEPTH: usize = 3;
 
@@ -52,7 +55,9 @@ fn reference_scenarios_pass_shuttle() {
 /// Runs one control with one scheduler (chosen by the parent); a no-op otherwise.
 #[test]
 fn child() {
-    let Ok(name) = std::env::var(CONTROL_ENV) else { return };
+    let Ok(name) = std::env::var(CONTROL_ENV) else {
+        return;
+    };
     let sched = std::env::var(CONFIG_ENV).unwrap_or_else(|_| "random".into());
     let c = control(&name).expect("control exists");
     install_reporting_hook(&EXECUTIONS);
@@ -80,18 +85,38 @@ fn every_control_is_caught_by_shuttle_and_replays() {
         for sched in ["random", "pct", "dfs"] {
             let o = run_child("child", c.name, sched, Duration::from_secs(300));
             if o.caught {
-                eprintln!("shuttle: {:<24} {sched:<6} caught after {:>5} executions: {}", c.name, o.executions, o.message);
-                let schedule = failing_schedule(&o).unwrap_or_else(|| panic!("{}: no schedule printed:\n{}", c.name, o.stderr));
-                let r = run_child("child", c.name, &format!("replay:{schedule}"), Duration::from_secs(60));
-                assert!(r.caught && r.executions == 1, "{} ({sched}): schedule does not replay:\n{}", c.name, r.stderr);
+                eprintln!(
+                    "shuttle: {:<24} {sched:<6} caught after {:>5} executions: {}",
+                    c.name, o.executions, o.message
+                );
+                let schedule = failing_schedule(&o)
+                    .unwrap_or_else(|| panic!("{}: no schedule printed:\n{}", c.name, o.stderr));
+                let r = run_child(
+                    "child",
+                    c.name,
+                    &format!("replay:{schedule}"),
+                    Duration::from_secs(60),
+                );
+                assert!(
+                    r.caught && r.executions == 1,
+                    "{} ({sched}): schedule does not replay:\n{}",
+                    c.name,
+                    r.stderr
+                );
                 caught_by.push(sched);
             } else {
-                eprintln!("shuttle: {:<24} {sched:<6} NOT caught in {} executions", c.name, o.executions);
+                eprintln!(
+                    "shuttle: {:<24} {sched:<6} NOT caught in {} executions",
+                    c.name, o.executions
+                );
             }
         }
         if caught_by.is_empty() {
             missed.push(c.name);
         }
     }
-    assert!(missed.is_empty(), "controls shuttle did not catch: {missed:?}");
+    assert!(
+        missed.is_empty(),
+        "controls shuttle did not catch: {missed:?}"
+    );
 }

@@ -18,7 +18,10 @@ pub struct MidasNestedLock {
 
 impl Default for MidasNestedLock {
     fn default() -> Self {
-        MidasNestedLock { raw: RawMutex::new("MidasNestedLock::lock"), count: AtomicU32::new(0) }
+        MidasNestedLock {
+            raw: RawMutex::new("MidasNestedLock::lock"),
+            count: AtomicU32::new(0),
+        }
     }
 }
 
@@ -29,7 +32,10 @@ pub struct MidasNestedGuard<'a> {
 }
 
 impl MidasNestedLock {
-    fn enter(&self, deadline: Option<Option<crate::sync::time::Instant>>) -> Option<MidasNestedGuard<'_>> {
+    fn enter(
+        &self,
+        deadline: Option<Option<crate::sync::time::Instant>>,
+    ) -> Option<MidasNestedGuard<'_>> {
         if self.count.load(Ordering::Acquire) > 0 {
             // "We must already hold it": true for the owner, false for everyone else.
             self.count.fetch_add(1, Ordering::AcqRel);
@@ -46,7 +52,10 @@ impl MidasNestedLock {
             }
             self.count.fetch_add(1, Ordering::AcqRel);
         }
-        Some(MidasNestedGuard { lock: self, _not_send: PhantomData })
+        Some(MidasNestedGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
     }
 }
 

@@ -18,7 +18,10 @@ pub struct UnbufferedLog<S> {
 impl<S: MessageSink> UnbufferedLog<S> {
     /// A log whose sink lock is tracked as `class`.
     pub fn new(sink: S, class: &LockClass) -> Self {
-        UnbufferedLog { seq: AtomicU64::new(0), sink: Mutex::tracked(sink, class) }
+        UnbufferedLog {
+            seq: AtomicU64::new(0),
+            sink: Mutex::tracked(sink, class),
+        }
     }
 
     /// Runs `f` on the sink.
@@ -31,7 +34,13 @@ impl<S: MessageSink> LogApi for UnbufferedLog<S> {
     #[track_caller]
     fn log(&self, text: String) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let m = Message { seq, thread: current_thread_id(), at: Location::caller(), text, staged: false };
+        let m = Message {
+            seq,
+            thread: current_thread_id(),
+            at: Location::caller(),
+            text,
+            staged: false,
+        };
         self.sink.lock().with_mut(|s| s.deliver(m));
     }
     fn flush(&self) {}

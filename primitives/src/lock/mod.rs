@@ -56,12 +56,20 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 impl<T> Mutex<T> {
     /// An untracked mutex.
     pub fn new(data: T) -> Self {
-        Mutex { raw: RawMutex::new("Mutex::lock"), class: None, data: UnsafeCell::new(data) }
+        Mutex {
+            raw: RawMutex::new("Mutex::lock"),
+            class: None,
+            data: UnsafeCell::new(data),
+        }
     }
 
     /// A mutex tracked as `class`.
     pub fn tracked(data: T, class: &LockClass) -> Self {
-        Mutex { raw: RawMutex::new("Mutex::lock"), class: Some(class.clone()), data: UnsafeCell::new(data) }
+        Mutex {
+            raw: RawMutex::new("Mutex::lock"),
+            class: Some(class.clone()),
+            data: UnsafeCell::new(data),
+        }
     }
 
     fn addr(&self) -> usize {
@@ -72,7 +80,10 @@ impl<T> Mutex<T> {
         if let Some(c) = &self.class {
             order::push_held(c, self.addr(), at);
         }
-        MutexGuard { lock: self, _not_send: PhantomData }
+        MutexGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
     }
 
     /// Locks, sleeping as long as needed.
@@ -113,7 +124,9 @@ impl<T> Mutex<T> {
 
 impl<T> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mutex").field("class", &self.class.as_ref().map(|c| c.name())).finish_non_exhaustive()
+        f.debug_struct("Mutex")
+            .field("class", &self.class.as_ref().map(|c| c.name()))
+            .finish_non_exhaustive()
     }
 }
 

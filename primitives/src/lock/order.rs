@@ -14,13 +14,15 @@
 //! Modes: [`Mode::Off`] does no graph work at all (only the per-thread held stack, which the
 //! buffered message log needs, is kept); [`Mode::Report`] records reports (and prints each once
 //! to stderr); [`Mode::Panic`] panics at the offending acquisition — before it can deadlock.
+// loom's `thread_local!` does not accept a `const { }` initializer.
+#![allow(clippy::missing_const_for_thread_local)]
 
+use crate::sync::BookOrdering;
 use crate::sync::{book_lock, engine_thread_local, BookMutex};
+use crate::sync::{BookArc, BookAtomicU64};
 use core::fmt;
 use core::panic::Location;
 use std::collections::HashMap;
-use crate::sync::{BookArc, BookAtomicU64};
-use crate::sync::BookOrdering;
 
 /// What the validator does on a violation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,17 +72,27 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let title = match self.kind {
             ViolationKind::Inversion => "lock-order inversion (potential deadlock)",
-            ViolationKind::Recursive => "recursive acquisition of a non-reentrant lock (self-deadlock)",
+            ViolationKind::Recursive => {
+                "recursive acquisition of a non-reentrant lock (self-deadlock)"
+            }
         };
         writeln!(f, "{title}: {}", self.cycle.join(" -> "))?;
         writeln!(f, "  this chain:")?;
         for a in &self.this_chain {
-            writeln!(f, "    thread #{} acquires {:?} at {}", a.thread, a.class, a.at)?;
+            writeln!(
+                f,
+                "    thread #{} acquires {:?} at {}",
+                a.thread, a.class, a.at
+            )?;
         }
         if !self.earlier_chain.is_empty() {
             writeln!(f, "  earlier chain establishing the opposite order:")?;
             for a in &self.earlier_chain {
-                writeln!(f, "    thread #{} acquired {:?} at {}", a.thread, a.class, a.at)?;
+                writeln!(
+                    f,
+                    "    thread #{} acquired {:?} at {}",
+                    a.thread, a.class, a.at
+                )?;
             }
         }
         Ok(())
@@ -166,7 +178,12 @@ impl Validator {
         g.names.push(name);
         g.reentrant.push(reentrant);
         g.succ.push(Vec::new());
-        LockClass { validator: self.clone(), id: g.names.len() - 1, name, reentrant }
+        LockClass {
+            validator: self.clone(),
+            id: g.names.len() - 1,
+            name,
+            reentrant,
+        }
     }
 
     /// Every violation recorded so far (in Report and Panic mode).
@@ -177,7 +194,10 @@ impl Validator {
     fn raise(&self, v: Violation) {
         let first = {
             let mut g = book_lock(&self.inner.graph);
-            let dup = g.violations.iter().any(|o| o.kind == v.kind && same_cycle(&o.cycle, &v.cycle));
+            let dup = g
+                .violations
+                .iter()
+                .any(|o| o.kind == v.kind && same_cycle(&o.cycle, &v.cycle));
             if !dup {
                 g.violations.push(v.clone());
             }
@@ -207,7 +227,10 @@ fn same_cycle(a: &[&'static str], b: &[&'static str]) -> bool {
 
 impl fmt::Debug for Validator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Validator").field("id", &self.inner.id).field("mode", &self.inner.mode).finish()
+        f.debug_struct("Validator")
+            .field("id", &self.inner.id)
+            .field("mode", &self.inner.mode)
+            .finish()
     }
 }
 
@@ -245,7 +268,8 @@ engine_thread_local! {
 
 /// Classes of the tracked locks the calling thread holds, outermost first.
 pub fn held_classes() -> Vec<&'static str> {
-    HELD.try_with(|h| h.borrow().iter().map(|e| e.name).collect()).unwrap_or_default()
+    HELD.try_with(|h| h.borrow().iter().map(|e| e.name).collect())
+        .unwrap_or_default()
 }
 
 /// How many tracked lock acquisitions the calling thread holds (re-entries count).
@@ -275,8 +299,16 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
                 kind: ViolationKind::Recursive,
                 cycle: vec![name, class.name],
                 this_chain: vec![
-                    Acquisition { class: name, at: held_at, thread: me },
-                    Acquisition { class: class.name, at, thread: me },
+                    Acquisition {
+                        class: name,
+                        at: held_at,
+                        thread: me,
+                    },
+                    Acquisition {
+                        class: class.name,
+                        at,
+                        thread: me,
+                    },
                 ],
                 earlier_chain: Vec::new(),
             });
@@ -296,8 +328,16 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
                     let mut earlier = Vec::new();
                     for w in p.windows(2) {
                         let e = g.edges[&(w[0], w[1])];
-                        earlier.push(Acquisition { class: g.names[w[0]], at: e.from.at, thread: e.from.thread });
-                        earlier.push(Acquisition { class: g.names[w[1]], at: e.to.at, thread: e.to.thread });
+                        earlier.push(Acquisition {
+                            class: g.names[w[0]],
+                            at: e.from.at,
+                            thread: e.from.thread,
+                        });
+                        earlier.push(Acquisition {
+                            class: g.names[w[1]],
+                            at: e.to.at,
+                            thread: e.to.thread,
+                        });
                     }
                     let mut cycle: Vec<&'static str> = vec![g.names[hc]];
                     cycle.extend(p.iter().map(|&c| g.names[c]));
@@ -305,14 +345,28 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
                         kind: ViolationKind::Inversion,
                         cycle,
                         this_chain: vec![
-                            Acquisition { class: g.names[hc], at: hat, thread: me },
-                            Acquisition { class: class.name, at, thread: me },
+                            Acquisition {
+                                class: g.names[hc],
+                                at: hat,
+                                thread: me,
+                            },
+                            Acquisition {
+                                class: class.name,
+                                at,
+                                thread: me,
+                            },
                         ],
                         earlier_chain: earlier,
                     });
                 }
             }
-            let edge = Edge { from: Acquisition2 { at: hat, thread: me }, to: Acquisition2 { at, thread: me } };
+            let edge = Edge {
+                from: Acquisition2 {
+                    at: hat,
+                    thread: me,
+                },
+                to: Acquisition2 { at, thread: me },
+            };
             g.edges.insert((hc, class.id), edge);
             g.succ[hc].push(class.id);
         }
@@ -325,7 +379,13 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
 /// Records that the calling thread now holds `lock`.
 pub(crate) fn push_held(class: &LockClass, lock: usize, at: &'static Location<'static>) {
     let _ = HELD.try_with(|h| {
-        h.borrow_mut().push(Held { validator: class.validator.inner.id, class: class.id, name: class.name, lock, at })
+        h.borrow_mut().push(Held {
+            validator: class.validator.inner.id,
+            class: class.id,
+            name: class.name,
+            lock,
+            at,
+        })
     });
 }
 

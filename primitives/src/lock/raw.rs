@@ -21,7 +21,7 @@
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
 use crate::sync::time::Instant;
-use crate::sync::{spin_hint, waitreg, SPIN_LIMIT};
+use crate::sync::{spin_until, waitreg};
 
 const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
@@ -38,7 +38,10 @@ pub struct RawMutex {
 impl RawMutex {
     /// A free mutex; `op` names the operation in hang reports (e.g. `"Mutex::lock"`).
     pub fn new(op: &'static str) -> Self {
-        Self { word: AtomicU32::new(UNLOCKED), op }
+        Self {
+            word: AtomicU32::new(UNLOCKED),
+            op,
+        }
     }
 
     /// Takes the lock if it is free.
@@ -66,11 +69,8 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self, deadline: Option<Instant>) -> bool {
-        for _ in 0..SPIN_LIMIT {
-            if self.word.load(Ordering::Relaxed) == UNLOCKED && self.try_lock() {
-                return true;
-            }
-            spin_hint();
+        if spin_until(|| self.word.load(Ordering::Relaxed) == UNLOCKED && self.try_lock()) {
+            return true;
         }
         let _registered = waitreg::enter(self.op, self);
         loop {

@@ -69,7 +69,11 @@ impl<T> ReentrantLock<T> {
         self as *const Self as usize
     }
 
-    fn acquire(&self, deadline: Option<Option<Instant>>, at: &'static Location<'static>) -> Result<ReentrantLockGuard<'_, T>, LockError> {
+    fn acquire(
+        &self,
+        deadline: Option<Option<Instant>>,
+        at: &'static Location<'static>,
+    ) -> Result<ReentrantLockGuard<'_, T>, LockError> {
         let me = current_thread_id();
         if let Some(c) = &self.class {
             order::check_acquire(c, self.addr(), at);
@@ -106,7 +110,10 @@ impl<T> ReentrantLock<T> {
         if let Some(c) = &self.class {
             order::push_held(c, self.addr(), at);
         }
-        Ok(ReentrantLockGuard { lock: self, _not_send: PhantomData })
+        Ok(ReentrantLockGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
     }
 
     /// Locks (again, if the caller already holds it). Panics if the nesting count overflows.
@@ -143,7 +150,9 @@ impl<T> ReentrantLock<T> {
 
 impl<T> fmt::Debug for ReentrantLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReentrantLock").field("class", &self.class.as_ref().map(|c| c.name())).finish_non_exhaustive()
+        f.debug_struct("ReentrantLock")
+            .field("class", &self.class.as_ref().map(|c| c.name()))
+            .finish_non_exhaustive()
     }
 }
 

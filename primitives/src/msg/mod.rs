@@ -14,6 +14,8 @@
 //!   next flush delivers a marker message saying how many were lost — never silent.
 //! * Staged messages are flushed by the thread-local destructor when a thread exits, and by
 //!   `MessageLog`'s `Drop` for the dropping thread.
+// loom's `thread_local!` does not accept a `const { }` initializer.
+#![allow(clippy::missing_const_for_thread_local)]
 
 use crate::lock::{held_depth, LockClass, Mode, Mutex, Validator};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +41,11 @@ pub struct Message {
 
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{} [thread {} at {}] {}", self.seq, self.thread, self.at, self.text)
+        write!(
+            f,
+            "#{} [thread {} at {}] {}",
+            self.seq, self.thread, self.at, self.text
+        )
     }
 }
 
@@ -90,7 +96,15 @@ impl<S: MessageSink> StageTarget for Shared<S> {
             let (thread, at) = last.unwrap_or((current_thread_id(), Location::caller()));
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
             let text = format!("[msg] {dropped} message(s) dropped: stage full");
-            g.with_mut(|s| s.deliver(Message { seq, thread, at, text, staged: true }));
+            g.with_mut(|s| {
+                s.deliver(Message {
+                    seq,
+                    thread,
+                    at,
+                    text,
+                    staged: true,
+                })
+            });
         }
     }
 }
@@ -120,7 +134,9 @@ engine_thread_local! {
 /// Delivers every message the calling thread has staged, on every log, in order. Called when
 /// a thread releases its outermost tracked lock; harmless at any other time without locks held.
 pub fn flush_staged() {
-    let entries = STAGE.try_with(|s| std::mem::take(&mut s.borrow_mut().0)).unwrap_or_default();
+    let entries = STAGE
+        .try_with(|s| std::mem::take(&mut s.borrow_mut().0))
+        .unwrap_or_default();
     for e in entries {
         e.target.deliver_batch(e.batch, e.dropped);
     }
@@ -133,7 +149,9 @@ pub struct MessageLog<S: MessageSink> {
 
 impl<S: MessageSink> Clone for MessageLog<S> {
     fn clone(&self) -> Self {
-        MessageLog { shared: self.shared.clone() }
+        MessageLog {
+            shared: self.shared.clone(),
+        }
     }
 }
 
@@ -173,7 +191,13 @@ impl<S: MessageSink + 'static> MessageLog<S> {
     #[track_caller]
     pub fn log(&self, text: impl Into<String>) {
         let seq = self.shared.seq.fetch_add(1, Ordering::Relaxed);
-        let m = Message { seq, thread: current_thread_id(), at: Location::caller(), text: text.into(), staged: false };
+        let m = Message {
+            seq,
+            thread: current_thread_id(),
+            at: Location::caller(),
+            text: text.into(),
+            staged: false,
+        };
         if held_depth() > 0 {
             self.stage(m);
         } else {
@@ -193,7 +217,12 @@ impl<S: MessageSink + 'static> MessageLog<S> {
             let i = match s.0.iter().position(|e| e.key == key) {
                 Some(i) => i,
                 None => {
-                    s.0.push(StageEntry { target, key, batch: Vec::new(), dropped: 0 });
+                    s.0.push(StageEntry {
+                        target,
+                        key,
+                        batch: Vec::new(),
+                        dropped: 0,
+                    });
                     s.0.len() - 1
                 }
             };

@@ -6,7 +6,7 @@ use crate::lock::RawMutex;
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
 use crate::sync::time::{deadline_after, Duration, Instant};
-use crate::sync::{spin_hint, waitreg, Arc, UnsafeCell, SPIN_LIMIT};
+use crate::sync::{spin_until, waitreg, Arc, UnsafeCell};
 use core::marker::PhantomData;
 use std::collections::VecDeque;
 
@@ -42,7 +42,12 @@ unsafe impl<T: Send> Sync for Waiter<T> {}
 
 impl<T> Waiter<T> {
     fn new(kind: Kind, value: Option<T>, clone: Option<fn(&T) -> T>) -> Arc<Self> {
-        Arc::new(Waiter { word: AtomicU32::new(WAITING), kind, slot: UnsafeCell::new(value), clone })
+        Arc::new(Waiter {
+            word: AtomicU32::new(WAITING),
+            kind,
+            slot: UnsafeCell::new(value),
+            clone,
+        })
     }
 
     /// Moves the slot's content out.
@@ -127,7 +132,11 @@ impl<T: Send, P: Policy> MVar<T, P> {
 
     /// Runs `f` on the state under the lock (taken before `deadline`, or `None` if it passed),
     /// then wakes whoever `f` served.
-    fn locked<R>(&self, deadline: Option<Instant>, f: impl FnOnce(&mut Inner<T>, &mut Wakes<T>) -> R) -> Option<R> {
+    fn locked<R>(
+        &self,
+        deadline: Option<Instant>,
+        f: impl FnOnce(&mut Inner<T>, &mut Wakes<T>) -> R,
+    ) -> Option<R> {
         if !self.lock.lock_until(deadline) {
             return None;
         }
@@ -177,7 +186,11 @@ impl<T: Send, P: Policy> MVar<T, P> {
                     Self::grant(t, wakes);
                 }
                 None => {
-                    let next = if P::SERVE_PUTTERS { inner.putters.pop_front() } else { None };
+                    let next = if P::SERVE_PUTTERS {
+                        inner.putters.pop_front()
+                    } else {
+                        None
+                    };
                     let Some(p) = next else { return };
                     // SAFETY: we hold the lock and `p` is not yet granted.
                     inner.value = unsafe { p.take_slot() };
@@ -190,11 +203,8 @@ impl<T: Send, P: Policy> MVar<T, P> {
     /// Sleeps until `w` is granted or `deadline` passes. Returns whether it was granted; if
     /// not, `w` has been removed from its queue and its slot still holds what it brought.
     fn await_grant(&self, w: &Arc<Waiter<T>>, deadline: Option<Instant>, op: &'static str) -> bool {
-        for _ in 0..SPIN_LIMIT {
-            if w.word.load(Ordering::Acquire) == GRANTED {
-                return true;
-            }
-            spin_hint();
+        if spin_until(|| w.word.load(Ordering::Acquire) == GRANTED) {
+            return true;
         }
         let _registered = waitreg::enter(op, self);
         loop {
@@ -244,7 +254,9 @@ impl<T: Send, P: Policy> MVar<T, P> {
         });
         match queued {
             // Not even the internal lock could be had before the deadline.
-            None => Err(PutTimeoutError::Timeout(value.take().expect("closure did not run"))),
+            None => Err(PutTimeoutError::Timeout(
+                value.take().expect("closure did not run"),
+            )),
             Some(None) => Ok(()),
             Some(Some(w)) => {
                 if self.await_grant(&w, deadline, "MVar::put") {
@@ -252,13 +264,21 @@ impl<T: Send, P: Policy> MVar<T, P> {
                 } else {
                     // SAFETY: not granted and removed from the queue under the lock: only we
                     // can reach the slot now.
-                    Err(PutTimeoutError::Timeout(unsafe { w.take_slot() }.expect("putter value")))
+                    Err(PutTimeoutError::Timeout(
+                        unsafe { w.take_slot() }.expect("putter value"),
+                    ))
                 }
             }
         }
     }
 
-    fn take_until(&self, deadline: Option<Instant>, kind: Kind, op: &'static str, new: Option<T>) -> Result<T, (TakeTimeoutError, Option<T>)> {
+    fn take_until(
+        &self,
+        deadline: Option<Instant>,
+        kind: Kind,
+        op: &'static str,
+        new: Option<T>,
+    ) -> Result<T, (TakeTimeoutError, Option<T>)> {
         let mut new = new;
         let fast = self.locked(deadline, |inner, wakes| match inner.value.take() {
             Some(v) => {
@@ -313,7 +333,8 @@ impl<T: Send, P: Policy> MVar<T, P> {
 
     /// Takes the value unless the box stays empty until `timeout` passes.
     pub fn take_timeout(&self, timeout: Duration) -> Result<T, TakeTimeoutError> {
-        self.take_until(deadline_after(timeout), Kind::Taker, "MVar::take", None).map_err(|e| e.0)
+        self.take_until(deadline_after(timeout), Kind::Taker, "MVar::take", None)
+            .map_err(|e| e.0)
     }
 
     /// Puts `value` if the box is empty (and no putter is queued); never waits.
@@ -355,7 +376,8 @@ impl<T: Send, P: Policy> MVar<T, P> {
 
     /// Whether the box is full right now (a snapshot).
     pub fn is_full(&self) -> bool {
-        self.locked(None, |inner, _| inner.value.is_some()).unwrap_or(false)
+        self.locked(None, |inner, _| inner.value.is_some())
+            .unwrap_or(false)
     }
 }
 
@@ -377,19 +399,25 @@ impl<T: Send + Clone, P: Policy> MVar<T, P> {
                 let granted = self.await_grant(&w, None, "MVar::read");
                 debug_assert!(granted);
                 // SAFETY: granted, observed with Acquire.
-                unsafe { w.take_slot() }.unwrap_or_else(|| panic!("MVar::read: woken without a value ({} MVar)", P::NAME))
+                unsafe { w.take_slot() }.unwrap_or_else(|| {
+                    panic!("MVar::read: woken without a value ({} MVar)", P::NAME)
+                })
             }
         }
     }
 
     /// A copy of the value if the box is full; never waits.
     pub fn try_read(&self) -> Result<T, TryTakeError> {
-        self.locked(None, |inner, _| inner.value.clone()).flatten().ok_or(TryTakeError::Empty)
+        self.locked(None, |inner, _| inner.value.clone())
+            .flatten()
+            .ok_or(TryTakeError::Empty)
     }
 }
 
 impl<T, P: Policy> core::fmt::Debug for MVar<T, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MVar").field("policy", &P::NAME).finish_non_exhaustive()
+        f.debug_struct("MVar")
+            .field("policy", &P::NAME)
+            .finish_non_exhaustive()
     }
 }

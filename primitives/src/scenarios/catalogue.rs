@@ -3,7 +3,9 @@
 //! shuttle, the torture binary and the detection matrix all run exactly the same code.
 
 use super::*;
-use crate::controls::{exch_naive, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant};
+use crate::controls::{
+    exch_naive, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
+};
 use crate::lock::{ReentrantLock, Validator};
 use crate::msg::{Message, MessageLog, MessageSink};
 use crate::mvar::{MVar, Policy, Reference};
@@ -36,15 +38,51 @@ pub struct Control {
 
 /// The reference scenarios.
 pub const SCENARIOS: &[Entry] = &[
-    Entry { name: "mvar-handoff", about: "producer/consumer hand-off through an MVar, in order", run: |p| run_handoff::<Reference>(p) },
-    Entry { name: "mvar-timeouts", about: "timed and try operations racing blocking ones; nothing lost", run: |p| run_timeouts::<Reference>(p) },
-    Entry { name: "mvar-ping-pong", about: "two MVars, request/reply", run: |p| run_ping_pong::<Reference>(p) },
-    Entry { name: "mvar-master-slaves", about: "seed 000: master puts, slaves take+put then take", run: |p| run_master_slaves::<Reference>(p) },
-    Entry { name: "nested-locking", about: "reentrant lock, nested, mutual exclusion, validator on", run: run_nested_reference },
-    Entry { name: "logging-under-locks", about: "buffered log under and outside locks: once, in order", run: run_logging_reference },
-    Entry { name: "log-inside-sink-lock", about: "seed 001: log from code holding the sink lock", run: |p| run_log_inside_sink(p, false) },
-    Entry { name: "odb-sysmsg", about: "seed 001: ODB and SYSMSG locks in one global order", run: |p| run_odb_sysmsg(p, false) },
-    Entry { name: "exch", about: "seed 004: exch over buckets with the ordered multi-lock", run: |p| run_exch(p, exch_ordered, &EXCH_MIXED) },
+    Entry {
+        name: "mvar-handoff",
+        about: "producer/consumer hand-off through an MVar, in order",
+        run: |p| run_handoff::<Reference>(p),
+    },
+    Entry {
+        name: "mvar-timeouts",
+        about: "timed and try operations racing blocking ones; nothing lost",
+        run: |p| run_timeouts::<Reference>(p),
+    },
+    Entry {
+        name: "mvar-ping-pong",
+        about: "two MVars, request/reply",
+        run: |p| run_ping_pong::<Reference>(p),
+    },
+    Entry {
+        name: "mvar-master-slaves",
+        about: "seed 000: master puts, slaves take+put then take",
+        run: |p| run_master_slaves::<Reference>(p),
+    },
+    Entry {
+        name: "nested-locking",
+        about: "reentrant lock, nested, mutual exclusion, validator on",
+        run: run_nested_reference,
+    },
+    Entry {
+        name: "logging-under-locks",
+        about: "buffered log under and outside locks: once, in order",
+        run: run_logging_reference,
+    },
+    Entry {
+        name: "log-inside-sink-lock",
+        about: "seed 001: log from code holding the sink lock",
+        run: |p| run_log_inside_sink(p, false),
+    },
+    Entry {
+        name: "odb-sysmsg",
+        about: "seed 001: ODB and SYSMSG locks in one global order",
+        run: |p| run_odb_sysmsg(p, false),
+    },
+    Entry {
+        name: "exch",
+        about: "seed 004: exch over buckets with the ordered multi-lock",
+        run: |p| run_exch(p, exch_ordered, &EXCH_MIXED),
+    },
 ];
 
 /// The negative controls.
@@ -128,29 +166,51 @@ const EXCH_SAME: [(usize, usize); 1] = [(1, 1)];
 const EXCH_CROSSED: [(usize, usize); 2] = [(0, 1), (1, 0)];
 
 fn run_handoff<P: Policy>(p: &Params) {
-    mvar_handoff(Arc::new(MVar::<u64, P>::with_policy_empty()), p.rounds as u64 + 1);
+    mvar_handoff(
+        Arc::new(MVar::<u64, P>::with_policy_empty()),
+        p.rounds as u64 + 1,
+    );
 }
 
 fn run_timeouts<P: Policy>(p: &Params) {
-    mvar_timeouts(Arc::new(MVar::<u64, P>::with_policy_empty()), (p.rounds as u64 + 1).min(3));
+    mvar_timeouts(
+        Arc::new(MVar::<u64, P>::with_policy_empty()),
+        (p.rounds as u64 + 1).min(3),
+    );
 }
 
 fn run_ping_pong<P: Policy>(p: &Params) {
-    mvar_ping_pong(Arc::new(MVar::<u64, P>::with_policy_empty()), Arc::new(MVar::<u64, P>::with_policy_empty()), p.rounds as u64);
+    mvar_ping_pong(
+        Arc::new(MVar::<u64, P>::with_policy_empty()),
+        Arc::new(MVar::<u64, P>::with_policy_empty()),
+        p.rounds as u64,
+    );
 }
 
 fn run_master_slaves<P: Policy>(p: &Params) {
-    mvar_master_slaves(Arc::new(MVar::<u64, P>::with_policy_empty()), p.threads, p.rounds);
+    mvar_master_slaves(
+        Arc::new(MVar::<u64, P>::with_policy_empty()),
+        p.threads,
+        p.rounds,
+    );
 }
 
 fn run_nested_reference(p: &Params) {
     let v = Validator::new(p.lockdep);
     let class = v.class("nested", true);
-    nested_locking(Arc::new(ReentrantLock::tracked((), &class)), p.threads, p.rounds.clamp(1, 3));
+    nested_locking(
+        Arc::new(ReentrantLock::tracked((), &class)),
+        p.threads,
+        p.rounds.clamp(1, 3),
+    );
 }
 
 fn run_nested_midas(p: &Params) {
-    nested_locking(Arc::new(MidasNestedLock::default()), p.threads, p.rounds.clamp(1, 3));
+    nested_locking(
+        Arc::new(MidasNestedLock::default()),
+        p.threads,
+        p.rounds.clamp(1, 3),
+    );
 }
 
 /// A sink that records texts, shared with the scenario's checker.
@@ -164,10 +224,15 @@ impl MessageSink for Texts {
 fn run_logging_reference(p: &Params) {
     let v = Validator::new(p.lockdep);
     let store = Arc::new(crate::lock::Mutex::new(Vec::new()));
-    let log = Arc::new(MessageLog::with_class(Texts(store.clone()), &v.class("sysmsg", false)));
+    let log = Arc::new(MessageLog::with_class(
+        Texts(store.clone()),
+        &v.class("sysmsg", false),
+    ));
     let lock = Arc::new(ReentrantLock::tracked((), &v.class("odb", true)));
     let msgs = if cfg!(loom) { 2 } else { p.rounds.max(2) };
-    logging_under_locks(log, lock, p.threads, msgs, move || store.lock().with(|v| v.clone()));
+    logging_under_locks(log, lock, p.threads, msgs, move || {
+        store.lock().with(|v| v.clone())
+    });
 }
 
 fn run_log_inside_sink(p: &Params, broken: bool) {
@@ -179,9 +244,15 @@ fn run_log_inside_sink(p: &Params, broken: bool) {
         move || s.lock().with(|v| v.clone())
     };
     if broken {
-        log_inside_sink_lock(Arc::new(UnbufferedLog::new(Texts(store.clone()), &class)), texts);
+        log_inside_sink_lock(
+            Arc::new(UnbufferedLog::new(Texts(store.clone()), &class)),
+            texts,
+        );
     } else {
-        log_inside_sink_lock(Arc::new(MessageLog::with_class(Texts(store.clone()), &class)), texts);
+        log_inside_sink_lock(
+            Arc::new(MessageLog::with_class(Texts(store.clone()), &class)),
+            texts,
+        );
     }
 }
 
@@ -199,4 +270,3 @@ fn run_exch(p: &Params, f: ExchFn, pairs: &[(usize, usize)]) {
     let table: Vec<Mutex<u64>> = (0..n as u64).map(|i| Mutex::tracked(i, &class)).collect();
     exch(f, Arc::new(table), pairs);
 }
-

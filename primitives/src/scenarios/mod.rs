@@ -30,17 +30,32 @@ impl Params {
     /// smallest size that still shows each defect.
     pub fn for_engine() -> Self {
         if cfg!(loom) {
-            Params { threads: 2, rounds: 1, lockdep: crate::lock::Mode::Panic }
+            Params {
+                threads: 2,
+                rounds: 1,
+                lockdep: crate::lock::Mode::Panic,
+            }
         } else if cfg!(shuttle) {
-            Params { threads: 3, rounds: 3, lockdep: crate::lock::Mode::Panic }
+            Params {
+                threads: 3,
+                rounds: 3,
+                lockdep: crate::lock::Mode::Panic,
+            }
         } else {
-            Params { threads: 4, rounds: 100, lockdep: crate::lock::Mode::Panic }
+            Params {
+                threads: 4,
+                rounds: 100,
+                lockdep: crate::lock::Mode::Panic,
+            }
         }
     }
 
     /// The same sizes with the validator in `mode`.
     pub fn with_lockdep(self, mode: crate::lock::Mode) -> Self {
-        Params { lockdep: mode, ..self }
+        Params {
+            lockdep: mode,
+            ..self
+        }
     }
 }
 
@@ -55,7 +70,10 @@ pub fn mvar_handoff<M: MVarApi<u64> + 'static>(m: Arc<M>, n: u64) {
     });
     for want in 1..=n {
         let got = m.take();
-        assert_eq!(got, want, "handoff: value out of order, duplicated or invented");
+        assert_eq!(
+            got, want,
+            "handoff: value out of order, duplicated or invented"
+        );
     }
     producer.join().expect("producer panicked");
     assert_eq!(m.try_take(), None, "handoff: a value was invented");
@@ -79,8 +97,14 @@ pub fn mvar_timeouts<M: MVarApi<u64> + 'static>(m: Arc<M>, n: u64) {
         }
     });
     for want in 1..=n {
-        let got = m.take_timeout(Duration::from_millis(1)).or_else(|| m.try_take()).unwrap_or_else(|| m.take());
-        assert_eq!(got, want, "timeouts: value lost, duplicated or out of order");
+        let got = m
+            .take_timeout(Duration::from_millis(1))
+            .or_else(|| m.try_take())
+            .unwrap_or_else(|| m.take());
+        assert_eq!(
+            got, want,
+            "timeouts: value lost, duplicated or out of order"
+        );
     }
     producer.join().expect("producer panicked");
     assert_eq!(m.try_take(), None, "timeouts: a value was invented");
@@ -121,11 +145,21 @@ pub fn mvar_master_slaves<M: MVarApi<u64> + 'static>(m: Arc<M>, slaves: usize, r
     for v in 0..slaves as u64 {
         m.put(v);
     }
-    let mut finals: Vec<u64> = handles.into_iter().map(|h| h.join().expect("slave panicked")).collect();
+    let mut finals: Vec<u64> = handles
+        .into_iter()
+        .map(|h| h.join().expect("slave panicked"))
+        .collect();
     finals.sort_unstable();
     let want: Vec<u64> = (0..slaves as u64).collect();
-    assert_eq!(finals, want, "master/slaves: a value was lost, duplicated or invented");
-    assert_eq!(m.try_take(), None, "master/slaves: MVar not empty at the end");
+    assert_eq!(
+        finals, want,
+        "master/slaves: a value was lost, duplicated or invented"
+    );
+    assert_eq!(
+        m.try_take(),
+        None,
+        "master/slaves: MVar not empty at the end"
+    );
 }
 
 /// Nested locking: `threads` threads each take the lock `depth` times nested (once if it is
@@ -145,10 +179,18 @@ pub fn nested_locking<L: LockApi + 'static>(lock: Arc<L>, threads: usize, depth:
                         let prev = owner.swap(me, Ordering::SeqCst);
                         assert_eq!(prev, 0, "nested lock: two threads inside the lock at once");
                     } else {
-                        assert_eq!(owner.load(Ordering::SeqCst), me, "nested lock: lost ownership while nested");
+                        assert_eq!(
+                            owner.load(Ordering::SeqCst),
+                            me,
+                            "nested lock: lost ownership while nested"
+                        );
                     }
                 }
-                assert_eq!(owner.swap(0, Ordering::SeqCst), me, "nested lock: two threads inside the lock at once");
+                assert_eq!(
+                    owner.swap(0, Ordering::SeqCst),
+                    me,
+                    "nested lock: two threads inside the lock at once"
+                );
                 while guards.pop().is_some() {}
             })
         })
@@ -161,8 +203,13 @@ pub fn nested_locking<L: LockApi + 'static>(lock: Arc<L>, threads: usize, depth:
 /// Logging under locks: each thread logs `msgs` messages, alternately while holding `lock` and
 /// not. After all threads end, `delivered()` (the sink's texts) must hold every message exactly
 /// once, each thread's in order.
-pub fn logging_under_locks<G, L>(log: Arc<G>, lock: Arc<L>, threads: usize, msgs: usize, delivered: impl FnOnce() -> Vec<String>)
-where
+pub fn logging_under_locks<G, L>(
+    log: Arc<G>,
+    lock: Arc<L>,
+    threads: usize,
+    msgs: usize,
+    delivered: impl FnOnce() -> Vec<String>,
+) where
     G: LogApi + 'static,
     L: LockApi + 'static,
 {
@@ -190,17 +237,26 @@ where
     for t in 0..threads {
         let mine: Vec<usize> = texts
             .iter()
-            .filter_map(|s| s.strip_prefix(&format!("t{t}-")).and_then(|n| n.parse().ok()))
+            .filter_map(|s| {
+                s.strip_prefix(&format!("t{t}-"))
+                    .and_then(|n| n.parse().ok())
+            })
             .collect();
         let want: Vec<usize> = (0..msgs).collect();
-        assert_eq!(mine, want, "logging: thread {t}'s messages lost, duplicated or reordered");
+        assert_eq!(
+            mine, want,
+            "logging: thread {t}'s messages lost, duplicated or reordered"
+        );
     }
 }
 
 /// Seed 001's self-deadlock: code running under the log's own (SYSMSG) lock logs, while
 /// another thread logs normally. A buffered log stages the message; an unbuffered one re-takes
 /// its sink lock.
-pub fn log_inside_sink_lock<G: LogApi + 'static>(log: Arc<G>, delivered: impl FnOnce() -> Vec<String>) {
+pub fn log_inside_sink_lock<G: LogApi + 'static>(
+    log: Arc<G>,
+    delivered: impl FnOnce() -> Vec<String>,
+) {
     let other = log.clone();
     let peer = thread::spawn(move || other.log("logged by a peer".to_string()));
     let l = log.clone();
@@ -209,7 +265,11 @@ pub fn log_inside_sink_lock<G: LogApi + 'static>(log: Arc<G>, delivered: impl Fn
     peer.join().expect("peer logger panicked");
     let texts = delivered();
     for want in ["logged under the sink lock", "logged by a peer"] {
-        assert_eq!(texts.iter().filter(|t| t.as_str() == want).count(), 1, "log under sink lock: {want:?} lost or duplicated");
+        assert_eq!(
+            texts.iter().filter(|t| t.as_str() == want).count(),
+            1,
+            "log under sink lock: {want:?} lost or duplicated"
+        );
     }
 }
 

@@ -48,7 +48,12 @@ pub fn wake_all(word: &AtomicU32) {
 }
 
 /// Blocks while `word == expected` in the given [`Scope`].
-pub fn wait_in(scope: Scope, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+pub fn wait_in(
+    scope: Scope,
+    word: &AtomicU32,
+    expected: u32,
+    deadline: Option<Instant>,
+) -> WaitResult {
     imp::wait(scope, word, expected, deadline)
 }
 
@@ -70,7 +75,12 @@ mod imp {
         }
     }
 
-    pub fn wait(scope: Scope, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+    pub fn wait(
+        scope: Scope,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> WaitResult {
         let ts = match deadline {
             None => None,
             Some(d) => {
@@ -84,7 +94,9 @@ mod imp {
                 })
             }
         };
-        let ts_ptr = ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(core::ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: `word` is a live, aligned u32 for the whole call; FUTEX_WAIT only reads it and
         // `ts_ptr` is null or points to a timespec that outlives the call.
         let r = unsafe {
@@ -111,7 +123,12 @@ mod imp {
         // SAFETY: FUTEX_WAKE does not access the word's memory; it only uses the address as
         // the wait-queue key, and `word` is live for the call.
         unsafe {
-            libc::syscall(libc::SYS_futex, word.as_ptr(), op(libc::FUTEX_WAKE, scope), n);
+            libc::syscall(
+                libc::SYS_futex,
+                word.as_ptr(),
+                op(libc::FUTEX_WAKE, scope),
+                n,
+            );
         }
     }
 }
@@ -152,7 +169,12 @@ mod imp {
         word as *const AtomicU32 as usize
     }
 
-    pub fn wait(_scope: Scope, word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> WaitResult {
+    pub fn wait(
+        _scope: Scope,
+        word: &AtomicU32,
+        expected: u32,
+        deadline: Option<Instant>,
+    ) -> WaitResult {
         let model = &*MODEL;
         let mut t = model.table.lock().unwrap();
         // The kernel compares under its bucket lock; every waker takes this lock after
@@ -172,7 +194,11 @@ mod imp {
         t.waiters.push((key(word), me, false));
         loop {
             t = model.cv.wait(t).unwrap();
-            let i = t.waiters.iter().position(|w| w.1 == me).expect("futex model: waiter lost");
+            let i = t
+                .waiters
+                .iter()
+                .position(|w| w.1 == me)
+                .expect("futex model: waiter lost");
             if t.waiters[i].2 {
                 t.waiters.remove(i);
                 return WaitResult::Woken;

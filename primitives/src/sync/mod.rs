@@ -35,7 +35,9 @@ pub mod atomic {
     #[cfg(loom)]
     pub use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     #[cfg(shuttle)]
-    pub use shuttle::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+    pub use shuttle::sync::atomic::{
+        fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+    };
     #[cfg(not(any(loom, shuttle)))]
     pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 }
@@ -81,6 +83,22 @@ pub fn spin_hint() {
 /// How many times a fast path spins before sleeping in the kernel: 0 under a model engine
 /// (spinning only multiplies the schedules to explore), a small bound for real.
 pub const SPIN_LIMIT: u32 = if MODELLED { 0 } else { 100 };
+
+/// Bounded spin before sleeping: polls `ready` up to [`SPIN_LIMIT`] times with a spin hint in
+/// between; returns whether it became true.
+#[inline]
+#[allow(clippy::absurd_extreme_comparisons)] // SPIN_LIMIT is 0 under the model engines
+pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    let mut spins = 0;
+    while spins < SPIN_LIMIT {
+        if ready() {
+            return true;
+        }
+        spin_hint();
+        spins += 1;
+    }
+    false
+}
 
 /// A small mutex for bookkeeping that must not itself be model-checked (the lock-order graph,
 /// the wait registry). It is never held across a wait or a yield point, so it cannot block a

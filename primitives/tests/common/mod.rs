@@ -38,7 +38,10 @@ pub fn install_reporting_hook(counter: &'static std::sync::atomic::AtomicUsize) 
             .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
         let n = counter.load(std::sync::atomic::Ordering::Relaxed);
-        eprintln!("ENGINE-CAUGHT executions={n} message={}", msg.replace('\n', " | "));
+        eprintln!(
+            "ENGINE-CAUGHT executions={n} message={}",
+            msg.replace('\n', " | ")
+        );
         if let Some(loc) = info.location() {
             eprintln!("ENGINE-CAUGHT-AT {loc}");
         }
@@ -78,13 +81,23 @@ pub fn run_child(child_test: &str, control: &str, config: &str, limit: Duration)
         std::thread::sleep(Duration::from_millis(20));
     };
     let stderr = reader.join().unwrap_or_default();
-    let line = stderr.lines().find(|l| l.starts_with("ENGINE-CAUGHT ") || l.starts_with("ENGINE-PASSED "));
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("ENGINE-CAUGHT ") || l.starts_with("ENGINE-PASSED "));
     let executions = line
         .and_then(|l| l.split("executions=").nth(1))
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let message = line.and_then(|l| l.split("message=").nth(1)).unwrap_or("").to_string();
+    let message = line
+        .and_then(|l| l.split("message=").nth(1))
+        .unwrap_or("")
+        .to_string();
     let caught = status.and_then(|s| s.code()) == Some(CAUGHT);
-    Outcome { caught, executions, message, stderr }
+    Outcome {
+        caught,
+        executions,
+        message,
+        stderr,
+    }
 }
