@@ -34,20 +34,13 @@ pub struct MidasNestedGuard<'a> {
 impl MidasNestedLock {
     fn enter(
         &self,
-        deadline: Option<Option<crate::sync::time::Instant>>,
+        deadline: Option<crate::sync::time::Instant>,
     ) -> Option<MidasNestedGuard<'_>> {
         if self.count.load(Ordering::Acquire) > 0 {
             // "We must already hold it": true for the owner, false for everyone else.
             self.count.fetch_add(1, Ordering::AcqRel);
         } else {
-            let got = match deadline {
-                None => {
-                    self.raw.lock();
-                    true
-                }
-                Some(d) => self.raw.lock_until(d),
-            };
-            if !got {
+            if !self.raw.lock_until(deadline) {
                 return None;
             }
             self.count.fetch_add(1, Ordering::AcqRel);
@@ -77,7 +70,7 @@ impl LockApi for MidasNestedLock {
         self.enter(None).expect("untimed lock")
     }
     fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
-        self.enter(Some(deadline_after(timeout)))
+        self.enter(deadline_after(timeout))
     }
     fn is_reentrant(&self) -> bool {
         true

@@ -71,7 +71,7 @@ impl<T> ReentrantLock<T> {
 
     fn acquire(
         &self,
-        deadline: Option<Option<Instant>>,
+        deadline: Option<Instant>,
         at: &'static Location<'static>,
     ) -> Result<ReentrantLockGuard<'_, T>, LockError> {
         let me = current_thread_id();
@@ -93,14 +93,7 @@ impl<T> ReentrantLock<T> {
                 return Err(LockError::Overflow);
             }
         } else {
-            let got = match deadline {
-                None => {
-                    self.raw.lock();
-                    true
-                }
-                Some(d) => self.raw.lock_until(d),
-            };
-            if !got {
+            if !self.raw.lock_until(deadline) {
                 return Err(LockError::Timeout);
             }
             self.owner.store(me, Ordering::Relaxed);
@@ -128,7 +121,7 @@ impl<T> ReentrantLock<T> {
     /// Locks unless `timeout` passes first (a re-entry never waits).
     #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<ReentrantLockGuard<'_, T>, LockError> {
-        self.acquire(Some(deadline_after(timeout)), Location::caller())
+        self.acquire(deadline_after(timeout), Location::caller())
     }
 
     /// Locks if free or already held by the caller; never waits.
