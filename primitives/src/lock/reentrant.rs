@@ -29,6 +29,13 @@ use core::marker::PhantomData;
 use core::ops::Deref;
 use core::panic::Location;
 
+/// Whether an acquisition goes through the lock-order check (a `try_lock` does not).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Checked {
+    Yes,
+    No,
+}
+
 /// A reentrant (nested) lock, optionally tracked by a lock class.
 pub struct ReentrantLock<T> {
     raw: RawMutex,
@@ -73,9 +80,10 @@ impl<T> ReentrantLock<T> {
         &self,
         deadline: Option<Instant>,
         at: &'static Location<'static>,
+        checked: Checked,
     ) -> Result<ReentrantLockGuard<'_, T>, LockError> {
         let me = current_thread_id();
-        if let Some(c) = &self.class {
+        if let (Some(c), Checked::Yes) = (&self.class, checked) {
             order::check_acquire(c, self.addr(), at);
         }
         if self.owner.load(Ordering::Relaxed) == me {
@@ -112,7 +120,7 @@ impl<T> ReentrantLock<T> {
     /// Locks (again, if the caller already holds it). Panics if the nesting count overflows.
     #[track_caller]
     pub fn lock(&self) -> ReentrantLockGuard<'_, T> {
-        match self.acquire(None, Location::caller()) {
+        match self.acquire(None, Location::caller(), Checked::Yes) {
             Ok(g) => g,
             Err(e) => panic!("ReentrantLock::lock: {e}"),
         }
@@ -121,7 +129,7 @@ impl<T> ReentrantLock<T> {
     /// Locks unless `timeout` passes first (a re-entry never waits).
     #[track_caller]
     pub fn lock_timeout(&self, timeout: Duration) -> Result<ReentrantLockGuard<'_, T>, LockError> {
-        self.acquire(deadline_after(timeout), Location::caller())
+        self.acquire(deadline_after(timeout), Location::caller(), Checked::Yes)
     }
 
     /// Locks if free or already held by the caller; never waits.
@@ -137,7 +145,9 @@ impl<T> ReentrantLock<T> {
             // SAFETY: we hold `raw` and are the owner.
             self.count.with_mut(|c| unsafe { *c = 0 });
         }
-        self.acquire(None, Location::caller())
+        // A try never waits, so it cannot deadlock: not checked (as lockdep treats trylock),
+        // only recorded as held.
+        self.acquire(None, Location::caller(), Checked::No)
     }
 }
 
