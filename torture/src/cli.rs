@@ -26,11 +26,17 @@ Exit codes:
      (with --control: the control was caught, as expected)
   2  usage or setup error
 
-Durations are written like 500ms, 10s, 1.5s, 2m or 1h.";
+Durations are written like 500ms, 10s, 1.5s, 2m or 1h.
+Reports never show backtraces (RUST_BACKTRACE is ignored); TORTURE_BACKTRACE=1 adds one for
+the first panic of a failing run.";
 
 /// The `torture` command line.
 #[derive(Debug, Parser)]
-#[command(name = "torture", version, about = "Torture the reference concurrency primitives on real threads, with a hang watchdog")]
+#[command(
+    name = "torture",
+    version,
+    about = "Torture the reference concurrency primitives on real threads, with a hang watchdog"
+)]
 #[command(long_about = LONG_ABOUT, after_help = AFTER_HELP)]
 pub struct Args {
     /// Worker threads per scenario run (slaves, lockers, loggers).
@@ -132,7 +138,11 @@ where
             match e.kind() {
                 ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Parsed::Info(text),
                 _ => {
-                    let first = text.lines().next().unwrap_or("error: invalid command line").trim();
+                    let first = text
+                        .lines()
+                        .next()
+                        .unwrap_or("error: invalid command line")
+                        .trim();
                     let first = first.strip_prefix("error: ").unwrap_or(first);
                     Parsed::Usage(format!("torture: error: {first} (see torture --help)"))
                 }
@@ -144,20 +154,34 @@ where
 /// Parses a duration with a unit: `500ms`, `10s`, `1.5s`, `2m`, `1h` (also `us`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
-        return Err(format!("expected a number with a unit, like 500ms, 10s or 2m; got {s:?}"));
+        return Err(format!(
+            "expected a number with a unit, like 500ms, 10s or 2m; got {s:?}"
+        ));
     }
-    let value: f64 = num.parse().map_err(|_| format!("bad number {num:?} in duration {s:?}"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("bad number {num:?} in duration {s:?}"))?;
     let scale = match unit.trim() {
-        "" => return Err(format!("missing unit in {s:?}: write e.g. {num}s or {num}ms")),
+        "" => {
+            return Err(format!(
+                "missing unit in {s:?}: write e.g. {num}s or {num}ms"
+            ))
+        }
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
         "s" => 1.0,
         "m" | "min" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("unknown unit {other:?} in {s:?}: use us, ms, s, m or h")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}: use us, ms, s, m or h"
+            ))
+        }
     };
     Duration::try_from_secs_f64(value * scale).map_err(|_| format!("duration {s:?} out of range"))
 }
@@ -173,7 +197,11 @@ fn parse_deadline(s: &str) -> Result<Duration, String> {
 fn parse_scenario(s: &str) -> Result<&'static Entry, String> {
     catalogue::scenario(s).ok_or_else(|| {
         let known: Vec<&str> = catalogue::SCENARIOS.iter().map(|e| e.name).collect();
-        let hint = if catalogue::control(s).is_some() { " (that is a control: use --control)" } else { "" };
+        let hint = if catalogue::control(s).is_some() {
+            " (that is a control: use --control)"
+        } else {
+            ""
+        };
         format!("unknown scenario {s:?}{hint}; known: {}", known.join(", "))
     })
 }
@@ -181,7 +209,11 @@ fn parse_scenario(s: &str) -> Result<&'static Entry, String> {
 fn parse_control(s: &str) -> Result<&'static Control, String> {
     catalogue::control(s).ok_or_else(|| {
         let known: Vec<&str> = catalogue::CONTROLS.iter().map(|c| c.name).collect();
-        let hint = if catalogue::scenario(s).is_some() { " (that is a scenario: use --scenario)" } else { "" };
+        let hint = if catalogue::scenario(s).is_some() {
+            " (that is a scenario: use --scenario)"
+        } else {
+            ""
+        };
         format!("unknown control {s:?}{hint}; known: {}", known.join(", "))
     })
 }
@@ -229,7 +261,10 @@ pub fn replay_line(program: &str, args: &Args, seed: u64) -> String {
 }
 
 fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -270,11 +305,21 @@ mod tests {
 
     #[test]
     fn replay_line_parses_back() {
-        let Parsed::Run(args) = parse(["torture", "--control", "exch-same-bucket", "--lockdep", "off", "--deadline", "1s"]) else {
+        let Parsed::Run(args) = parse([
+            "torture",
+            "--control",
+            "exch-same-bucket",
+            "--lockdep",
+            "off",
+            "--deadline",
+            "1s",
+        ]) else {
             panic!("parse failed")
         };
         let line = replay_line("torture", &args, 42);
-        let Parsed::Run(again) = parse(line.split(' ')) else { panic!("replay line does not parse: {line}") };
+        let Parsed::Run(again) = parse(line.split(' ')) else {
+            panic!("replay line does not parse: {line}")
+        };
         assert_eq!(again.seed, Some(42));
         assert_eq!(again.control.map(|c| c.name), Some("exch-same-bucket"));
         assert_eq!(again.lockdep, Lockdep::Off);

@@ -35,7 +35,11 @@ pub struct Target {
 impl Target {
     /// "scenario X" / "control X".
     pub fn describe(&self) -> String {
-        format!("{} {}", if self.control { "control" } else { "scenario" }, self.name)
+        format!(
+            "{} {}",
+            if self.control { "control" } else { "scenario" },
+            self.name
+        )
     }
 }
 
@@ -131,8 +135,15 @@ pub struct SetupError(pub String);
 
 enum RunResult {
     Passed(Duration),
-    Panicked { after: Duration, first: Option<Captured>, payload: Option<String> },
-    Hung { after: Duration, waiters: Vec<Waiter> },
+    Panicked {
+        after: Duration,
+        first: Option<Captured>,
+        payload: Option<String>,
+    },
+    Hung {
+        after: Duration,
+        waiters: Vec<Waiter>,
+    },
 }
 
 /// Runs `plan` and returns what it found.
@@ -141,7 +152,11 @@ pub fn run(plan: &Plan) -> Result<Outcome, SetupError> {
     let start = Instant::now();
     let mut rng = SplitMix64::new(plan.seed);
     let mut order: Vec<usize> = (0..plan.targets.len()).collect();
-    let mut stats: Vec<(Target, Stats)> = plan.targets.iter().map(|&t| (t, Stats::default())).collect();
+    let mut stats: Vec<(Target, Stats)> = plan
+        .targets
+        .iter()
+        .map(|&t| (t, Stats::default()))
+        .collect();
     let mut iteration = 0u64;
     let mut failure = None;
     'session: loop {
@@ -158,13 +173,24 @@ pub fn run(plan: &Plan) -> Result<Outcome, SetupError> {
                     iteration += 1;
                     continue;
                 }
-                RunResult::Panicked { after, first, payload } => {
+                RunResult::Panicked {
+                    after,
+                    first,
+                    payload,
+                } => {
                     let panic = first.or_else(|| {
-                        payload.map(|message| Captured { message, location: None, thread: "?".into(), backtrace: None })
+                        payload.map(|message| Captured {
+                            message,
+                            location: None,
+                            thread: "?".into(),
+                            backtrace: None,
+                        })
                     });
                     (FailureKind::Panic, after, panic, Vec::new())
                 }
-                RunResult::Hung { after, waiters } => (FailureKind::Hang, after, panics::first_panic(), waiters),
+                RunResult::Hung { after, waiters } => {
+                    (FailureKind::Hang, after, panics::first_panic(), waiters)
+                }
             };
             failure = Some(Failure {
                 target,
@@ -183,7 +209,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, SetupError> {
             break;
         }
     }
-    Ok(Outcome { stats, total_runs: iteration + u64::from(failure.is_some()), elapsed: start.elapsed(), failure })
+    Ok(Outcome {
+        stats,
+        total_runs: iteration + u64::from(failure.is_some()),
+        elapsed: start.elapsed(),
+        failure,
+    })
 }
 
 /// One run of `target` in a fresh thread, watched with `deadline`.
@@ -211,8 +242,16 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
                     Ok(RunResult::Passed(after))
                 }
                 // A thread panicked although the scenario returned (e.g. a thread nobody joined).
-                Ok(()) => Ok(RunResult::Panicked { after, first, payload: None }),
-                Err(payload) => Ok(RunResult::Panicked { after, first, payload: Some(payload) }),
+                Ok(()) => Ok(RunResult::Panicked {
+                    after,
+                    first,
+                    payload: None,
+                }),
+                Err(payload) => Ok(RunResult::Panicked {
+                    after,
+                    first,
+                    payload: Some(payload),
+                }),
             }
         }
         Err(RecvTimeoutError::Timeout) => {
@@ -228,12 +267,19 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
                     holding: e.holding,
                 })
                 .collect();
-            Ok(RunResult::Hung { after: started.elapsed(), waiters })
+            Ok(RunResult::Hung {
+                after: started.elapsed(),
+                waiters,
+            })
         }
         // The run thread died without sending: it panicked outside `catch_unwind` (in `send`).
         Err(RecvTimeoutError::Disconnected) => {
             let _ = handle.join();
-            Ok(RunResult::Panicked { after: started.elapsed(), first: panics::first_panic(), payload: None })
+            Ok(RunResult::Panicked {
+                after: started.elapsed(),
+                first: panics::first_panic(),
+                payload: None,
+            })
         }
     }
 }

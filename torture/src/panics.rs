@@ -3,12 +3,13 @@
 //! with a backtrace. That first panic is the interesting one: a scenario's sub-thread that
 //! breaks an invariant surfaces in the scenario's own thread only as "X panicked" at `join`.
 //!
-//! A backtrace is captured only when `RUST_BACKTRACE` asks for one (std's own rule), and then
-//! shown in the failure report. Panics outside a run (a bug in the runner itself) are printed
-//! as one line.
+//! Backtraces are noise in a torture report (the message and location name the broken
+//! invariant), so `RUST_BACKTRACE` is ignored; set `TORTURE_BACKTRACE=1` to capture one for the
+//! first panic and show it in the report. Panics outside a run (a bug in the runner itself) are
+//! printed as one line.
 
 use std::any::Any;
-use std::backtrace::{Backtrace, BacktraceStatus};
+use std::backtrace::Backtrace;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
@@ -23,12 +24,14 @@ pub struct Captured {
     pub location: Option<String>,
     /// Name of the panicking thread, or `"<unnamed>"`.
     pub thread: String,
-    /// Backtrace, only if `RUST_BACKTRACE` enabled one.
+    /// Backtrace, only with `TORTURE_BACKTRACE=1`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backtrace: Option<String>,
 }
 
 static INSTALL: Once = Once::new();
+/// `TORTURE_BACKTRACE` is set (and not `0`): capture backtraces.
+static BACKTRACES: AtomicBool = AtomicBool::new(false);
 /// True while a run is in progress: panics are captured, not printed.
 static ARMED: AtomicBool = AtomicBool::new(false);
 /// Panics seen since the last [`arm`].
@@ -39,19 +42,23 @@ fn first() -> MutexGuard<'static, Option<Captured>> {
     FIRST.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Environment variable that turns on backtrace capture.
+pub const BACKTRACE_ENV: &str = "TORTURE_BACKTRACE";
+
 /// Installs the capturing hook (once per process).
 pub fn install() {
     INSTALL.call_once(|| {
+        let wanted = std::env::var_os(BACKTRACE_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        BACKTRACES.store(wanted, Ordering::SeqCst);
         std::panic::set_hook(Box::new(|info| {
             let current = std::thread::current();
             let captured = Captured {
                 message: payload_message(info.payload()),
                 location: info.location().map(|l| l.to_string()),
                 thread: current.name().unwrap_or("<unnamed>").to_string(),
-                backtrace: {
-                    let bt = Backtrace::capture();
-                    (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string())
-                },
+                backtrace: BACKTRACES
+                    .load(Ordering::Relaxed)
+                    .then(|| Backtrace::force_capture().to_string()),
             };
             if ARMED.load(Ordering::SeqCst) {
                 COUNT.fetch_add(1, Ordering::SeqCst);
