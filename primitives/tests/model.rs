@@ -1784,7 +1784,10 @@ fn with_b_held_after_a_then_b(
 #[test]
 fn reentrant_try_lock_under_panic_validator_does_not_leak_the_lock() {
     let (_v, a, panicked) = with_b_held_after_a_then_b(Mode::Panic, |a| drop(a.try_lock()));
-    assert!(!panicked, "try_lock cannot deadlock, so the validator must not reject it");
+    assert!(
+        !panicked,
+        "try_lock cannot deadlock, so the validator must not reject it"
+    );
     let free = thread::scope(|s| s.spawn(|| a.try_lock().is_ok()).join().expect("probe"));
     assert!(free, "lock A stays held forever after try_lock panicked in the validator on a thread that has since exited");
 }

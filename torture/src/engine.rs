@@ -84,6 +84,8 @@ pub struct Waiter {
     pub waited: Duration,
     /// Lock classes it holds, outermost first.
     pub holding: Vec<&'static str>,
+    /// Identities of the locks it holds (comparable with another waiter's `object`).
+    pub holding_objects: Vec<usize>,
 }
 
 /// How a run failed.
@@ -265,6 +267,7 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
                     object: e.object,
                     waited: now.saturating_duration_since(e.since),
                     holding: e.holding,
+                    holding_objects: e.holding_objects,
                 })
                 .collect();
             Ok(RunResult::Hung {
@@ -285,6 +288,39 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
 }
 
 /// Groups waiters by the object they wait on, keeping the longest-waiting object first.
+/// The wait-for graph among sleeping threads: for each waiter, the sleeping thread that holds
+/// the lock it waits for (if that holder is itself asleep in a primitive).
+pub fn wait_for_edges(waiters: &[Waiter]) -> Vec<(u64, usize, u64)> {
+    let mut edges = Vec::new();
+    for w in waiters {
+        if let Some(h) = waiters
+            .iter()
+            .find(|h| h.holding_objects.contains(&w.object))
+        {
+            edges.push((w.thread, w.object, h.thread));
+        }
+    }
+    edges
+}
+
+/// A cycle in the wait-for graph, as the threads on it (first repeated last), if there is one.
+pub fn wait_for_cycle(edges: &[(u64, usize, u64)]) -> Option<Vec<u64>> {
+    for &(start, _, _) in edges {
+        let mut path = vec![start];
+        let mut at = start;
+        while let Some(&(_, _, next)) = edges.iter().find(|e| e.0 == at) {
+            if let Some(i) = path.iter().position(|&t| t == next) {
+                let mut cycle = path[i..].to_vec();
+                cycle.push(next);
+                return Some(cycle);
+            }
+            path.push(next);
+            at = next;
+        }
+    }
+    None
+}
+
 pub fn group_by_object(waiters: &[Waiter]) -> Vec<(usize, Vec<&Waiter>)> {
     let mut groups: Vec<(usize, Vec<&Waiter>)> = Vec::new();
     for w in waiters {
@@ -294,4 +330,37 @@ pub fn group_by_object(waiters: &[Waiter]) -> Vec<(usize, Vec<&Waiter>)> {
         }
     }
     groups
+}
+
+#[cfg(test)]
+mod wait_for_tests {
+    use super::*;
+
+    fn w(thread: u64, object: usize, holding: &[usize]) -> Waiter {
+        Waiter {
+            thread,
+            name: None,
+            op: "Mutex::lock",
+            object,
+            waited: Duration::ZERO,
+            holding: holding.iter().map(|_| "c").collect(),
+            holding_objects: holding.to_vec(),
+        }
+    }
+
+    #[test]
+    fn abba_is_a_two_thread_cycle() {
+        let ws = [w(1, 0xa, &[0xb]), w(2, 0xb, &[0xa])];
+        let edges = wait_for_edges(&ws);
+        assert_eq!(edges, vec![(1, 0xa, 2), (2, 0xb, 1)]);
+        assert_eq!(wait_for_cycle(&edges), Some(vec![1, 2, 1]));
+    }
+
+    #[test]
+    fn a_chain_ending_at_a_running_holder_is_no_cycle() {
+        let ws = [w(1, 0xa, &[]), w(2, 0xb, &[0xa])];
+        let edges = wait_for_edges(&ws);
+        assert_eq!(edges, vec![(1, 0xa, 2)]);
+        assert_eq!(wait_for_cycle(&edges), None);
+    }
 }

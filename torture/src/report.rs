@@ -8,7 +8,9 @@ use primitives::scenarios::catalogue::{CONTROLS, SCENARIOS};
 use serde::Serialize;
 
 use crate::cli::human;
-use crate::engine::{group_by_object, Failure, FailureKind, Outcome, Plan, Waiter};
+use crate::engine::{
+    group_by_object, wait_for_cycle, wait_for_edges, Failure, FailureKind, Outcome, Plan, Waiter,
+};
 use crate::panics::Captured;
 
 /// What a session concluded.
@@ -201,6 +203,26 @@ fn registry_block(s: &mut String, waiters: &[Waiter]) {
         for w in ws {
             let _ = writeln!(s, "      {}", waiter_line(w));
         }
+    }
+    let edges = wait_for_edges(waiters);
+    if edges.is_empty() {
+        let _ = writeln!(
+            s,
+            "  wait-for graph: no sleeping thread holds a lock another one waits for (a lost wake-up, \
+             or a holder that is running, stopped or gone)"
+        );
+        return;
+    }
+    let _ = writeln!(s, "  wait-for graph:");
+    for (waiter, object, holder) in &edges {
+        let _ = writeln!(
+            s,
+            "    thread #{waiter} waits for {object:#x}, held by thread #{holder}"
+        );
+    }
+    if let Some(cycle) = wait_for_cycle(&edges) {
+        let path: Vec<String> = cycle.iter().map(|t| format!("#{t}")).collect();
+        let _ = writeln!(s, "  DEADLOCK cycle: {}", path.join(" -> "));
     }
 }
 
@@ -412,6 +434,8 @@ pub struct JsonWaiter {
     pub waited_ms: u128,
     /// Held lock classes.
     pub holding: Vec<&'static str>,
+    /// Held lock identities, hex (match another waiter's `object`).
+    pub holding_objects: Vec<String>,
 }
 
 /// Builds the JSON report.
@@ -476,6 +500,11 @@ pub fn json_report(
                     object: format!("{:#x}", w.object),
                     waited_ms: w.waited.as_millis(),
                     holding: w.holding.clone(),
+                    holding_objects: w
+                        .holding_objects
+                        .iter()
+                        .map(|o| format!("{o:#x}"))
+                        .collect(),
                 })
                 .collect(),
         }),

@@ -188,6 +188,12 @@ fn self_deadlock_is_a_hang_report_naming_the_wait() {
         "the held lock class is named\n{}",
         run.all()
     );
+    assert!(
+        out.lines()
+            .any(|l| l.trim().starts_with("DEADLOCK cycle: #") && l.contains("->")),
+        "the self-deadlock is named as a wait-for cycle\n{}",
+        run.all()
+    );
     let replay = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("replay: "))

@@ -32,10 +32,7 @@ pub struct MidasNestedGuard<'a> {
 }
 
 impl MidasNestedLock {
-    fn enter(
-        &self,
-        deadline: Option<crate::sync::time::Instant>,
-    ) -> Option<MidasNestedGuard<'_>> {
+    fn enter(&self, deadline: Option<crate::sync::time::Instant>) -> Option<MidasNestedGuard<'_>> {
         if self.count.load(Ordering::Acquire) > 0 {
             // "We must already hold it": true for the owner, false for everyone else.
             self.count.fetch_add(1, Ordering::AcqRel);

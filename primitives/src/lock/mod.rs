@@ -10,7 +10,9 @@ pub mod ordered;
 mod raw;
 mod reentrant;
 
-pub use order::{held_classes, held_depth, LockClass, Mode, Validator, Violation, ViolationKind};
+pub use order::{
+    held_classes, held_depth, held_locks, LockClass, Mode, Validator, Violation, ViolationKind,
+};
 pub use ordered::{lock_many, MultiGuard};
 pub use raw::RawMutex;
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
@@ -72,8 +74,10 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// The lock's identity in held stacks and the wait registry: the address of its
+    /// `RawMutex`, which is also the object a sleeping locker registers as waiting on.
     fn addr(&self) -> usize {
-        self as *const Self as usize
+        &self.raw as *const RawMutex as usize
     }
 
     fn acquired(&self, at: &'static Location<'static>) -> MutexGuard<'_, T> {

@@ -268,7 +268,13 @@ engine_thread_local! {
 
 /// Classes of the tracked locks the calling thread holds, outermost first.
 pub fn held_classes() -> Vec<&'static str> {
-    HELD.try_with(|h| h.borrow().iter().map(|e| e.name).collect())
+    held_locks().into_iter().map(|(name, _)| name).collect()
+}
+
+/// The tracked locks the calling thread holds, outermost first: (class, lock identity — the
+/// address of its `RawMutex`, as registered by a thread sleeping on it in the wait registry).
+pub fn held_locks() -> Vec<(&'static str, usize)> {
+    HELD.try_with(|h| h.borrow().iter().map(|e| (e.name, e.lock)).collect())
         .unwrap_or_default()
 }
 

@@ -72,8 +72,10 @@ impl<T> ReentrantLock<T> {
         }
     }
 
+    /// The lock's identity in held stacks and the wait registry: the address of its
+    /// `RawMutex`, which is also the object a sleeping locker registers as waiting on.
     fn addr(&self) -> usize {
-        self as *const Self as usize
+        &self.raw as *const RawMutex as usize
     }
 
     fn acquire(

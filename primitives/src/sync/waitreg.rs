@@ -23,6 +23,9 @@ pub struct WaitEntry {
     pub since: Instant,
     /// Classes of the tracked locks the waiter holds, outermost first.
     pub holding: Vec<&'static str>,
+    /// Identities of those locks (the `object` a thread waiting for one of them registers),
+    /// so a watchdog can follow "waits for a lock held by" edges into a wait-for graph.
+    pub holding_objects: Vec<usize>,
 }
 
 /// Removes its entry from the registry when dropped.
@@ -40,13 +43,15 @@ pub fn enter<T: ?Sized>(op: &'static str, object: &T) -> WaitToken {
     #[cfg(not(any(loom, shuttle)))]
     {
         let thread = super::current_thread_id();
+        let held = crate::lock::order::held_locks();
         let entry = WaitEntry {
             thread,
             thread_name: std::thread::current().name().map(str::to_owned),
             op,
             object: object as *const T as *const () as usize,
             since: Instant::now(),
-            holding: crate::lock::held_classes(),
+            holding: held.iter().map(|h| h.0).collect(),
+            holding_objects: held.iter().map(|h| h.1).collect(),
         };
         let mut reg = super::book_lock(&REGISTRY);
         reg.retain(|e| e.thread != thread);
