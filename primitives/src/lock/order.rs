@@ -206,7 +206,15 @@ impl Validator {
         match self.inner.mode {
             Mode::Off => {}
             Mode::Report => {
-                if first {
+                // Printed once per process and cycle: a torture run makes a fresh validator per
+                // run, and the same inversion must not flood the log.
+                let mut printed = book_lock(&PRINTED);
+                if first
+                    && !printed
+                        .iter()
+                        .any(|(k, c)| *k == v.kind && same_cycle(c, &v.cycle))
+                {
+                    printed.push((v.kind, v.cycle.clone()));
                     eprintln!("lockdep: {v}");
                 }
             }
@@ -214,6 +222,9 @@ impl Validator {
         }
     }
 }
+
+/// Violations already printed in `Report` mode by any validator of this process.
+static PRINTED: BookMutex<Vec<(ViolationKind, Vec<&'static str>)>> = BookMutex::new(Vec::new());
 
 fn same_cycle(a: &[&'static str], b: &[&'static str]) -> bool {
     let mut x: Vec<_> = a.to_vec();

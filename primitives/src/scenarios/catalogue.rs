@@ -201,7 +201,8 @@ fn run_nested_reference(p: &Params) {
     nested_locking(
         Arc::new(ReentrantLock::tracked((), &class)),
         p.threads,
-        p.rounds.clamp(1, 3),
+        3.min(p.rounds.max(1)),
+        p.rounds.max(1),
     );
 }
 
@@ -209,7 +210,8 @@ fn run_nested_midas(p: &Params) {
     nested_locking(
         Arc::new(MidasNestedLock::default()),
         p.threads,
-        p.rounds.clamp(1, 3),
+        3.min(p.rounds.max(1)),
+        p.rounds.max(1),
     );
 }
 
@@ -268,5 +270,5 @@ fn run_exch(p: &Params, f: ExchFn, pairs: &[(usize, usize)]) {
     let class = v.class("bucket", false);
     let n = pairs.iter().map(|&(a, b)| a.max(b)).max().unwrap_or(0) + 1;
     let table: Vec<Mutex<u64>> = (0..n as u64).map(|i| Mutex::tracked(i, &class)).collect();
-    exch(f, Arc::new(table), pairs);
+    exch(f, Arc::new(table), pairs, p.rounds.max(1));
 }

@@ -162,9 +162,14 @@ pub fn mvar_master_slaves<M: MVarApi<u64> + 'static>(m: Arc<M>, slaves: usize, r
     );
 }
 
-/// Nested locking: `threads` threads each take the lock `depth` times nested (once if it is
-/// not reentrant); inside, an owner word checks mutual exclusion.
-pub fn nested_locking<L: LockApi + 'static>(lock: Arc<L>, threads: usize, depth: usize) {
+/// Nested locking: `threads` threads each, `repeats` times, take the lock `depth` times nested
+/// (once if it is not reentrant); inside, an owner word checks mutual exclusion.
+pub fn nested_locking<L: LockApi + 'static>(
+    lock: Arc<L>,
+    threads: usize,
+    depth: usize,
+    repeats: usize,
+) {
     let owner = Arc::new(AtomicU64::new(0));
     let depth = if lock.is_reentrant() { depth.max(1) } else { 1 };
     let handles: Vec<_> = (0..threads)
@@ -172,26 +177,28 @@ pub fn nested_locking<L: LockApi + 'static>(lock: Arc<L>, threads: usize, depth:
             let (lock, owner) = (lock.clone(), owner.clone());
             thread::spawn(move || {
                 let me = current_thread_id();
-                let mut guards = Vec::new();
-                for level in 0..depth {
-                    guards.push(lock.lock());
-                    if level == 0 {
-                        let prev = owner.swap(me, Ordering::SeqCst);
-                        assert_eq!(prev, 0, "nested lock: two threads inside the lock at once");
-                    } else {
-                        assert_eq!(
-                            owner.load(Ordering::SeqCst),
-                            me,
-                            "nested lock: lost ownership while nested"
-                        );
+                for _ in 0..repeats {
+                    let mut guards = Vec::new();
+                    for level in 0..depth {
+                        guards.push(lock.lock());
+                        if level == 0 {
+                            let prev = owner.swap(me, Ordering::SeqCst);
+                            assert_eq!(prev, 0, "nested lock: two threads inside the lock at once");
+                        } else {
+                            assert_eq!(
+                                owner.load(Ordering::SeqCst),
+                                me,
+                                "nested lock: lost ownership while nested"
+                            );
+                        }
                     }
+                    assert_eq!(
+                        owner.swap(0, Ordering::SeqCst),
+                        me,
+                        "nested lock: two threads inside the lock at once"
+                    );
+                    while guards.pop().is_some() {}
                 }
-                assert_eq!(
-                    owner.swap(0, Ordering::SeqCst),
-                    me,
-                    "nested lock: two threads inside the lock at once"
-                );
-                while guards.pop().is_some() {}
             })
         })
         .collect();
@@ -307,13 +314,22 @@ pub fn exch_ordered(table: &[Mutex<u64>], a: usize, b: usize) {
 }
 
 /// Seed 004's `exch`: concurrent exchanges over a bucket table; `pairs[i]` are the buckets
-/// thread `i` exchanges. Values must stay a permutation of the initial ones.
-pub fn exch(exch_fn: ExchFn, table: Arc<Vec<Mutex<u64>>>, pairs: &[(usize, usize)]) {
+/// thread `i` exchanges, `repeats` times. Values must stay a permutation of the initial ones.
+pub fn exch(
+    exch_fn: ExchFn,
+    table: Arc<Vec<Mutex<u64>>>,
+    pairs: &[(usize, usize)],
+    repeats: usize,
+) {
     let handles: Vec<_> = pairs
         .iter()
         .map(|&(a, b)| {
             let table = table.clone();
-            thread::spawn(move || exch_fn(&table, a, b))
+            thread::spawn(move || {
+                for _ in 0..repeats {
+                    exch_fn(&table, a, b)
+                }
+            })
         })
         .collect();
     for h in handles {
