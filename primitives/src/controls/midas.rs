@@ -52,10 +52,9 @@ impl MidasNestedLock {
 impl Drop for MidasNestedGuard<'_> {
     fn drop(&mut self) {
         if self.lock.count.fetch_sub(1, Ordering::AcqRel) == 1 && self.lock.raw.is_locked() {
-            // SAFETY: defect by design — the last level out unlocks whether or not it was the
-            // thread that locked. `RawMutex::unlock` is only atomic operations on its word, so
-            // a wrong caller breaks mutual exclusion (the point of the control) but cannot
-            // cause undefined behaviour.
+            // Defect by design: the last level out unlocks whether or not it locked.
+            // SAFETY: `RawMutex::unlock` only does atomic operations on its word, so a wrong
+            // caller breaks mutual exclusion (the point of the control), never memory safety.
             unsafe { self.lock.raw.unlock() };
         }
     }
