@@ -99,16 +99,8 @@ impl fmt::Display for Violation {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Edge {
-    from: Acquisition2,
-    to: Acquisition2,
-}
-#[derive(Clone, Copy)]
-struct Acquisition2 {
-    at: &'static Location<'static>,
-    thread: u64,
-}
+/// An order edge `held → acquired`, as first seen: the two acquisitions, in order.
+type Edge = [Acquisition; 2];
 
 #[derive(Default)]
 struct Graph {
@@ -339,51 +331,35 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
             if hc == class.id || g.edges.contains_key(&(hc, class.id)) {
                 continue;
             }
+            let edge: Edge = [
+                Acquisition {
+                    class: g.names[hc],
+                    at: hat,
+                    thread: me,
+                },
+                Acquisition {
+                    class: class.name,
+                    at,
+                    thread: me,
+                },
+            ];
             // Does the opposite order already exist (class →* hc)?
             if found.is_none() {
                 if let Some(p) = g.path(class.id, hc) {
-                    let mut earlier = Vec::new();
-                    for w in p.windows(2) {
-                        let e = g.edges[&(w[0], w[1])];
-                        earlier.push(Acquisition {
-                            class: g.names[w[0]],
-                            at: e.from.at,
-                            thread: e.from.thread,
-                        });
-                        earlier.push(Acquisition {
-                            class: g.names[w[1]],
-                            at: e.to.at,
-                            thread: e.to.thread,
-                        });
-                    }
+                    let earlier_chain = p
+                        .windows(2)
+                        .flat_map(|w| g.edges[&(w[0], w[1])].clone())
+                        .collect();
                     let mut cycle: Vec<&'static str> = vec![g.names[hc]];
                     cycle.extend(p.iter().map(|&c| g.names[c]));
                     found = Some(Violation {
                         kind: ViolationKind::Inversion,
                         cycle,
-                        this_chain: vec![
-                            Acquisition {
-                                class: g.names[hc],
-                                at: hat,
-                                thread: me,
-                            },
-                            Acquisition {
-                                class: class.name,
-                                at,
-                                thread: me,
-                            },
-                        ],
-                        earlier_chain: earlier,
+                        this_chain: edge.to_vec(),
+                        earlier_chain,
                     });
                 }
             }
-            let edge = Edge {
-                from: Acquisition2 {
-                    at: hat,
-                    thread: me,
-                },
-                to: Acquisition2 { at, thread: me },
-            };
             g.edges.insert((hc, class.id), edge);
             g.succ[hc].push(class.id);
         }
