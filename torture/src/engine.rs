@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use primitives::scenarios::Params;
-use primitives::sync::waitreg;
+use primitives::sync::waitreg::{self, WaitEntry};
 
 use crate::panics::{self, Captured};
 use crate::prng::SplitMix64;
@@ -69,23 +69,20 @@ pub struct Stats {
     pub max: Duration,
 }
 
-/// One sleeping thread, from the wait registry.
+/// One sleeping thread: its wait-registry entry, and how long it had waited at the snapshot.
 #[derive(Clone, Debug)]
 pub struct Waiter {
-    /// Facade thread id.
-    pub thread: u64,
-    /// OS thread name, if any.
-    pub name: Option<String>,
-    /// Operation, e.g. `Mutex::lock`.
-    pub op: &'static str,
-    /// Address of the object waited on.
-    pub object: usize,
+    /// The registry entry as published by the waiter.
+    pub entry: WaitEntry,
     /// How long it had been waiting when the snapshot was taken.
     pub waited: Duration,
-    /// Lock classes it holds, outermost first.
-    pub holding: Vec<&'static str>,
-    /// Identities of the locks it holds (comparable with another waiter's `object`).
-    pub holding_objects: Vec<usize>,
+}
+
+impl std::ops::Deref for Waiter {
+    type Target = WaitEntry;
+    fn deref(&self) -> &WaitEntry {
+        &self.entry
+    }
 }
 
 /// How a run failed.
@@ -261,13 +258,8 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
             let waiters = waitreg::snapshot()
                 .into_iter()
                 .map(|e| Waiter {
-                    thread: e.thread,
-                    name: e.thread_name,
-                    op: e.op,
-                    object: e.object,
                     waited: now.saturating_duration_since(e.since),
-                    holding: e.holding,
-                    holding_objects: e.holding_objects,
+                    entry: e,
                 })
                 .collect();
             Ok(RunResult::Hung {
@@ -338,13 +330,16 @@ mod wait_for_tests {
 
     fn w(thread: u64, object: usize, holding: &[usize]) -> Waiter {
         Waiter {
-            thread,
-            name: None,
-            op: "Mutex::lock",
-            object,
+            entry: WaitEntry {
+                thread,
+                thread_name: None,
+                op: "Mutex::lock",
+                object,
+                since: primitives::sync::time::Instant::now(),
+                holding: holding.iter().map(|_| "c").collect(),
+                holding_objects: holding.to_vec(),
+            },
             waited: Duration::ZERO,
-            holding: holding.iter().map(|_| "c").collect(),
-            holding_objects: holding.to_vec(),
         }
     }
 

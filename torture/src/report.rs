@@ -99,7 +99,7 @@ fn indent(text: &str, by: &str) -> String {
 
 fn waiter_line(w: &Waiter) -> String {
     let name = w
-        .name
+        .thread_name
         .as_deref()
         .map(|n| format!("'{n}'"))
         .unwrap_or_else(|| "(unnamed)".to_string());
@@ -495,7 +495,7 @@ pub fn json_report(
                 .iter()
                 .map(|w| JsonWaiter {
                     thread: w.thread,
-                    thread_name: w.name.clone(),
+                    thread_name: w.thread_name.clone(),
                     op: w.op,
                     object: format!("{:#x}", w.object),
                     waited_ms: w.waited.as_millis(),
