@@ -10,6 +10,7 @@ pub mod lock;
 pub mod msg;
 pub mod mvar;
 pub mod scenarios;
+pub mod shm;
 pub mod sync;
 pub mod traits;
 

@@ -9,6 +9,10 @@ pub mod order;
 pub mod ordered;
 mod raw;
 mod reentrant;
+#[cfg(not(any(loom, shuttle)))]
+pub mod order_shared;
+#[cfg(not(any(loom, shuttle)))]
+pub mod shared;
 
 pub use order::{
     held_classes, held_depth, held_locks, LockClass, Mode, Validator, Violation, ViolationKind,
@@ -16,6 +20,8 @@ pub use order::{
 pub use ordered::{lock_many, MultiGuard};
 pub use raw::RawMutex;
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
+#[cfg(not(any(loom, shuttle)))]
+pub use shared::{SharedGuard, SharedLockError, SharedReentrantLock};
 
 use crate::sync::time::{deadline_after, Duration};
 use crate::sync::UnsafeCell;

@@ -17,6 +17,9 @@
 // loom's `thread_local!` does not accept a `const { }` initializer.
 #![allow(clippy::missing_const_for_thread_local)]
 
+#[cfg(not(any(loom, shuttle)))]
+pub mod ring;
+
 use crate::lock::{held_depth, LockClass, Mode, Mutex, Validator};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{current_thread_id, engine_thread_local, BookArc};

@@ -53,8 +53,16 @@
 //!   returns, so the word is never freed under the waker.
 
 pub mod local;
+pub mod shared;
+#[cfg(any(loom, shuttle))]
+pub mod shared_model;
+#[cfg(not(any(loom, shuttle)))]
+mod shm_handle;
 
 pub use local::MVar;
+pub use shared::Flavor;
+#[cfg(not(any(loom, shuttle)))]
+pub use shm_handle::SharedMVar;
 
 use core::fmt;
 
@@ -149,3 +157,65 @@ impl<T: fmt::Debug> std::error::Error for TryPutError<T> {}
 impl std::error::Error for TryTakeError {}
 impl<T: fmt::Debug> std::error::Error for PutTimeoutError<T> {}
 impl std::error::Error for TakeTimeoutError {}
+
+/// The result of an operation on a shared-memory object: its value, and whether this caller
+/// recovered the object from a dead participant on the way (the `EOWNERDEAD` of this crate).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome<T> {
+    /// What the operation returned.
+    pub value: T,
+    /// `Some(who)` if this call took the object's lock over from `who`, who died holding it.
+    pub recovered: Option<crate::shm::Who>,
+}
+
+impl<T> Outcome<T> {
+    /// The value, dropping the recovery note.
+    pub fn into_value(self) -> T {
+        self.value
+    }
+}
+
+/// Why an operation on a [`SharedMVar`] did not happen.
+#[derive(Debug)]
+pub enum SharedMVarError {
+    /// `try_put` on a full box.
+    Full,
+    /// `try_take` / `try_read` on an empty box.
+    Empty,
+    /// The deadline passed (the value, if any, was not put).
+    Timeout,
+    /// The value's length is not the box's payload length.
+    Length {
+        /// The box's payload length.
+        expected: usize,
+        /// The length given.
+        got: usize,
+    },
+    /// The segment could not be used (e.g. no participant slot left).
+    Shm(crate::shm::ShmError),
+}
+
+impl fmt::Display for SharedMVarError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SharedMVarError::Full => f.write_str("shared MVar is full"),
+            SharedMVarError::Empty => f.write_str("shared MVar is empty"),
+            SharedMVarError::Timeout => f.write_str("shared MVar operation timed out"),
+            SharedMVarError::Length { expected, got } => {
+                write!(
+                    f,
+                    "shared MVar holds {expected}-byte values, got {got} bytes"
+                )
+            }
+            SharedMVarError::Shm(e) => write!(f, "shared MVar: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SharedMVarError {}
+
+impl From<crate::shm::ShmError> for SharedMVarError {
+    fn from(e: crate::shm::ShmError) -> Self {
+        SharedMVarError::Shm(e)
+    }
+}

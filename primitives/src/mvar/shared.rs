@@ -1,0 +1,566 @@
+//! The MVar in shared memory: a box of a fixed number of bytes that any process may `put` into
+//! or `take` from, robust to any participant being SIGKILLed at any instruction.
+//!
+//! ## Layout of the object area (`#[repr(C)]`, offsets only)
+//! [`BoxState`] (64 bytes) then two payload slots of `align8(payload_len)` bytes each.
+//!
+//! ## The commit word and the state table
+//! `word = gen << 2 | slot << 1 | full` (`AtomicU64`). `full` says whether the box holds a
+//! value, `slot` which of the two payload slots holds it, `gen` counts commits (so a checker can
+//! count puts and takes after a crash, and nothing can be confused with an older state).
+//!
+//! | operation | under the robust lock                                                       | commit (one store)                     |
+//! |-----------|-----------------------------------------------------------------------------|----------------------------------------|
+//! | `put`     | box empty; copy the value into the *other* slot                             | `full=1, slot=other, gen+1`            |
+//! | `take`    | box full; copy slot `slot` out                                              | `full=0, gen+1`                        |
+//! | `swap`    | box full; copy slot `slot` out, copy the new value into the other slot      | `slot=other, gen+1`                    |
+//! | `read`    | box full; copy slot `slot` out                                              | none                                   |
+//!
+//! Only the holder of the robust lock ([`crate::shm::RobustWord`]) moves the word or writes a
+//! slot. **Recovery rule:** a participant killed anywhere before the commit store leaves the
+//! previous state intact (it only wrote the slot that the word does not point to); killed after
+//! it, the operation happened. Either way the state is consistent, so the participant that
+//! takes the lock over from a dead owner has nothing to repair in the box: it wakes every waiter
+//! (the dead owner may have died before waking them), frees the dead participants' slots and
+//! their waiter counts, and returns [`Outcome::recovered`] naming the dead owner. A value is
+//! never torn (a reader only ever copies the slot the committed word names, under the lock),
+//! never duplicated (one commit per take) and never lost: a taker killed after claiming (taking
+//! the lock, copying) but before its commit leaves the value in the box; killed after the
+//! commit, the value is its — which is the same as being killed just after `take` returned,
+//! since nothing of the box is touched between the commit and the return.
+//!
+//! ## Waiting
+//! A `put` on a full box (a `take`/`read` on an empty one) spins briefly — an adaptive bound,
+//! learnt in the shared `spin` word, so a ping-pong partner answering within microseconds is
+//! caught without a system call — then counts itself in `putters` (`takers`), re-checks the
+//! word, and sleeps on `empty_seq` (`full_seq`) with a *shared* futex, in slices of at most
+//! 50 ms. After a slice it checks whether the lock's holder is dead, and recovers if so. Every
+//! wake-up is issued *before* the lock is released, so a participant killed between its commit
+//! and its wake still holds the lock, and whoever recovers the lock issues the wake. A commit
+//! wakes one waiter (a `futex_wake` only if the counter is non-zero); a waiter that gives up
+//! (deadline) or only reads passes the wake on.
+//!
+//! ## Notes about memory ordering
+//! * The lock's `Acquire`/`Release` order the slot copies: a slot written before a commit is
+//!   visible to the next lock holder.
+//! * The waiter's `counter += 1; load seq; load word` and the waker's `store word; seq += 1;
+//!   load counter` are all `SeqCst`: it is a store→load (Dekker) pattern, so either the waiter
+//!   sees the new word and does not sleep, or the waker sees the count and wakes it. The futex
+//!   re-checks `seq` in the kernel, closing the window between the waiter's check and its sleep.
+
+use super::{Outcome, SharedMVarError};
+use crate::shm::{
+    crash_point, first_slice, next_slice, slice_deadline, Acquired, LockCx, Participants,
+    RobustWord, Token, Who,
+};
+use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::futex::{self, Scope, WaitResult};
+use crate::sync::time::Instant;
+use crate::sync::{spin_hint, MODELLED};
+
+const FULL: u64 = 1;
+const SLOT: u64 = 2;
+const GEN_ONE: u64 = 4;
+
+/// Waiter-counter bits in a participant's `waiting` mask.
+const TAKERS_BIT: u32 = 0;
+const PUTTERS_BIT: u32 = 1;
+
+/// Largest payload a shared MVar accepts (1 MiB).
+pub const MAX_PAYLOAD: usize = 1 << 20;
+/// Size of [`BoxState`] in the segment.
+const STATE_LEN: u64 = 64;
+/// Upper bound of the adaptive spin (iterations of the CPU's spin hint).
+const MAX_SPIN: u32 = if MODELLED { 0 } else { 4000 };
+
+fn full(w: u64) -> bool {
+    w & FULL != 0
+}
+fn slot(w: u64) -> usize {
+    usize::from(w & SLOT != 0)
+}
+
+/// Payload slot size for a payload length.
+fn stride(len: usize) -> usize {
+    len.div_ceil(8) * 8
+}
+
+/// The object length of a shared MVar whose parameters are `[payload_len, ..]`.
+pub fn object_len(params: &[u64; 4]) -> Option<u64> {
+    let len = params[0];
+    (1..=MAX_PAYLOAD as u64)
+        .contains(&len)
+        .then(|| STATE_LEN + 2 * stride(len as usize) as u64)
+}
+
+/// The state of one shared MVar (`#[repr(C)]`; all zero = empty, unlocked).
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub struct BoxState {
+    lock: RobustWord,
+    full_seq: AtomicU32,
+    empty_seq: AtomicU32,
+    takers: AtomicU32,
+    putters: AtomicU32,
+    /// Control "stale waiter count": wake-ups a waker still waits to see acknowledged.
+    acks: AtomicU32,
+    /// Adaptive spin estimate (a hint: any value is safe).
+    spin: AtomicU32,
+    _pad: u32,
+    word: AtomicU64,
+    recoveries: AtomicU64,
+}
+
+/// How one handle runs the protocol. [`Flavor::REFERENCE`] is the reference; the controls in
+/// [`crate::controls`] each change one field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Flavor {
+    /// Futex flavour of every word (`Private` = seed 000's defect: wakes never cross processes).
+    pub scope: Scope,
+    /// Take the lock over from a dead owner (`false` = a dead owner wedges the box).
+    pub recover: bool,
+    /// Control: a waker waits until every counted waiter acknowledged its wake-up (glibc
+    /// BZ 21422's shape: a killed waiter never does).
+    pub wait_for_acks: bool,
+}
+
+impl Flavor {
+    /// The reference protocol.
+    pub const REFERENCE: Flavor = Flavor {
+        scope: Scope::Shared,
+        recover: true,
+        wait_for_acks: false,
+    };
+}
+
+/// Where the two payload slots are. For real: bytes in the segment; under the model engines:
+/// cells the checker can see races on.
+pub(crate) trait Slots {
+    /// Payload length in bytes.
+    fn len(&self) -> usize;
+    /// Copies `src` into slot `i`.
+    ///
+    /// # Safety
+    /// The caller holds the box's lock (no one else reads or writes the slots).
+    unsafe fn write(&self, i: usize, src: &[u8]);
+    /// Copies slot `i` into `dst`.
+    ///
+    /// # Safety
+    /// As for `write`.
+    unsafe fn read(&self, i: usize, dst: &mut [u8]);
+}
+
+/// One shared MVar's protocol over its state, participants and slots.
+pub(crate) struct Core<'a, S: Slots> {
+    pub st: &'a BoxState,
+    pub parts: Participants<'a>,
+    pub slots: S,
+    pub flavor: Flavor,
+}
+
+/// What an operation does once it holds the lock and the box is in the state it needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Take,
+    Read,
+    Swap,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Put => "SharedMVar::put",
+            Op::Take => "SharedMVar::take",
+            Op::Read => "SharedMVar::read",
+            Op::Swap => "SharedMVar::swap",
+        }
+    }
+    /// Whether it needs a full box (else an empty one).
+    fn needs_full(self) -> bool {
+        self != Op::Put
+    }
+}
+
+impl<'a, S: Slots> Core<'a, S> {
+    fn cx(&self, op: Op) -> LockCx<'a> {
+        LockCx {
+            parts: self.parts,
+            scope: self.flavor.scope,
+            op: op.name(),
+            recover: self.flavor.recover,
+        }
+    }
+
+    /// Whether the box holds a value (a snapshot).
+    pub fn is_full(&self) -> bool {
+        full(self.st.word.load(Ordering::Acquire))
+    }
+
+    /// Commits so far (puts + takes + swaps).
+    pub fn generation(&self) -> u64 {
+        self.st.word.load(Ordering::Acquire) >> 2
+    }
+
+    /// Lock takeovers from dead owners so far.
+    pub fn recoveries(&self) -> u64 {
+        self.st.recoveries.load(Ordering::Relaxed)
+    }
+
+    fn check_len(&self, n: usize) -> Result<(), SharedMVarError> {
+        if n == self.slots.len() {
+            Ok(())
+        } else {
+            Err(SharedMVarError::Length {
+                expected: self.slots.len(),
+                got: n,
+            })
+        }
+    }
+
+    pub fn put(
+        &self,
+        me: Token,
+        src: &[u8],
+        deadline: Option<Instant>,
+        try_only: bool,
+    ) -> Result<Outcome<()>, SharedMVarError> {
+        self.check_len(src.len())?;
+        self.run(me, Op::Put, src, &mut [], deadline, try_only)
+    }
+
+    pub fn take(
+        &self,
+        me: Token,
+        dst: &mut [u8],
+        deadline: Option<Instant>,
+        try_only: bool,
+    ) -> Result<Outcome<()>, SharedMVarError> {
+        self.check_len(dst.len())?;
+        self.run(me, Op::Take, &[], dst, deadline, try_only)
+    }
+
+    pub fn read(
+        &self,
+        me: Token,
+        dst: &mut [u8],
+        deadline: Option<Instant>,
+        try_only: bool,
+    ) -> Result<Outcome<()>, SharedMVarError> {
+        self.check_len(dst.len())?;
+        self.run(me, Op::Read, &[], dst, deadline, try_only)
+    }
+
+    pub fn swap(
+        &self,
+        me: Token,
+        src: &[u8],
+        dst: &mut [u8],
+        deadline: Option<Instant>,
+    ) -> Result<Outcome<()>, SharedMVarError> {
+        self.check_len(src.len())?;
+        self.check_len(dst.len())?;
+        self.run(me, Op::Swap, src, dst, deadline, false)
+    }
+
+    /// The one loop behind every operation: wait (spin, then sleep in slices) until the box is
+    /// in the state `op` needs, take the lock, re-check, do it, commit, wake, unlock.
+    fn run(
+        &self,
+        me: Token,
+        op: Op,
+        src: &[u8],
+        dst: &mut [u8],
+        deadline: Option<Instant>,
+        try_only: bool,
+    ) -> Result<Outcome<()>, SharedMVarError> {
+        let mut recovered = None;
+        let mut slice = first_slice();
+        loop {
+            let ready = |w: u64| full(w) == op.needs_full();
+            if !ready(self.st.word.load(Ordering::Acquire)) {
+                if try_only {
+                    return Err(if op.needs_full() {
+                        SharedMVarError::Empty
+                    } else {
+                        SharedMVarError::Full
+                    });
+                }
+                if !self.spin(|| ready(self.st.word.load(Ordering::Relaxed))) {
+                    match self.sleep(me, op, deadline, slice, &mut recovered) {
+                        Some(WaitResult::TimedOut) => {
+                            // Modelled, slices are untimed: a timeout is the caller's deadline.
+                            if MODELLED || deadline.is_some_and(crate::sync::time::is_due) {
+                                self.pass_on_wake(op);
+                                return Err(SharedMVarError::Timeout);
+                            }
+                            slice = next_slice(slice);
+                        }
+                        Some(WaitResult::Woken) | None => {}
+                    }
+                    continue;
+                }
+            }
+            if !self.lock(me, op, deadline, &mut recovered)? {
+                return Err(SharedMVarError::Timeout);
+            }
+            crash_point();
+            let w = self.st.word.load(Ordering::Relaxed);
+            if !ready(w) {
+                // Lost the race to another participant.
+                self.st.lock.unlock(self.flavor.scope);
+                continue;
+            }
+            self.apply(op, w, src, dst);
+            self.st.lock.unlock(self.flavor.scope);
+            return Ok(Outcome {
+                value: (),
+                recovered,
+            });
+        }
+    }
+
+    /// The critical section of `op` on committed word `w` (lock held, box in the right state).
+    fn apply(&self, op: Op, w: u64, src: &[u8], dst: &mut [u8]) {
+        let cur = slot(w);
+        let other = 1 - cur;
+        if op != Op::Put {
+            // SAFETY: we hold the lock.
+            unsafe { self.slots.read(cur, dst) };
+            crash_point();
+        }
+        if matches!(op, Op::Put | Op::Swap) {
+            // SAFETY: we hold the lock; `other` is not the slot the committed word names.
+            unsafe { self.slots.write(other, src) };
+            crash_point();
+        }
+        let gen = (w & !(FULL | SLOT)).wrapping_add(GEN_ONE);
+        let (commit, seq, counter) = match op {
+            Op::Put => (
+                gen | FULL | ((other as u64) * SLOT),
+                &self.st.full_seq,
+                &self.st.takers,
+            ),
+            Op::Take => (gen | (w & SLOT), &self.st.empty_seq, &self.st.putters),
+            Op::Swap => (
+                gen | FULL | ((other as u64) * SLOT),
+                &self.st.full_seq,
+                &self.st.takers,
+            ),
+            Op::Read => {
+                // No commit; others waiting for a full box may read or take it too.
+                self.pass_on_wake(Op::Read);
+                return;
+            }
+        };
+        // The commit: one store. SeqCst for the waiter/waker (Dekker) pattern.
+        self.st.word.store(commit, Ordering::SeqCst);
+        crash_point();
+        seq.fetch_add(1, Ordering::SeqCst);
+        if counter.load(Ordering::SeqCst) > 0 {
+            futex::wake_in(self.flavor.scope, seq, 1);
+            if self.flavor.wait_for_acks {
+                self.wait_for_acks(counter);
+            }
+        }
+        crash_point();
+    }
+
+    /// Spins (bounded, adaptive) until `ready`; returns whether it became true.
+    fn spin(&self, ready: impl Fn() -> bool) -> bool {
+        let limit = if MAX_SPIN == 0 {
+            0
+        } else {
+            self.st.spin.load(Ordering::Relaxed).clamp(64, MAX_SPIN)
+        };
+        for i in 0..limit {
+            if ready() {
+                // Learn: spin about twice what it took this time, averaged.
+                let old = self.st.spin.load(Ordering::Relaxed);
+                let new = (old - old / 8 + (2 * i + 64) / 8).min(MAX_SPIN);
+                self.st.spin.store(new, Ordering::Relaxed);
+                return true;
+            }
+            spin_hint();
+        }
+        let old = self.st.spin.load(Ordering::Relaxed);
+        self.st.spin.store(old - old / 16, Ordering::Relaxed);
+        ready()
+    }
+
+    /// Sleeps once (one slice at most) waiting for the box to change for `op`. Returns `None`
+    /// if it did not sleep (the state changed).
+    fn sleep(
+        &self,
+        me: Token,
+        op: Op,
+        deadline: Option<Instant>,
+        slice: crate::sync::time::Duration,
+        recovered: &mut Option<Who>,
+    ) -> Option<WaitResult> {
+        let (seq, counter, bit) = if op.needs_full() {
+            (&self.st.full_seq, &self.st.takers, TAKERS_BIT)
+        } else {
+            (&self.st.empty_seq, &self.st.putters, PUTTERS_BIT)
+        };
+        if deadline.is_some_and(crate::sync::time::is_due) {
+            return Some(WaitResult::TimedOut);
+        }
+        counter.fetch_add(1, Ordering::SeqCst);
+        self.parts.mark_waiting(me, bit);
+        let seen = seq.load(Ordering::SeqCst);
+        let mut result = None;
+        if full(self.st.word.load(Ordering::SeqCst)) != op.needs_full() {
+            let _registered = crate::sync::waitreg::enter(op.name(), self.st);
+            result = Some(futex::wait_in(
+                self.flavor.scope,
+                seq,
+                seen,
+                slice_deadline(slice, deadline),
+            ));
+        }
+        self.uncount(me, counter, bit);
+        if result == Some(WaitResult::TimedOut) || MODELLED {
+            // A slice without news: is the lock held by a dead participant?
+            self.recover_if_owner_dead(me, op, recovered);
+        }
+        result
+    }
+
+    fn uncount(&self, me: Token, counter: &AtomicU32, bit: u32) {
+        if self.flavor.wait_for_acks {
+            // The control acknowledges under the lock (see `wait_for_acks`).
+            if self.st.lock.lock(&self.cx(Op::Read), me, None).is_ok() {
+                if self.parts.unmark_waiting(me, bit) {
+                    counter.fetch_sub(1, Ordering::SeqCst);
+                }
+                let _ = self
+                    .st
+                    .acks
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(1));
+                futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
+                self.st.lock.unlock(self.flavor.scope);
+            }
+            return;
+        }
+        if self.parts.unmark_waiting(me, bit) {
+            // Saturating: a corrupted counter never wraps to "someone is waiting" forever.
+            let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
+        }
+    }
+
+    /// Control "stale waiter count": the waker waits — untimed — until every waiter it counted
+    /// has cycled through its wake-up. A waiter killed while counted never does.
+    fn wait_for_acks(&self, counter: &AtomicU32) {
+        let pending = counter.load(Ordering::SeqCst);
+        self.st.acks.store(pending, Ordering::SeqCst);
+        futex::wake_in(self.flavor.scope, &self.st.full_seq, u32::MAX);
+        futex::wake_in(self.flavor.scope, &self.st.empty_seq, u32::MAX);
+        // Let the counted waiters acknowledge: they need the lock, which we hold, so release it
+        // while waiting and take it back after (the defect is the untimed wait, not this).
+        let me = self.st.lock.owner();
+        self.st.lock.unlock(self.flavor.scope);
+        loop {
+            let a = self.st.acks.load(Ordering::SeqCst);
+            if a == 0 {
+                break;
+            }
+            let _registered =
+                crate::sync::waitreg::enter("SharedMVar::wake (waits for acks)", &self.st.acks);
+            futex::wait_in(self.flavor.scope, &self.st.acks, a, None);
+        }
+        let _ = self.st.lock.lock(&self.cx(Op::Put), me, None);
+    }
+
+    /// Takes the lock (recovering from a dead owner). Returns false on deadline.
+    fn lock(
+        &self,
+        me: Token,
+        op: Op,
+        deadline: Option<Instant>,
+        recovered: &mut Option<Who>,
+    ) -> Result<bool, SharedMVarError> {
+        match self.st.lock.lock(&self.cx(op), me, deadline) {
+            Ok(Acquired::Clean) => Ok(true),
+            Ok(Acquired::Recovered(who)) => {
+                *recovered = Some(who);
+                self.recover();
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// After a slice: if the lock's holder is dead, take the lock over, recover, release.
+    fn recover_if_owner_dead(&self, me: Token, op: Op, recovered: &mut Option<Who>) {
+        let owner = self.st.lock.owner();
+        if owner == 0 || owner == me || !self.flavor.recover || !self.parts.is_dead(owner) {
+            return;
+        }
+        if let Some(Acquired::Recovered(who)) = self.st.lock.try_take_over(&self.cx(op), me) {
+            *recovered = Some(who);
+            self.recover();
+            self.st.lock.unlock(self.flavor.scope);
+        }
+    }
+
+    /// Recovery, lock held, after a dead owner: the box is consistent by construction (see the
+    /// module docs); wake everyone the dead owner may have owed a wake-up, free dead
+    /// participants' slots and waiter counts.
+    fn recover(&self) {
+        self.st.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.reap();
+        for seq in [&self.st.full_seq, &self.st.empty_seq] {
+            seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake_in(self.flavor.scope, seq, u32::MAX);
+        }
+    }
+
+    /// Frees dead participants' slots and their waiter counts.
+    pub fn reap(&self) -> Vec<Who> {
+        self.parts.reap(|_, bit| {
+            let counter = match bit {
+                TAKERS_BIT => &self.st.takers,
+                PUTTERS_BIT => &self.st.putters,
+                _ => return,
+            };
+            let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
+        })
+    }
+
+    /// Advisory waiter counts (takers + readers, putters).
+    pub fn waiting(&self) -> (u32, u32) {
+        (
+            self.st.takers.load(Ordering::Relaxed),
+            self.st.putters.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A waiter leaving without using its wake-up hands it to the next one.
+    fn pass_on_wake(&self, op: Op) {
+        let (seq, counter) = if op.needs_full() {
+            (&self.st.full_seq, &self.st.takers)
+        } else {
+            (&self.st.empty_seq, &self.st.putters)
+        };
+        if full(self.st.word.load(Ordering::SeqCst)) == op.needs_full()
+            && counter.load(Ordering::SeqCst) > 0
+        {
+            seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake_in(self.flavor.scope, seq, 1);
+        }
+    }
+
+    #[cfg(any(loom, shuttle))]
+    /// Model engines: `token` died; do what the passing of a slice does for real — every
+    /// sleeper wakes up and looks.
+    pub fn announce_death(&self, token: Token) {
+        self.parts.mark_dead(token);
+        for w in [&self.st.full_seq, &self.st.empty_seq] {
+            w.fetch_add(1, Ordering::SeqCst);
+            futex::wake_in(self.flavor.scope, w, u32::MAX);
+        }
+        futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
+        self.st.lock.wake_all(self.flavor.scope);
+    }
+}

@@ -1,0 +1,515 @@
+//! A named POSIX shared-memory segment: create (`O_CREAT|O_EXCL`, mode 0600), open, validate,
+//! unlink. See the module docs of [`crate::shm`] for the layout.
+
+use super::participants::{Participants, Slot, Token, Who, MAX_PARTICIPANTS};
+use super::{Kind, ShmError, ShmName};
+use crate::sync::atomic::{AtomicU32, Ordering};
+use nix::fcntl::OFlag;
+use nix::sys::mman::{mmap, munmap, shm_open, shm_unlink, MapFlags, ProtFlags};
+use nix::sys::stat::{fstat, Mode};
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+
+/// "TORTSHM" + NUL: the first eight bytes of every segment this crate creates.
+pub const MAGIC: [u8; 8] = *b"TORTSHM\0";
+/// Bumped whenever any layout in a segment changes.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Bytes reserved for the header at offset 0.
+pub const HEADER_LEN: usize = 128;
+/// Size of one participant slot.
+pub const SLOT_LEN: usize = core::mem::size_of::<Slot>();
+/// Alignment of the participant table and of the object area.
+const AREA_ALIGN: usize = 64;
+/// Largest segment this crate creates or opens (a bigger size field is corruption).
+pub const MAX_SEGMENT_LEN: u64 = 1 << 32;
+
+/// Header field offsets (all little-endian, native on every target this runs on).
+const OFF_VERSION: usize = 8;
+const OFF_KIND: usize = 12;
+const OFF_HEADER_LEN: usize = 16;
+const OFF_PARTICIPANTS: usize = 20;
+const OFF_TOTAL_LEN: usize = 24;
+const OFF_PARAMS: usize = 32;
+const N_PARAMS: usize = 4;
+const OFF_CREATOR_PID: usize = 64;
+const OFF_CREATOR_START: usize = 72;
+const OFF_CHECKSUM: usize = 80;
+/// Not covered by the checksum: the one header word that changes after creation.
+const OFF_READY: usize = 88;
+const READY: u32 = 1;
+
+/// How long `open` waits for a live creator to finish initialising.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The immutable description of a segment, read from (and checked against) its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// What the segment holds.
+    pub kind: Kind,
+    /// Number of participant slots.
+    pub participants: u32,
+    /// Kind-specific sizes (e.g. the MVar's payload length).
+    pub params: [u64; N_PARAMS],
+    /// Length of the object area.
+    pub object_len: u64,
+}
+
+impl Layout {
+    /// Offset of the object area.
+    pub fn object_offset(&self) -> usize {
+        align_up(
+            HEADER_LEN + self.participants as usize * SLOT_LEN,
+            AREA_ALIGN,
+        )
+    }
+    /// Length of the whole segment.
+    pub fn total_len(&self) -> u64 {
+        self.object_offset() as u64 + self.object_len
+    }
+}
+
+const fn align_up(x: usize, a: usize) -> usize {
+    x.div_ceil(a) * a
+}
+
+/// FNV-1a, 64 bit: detects accidental corruption of the header (not an adversary).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn put_u32(h: &mut [u8], off: usize, v: u32) {
+    h[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(h: &mut [u8], off: usize, v: u64) {
+    h[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+fn get_u32(h: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(h[off..off + 4].try_into().expect("4 bytes"))
+}
+fn get_u64(h: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(h[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// Encodes a header for `layout`.
+fn encode_header(layout: &Layout) -> [u8; HEADER_LEN] {
+    let me = super::identity::Identity::current_process();
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    put_u32(&mut h, OFF_VERSION, LAYOUT_VERSION);
+    put_u32(&mut h, OFF_KIND, layout.kind as u32);
+    put_u32(&mut h, OFF_HEADER_LEN, HEADER_LEN as u32);
+    put_u32(&mut h, OFF_PARTICIPANTS, layout.participants);
+    put_u64(&mut h, OFF_TOTAL_LEN, layout.total_len());
+    for (i, p) in layout.params.iter().enumerate() {
+        put_u64(&mut h, OFF_PARAMS + 8 * i, *p);
+    }
+    put_u32(&mut h, OFF_CREATOR_PID, me.pid);
+    put_u64(&mut h, OFF_CREATOR_START, me.pid_start);
+    let sum = fnv1a(&h[..OFF_CHECKSUM]);
+    put_u64(&mut h, OFF_CHECKSUM, sum);
+    h
+}
+
+/// What a header says, once checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeaderInfo {
+    pub layout: Layout,
+    pub creator: super::identity::Identity,
+}
+
+/// Checks a header copied out of a segment of `file_len` bytes. `expect` = the kind the caller
+/// wants (`None`: any kind, e.g. for cleanup).
+pub(crate) fn decode_header(
+    h: &[u8; HEADER_LEN],
+    file_len: u64,
+    expect: Option<Kind>,
+) -> Result<HeaderInfo, ShmError> {
+    if h[..8] != MAGIC {
+        return Err(ShmError::NotOurs);
+    }
+    let version = get_u32(h, OFF_VERSION);
+    if version != LAYOUT_VERSION {
+        return Err(ShmError::Version {
+            found: version,
+            expected: LAYOUT_VERSION,
+        });
+    }
+    let stored = get_u64(h, OFF_CHECKSUM);
+    if fnv1a(&h[..OFF_CHECKSUM]) != stored {
+        return Err(ShmError::Corrupted("header checksum does not match".into()));
+    }
+    let kind_raw = get_u32(h, OFF_KIND);
+    let kind = Kind::from_u32(kind_raw)
+        .ok_or_else(|| ShmError::Corrupted(format!("unknown object kind {kind_raw}")))?;
+    if let Some(want) = expect {
+        if want != kind {
+            return Err(ShmError::WrongKind {
+                found: kind,
+                expected: want,
+            });
+        }
+    }
+    if get_u32(h, OFF_HEADER_LEN) as usize != HEADER_LEN {
+        return Err(ShmError::Corrupted("header length field is wrong".into()));
+    }
+    let participants = get_u32(h, OFF_PARTICIPANTS);
+    if participants == 0 || participants > MAX_PARTICIPANTS {
+        return Err(ShmError::Corrupted(format!(
+            "participant count {participants} out of range"
+        )));
+    }
+    let mut params = [0u64; N_PARAMS];
+    for (i, p) in params.iter_mut().enumerate() {
+        *p = get_u64(h, OFF_PARAMS + 8 * i);
+    }
+    let total = get_u64(h, OFF_TOTAL_LEN);
+    if total > MAX_SEGMENT_LEN {
+        return Err(ShmError::Corrupted(format!(
+            "segment length {total} too large"
+        )));
+    }
+    let object_len = kind
+        .object_len(&params)
+        .ok_or_else(|| ShmError::Corrupted(format!("{kind} parameters {params:?} are invalid")))?;
+    let layout = Layout {
+        kind,
+        participants,
+        params,
+        object_len,
+    };
+    if layout.total_len() != total {
+        return Err(ShmError::Corrupted(format!(
+            "header says {total} bytes, its layout needs {}",
+            layout.total_len()
+        )));
+    }
+    if file_len < total {
+        return Err(ShmError::Truncated {
+            len: file_len,
+            needed: total,
+        });
+    }
+    Ok(HeaderInfo {
+        layout,
+        creator: super::identity::Identity {
+            pid: get_u32(h, OFF_CREATOR_PID),
+            tid: 0,
+            pid_start: get_u64(h, OFF_CREATOR_START),
+            tid_start: 0,
+        },
+    })
+}
+
+static NEXT_NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// (mapping nonce, token) of the participant slots this thread holds.
+    static MY_TOKENS: RefCell<Vec<(u64, Token)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// One process's mapping of a segment. Unmapped when the last [`Segment`] clone is dropped.
+#[derive(Debug)]
+struct Mapping {
+    name: ShmName,
+    base: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+    nonce: u64,
+    /// Tokens claimed through this mapping (released on drop).
+    tokens: std::sync::Mutex<Vec<Token>>,
+    unlink_on_drop: std::sync::atomic::AtomicBool,
+    /// Keeps the descriptor for `fstat` identity checks.
+    _fd: OwnedFd,
+}
+
+// SAFETY: the mapping is plain shared memory; every access to it goes through atomics or through
+// the objects' own locking protocols, so it may be used from any thread.
+unsafe impl Send for Mapping {}
+// SAFETY: as above.
+unsafe impl Sync for Mapping {}
+
+/// A mapped segment (cheap to clone; all clones share one mapping).
+#[derive(Clone, Debug)]
+pub struct Segment {
+    inner: std::sync::Arc<Mapping>,
+}
+
+fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, ShmError> {
+    let len = NonZeroUsize::new(len).ok_or(ShmError::Truncated { len: 0, needed: 1 })?;
+    // SAFETY: a fresh shared mapping of a descriptor we own; never PROT_EXEC; the address is
+    // chosen by the kernel, so no existing memory is replaced.
+    let p = unsafe {
+        mmap(
+            None,
+            len,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+            fd,
+            0,
+        )
+    }
+    .map_err(|e| ShmError::Os("mmap", e))?;
+    Ok(p.cast())
+}
+
+impl Segment {
+    /// Creates a new segment `name` for `layout` (fails if the name exists) and claims a
+    /// process-level participant slot in it.
+    pub fn create(name: &ShmName, layout: Layout) -> Result<Segment, ShmError> {
+        if layout.participants == 0 || layout.participants > MAX_PARTICIPANTS {
+            return Err(ShmError::Invalid(format!(
+                "participants must be 1..={MAX_PARTICIPANTS}, not {}",
+                layout.participants
+            )));
+        }
+        if layout.total_len() > MAX_SEGMENT_LEN {
+            return Err(ShmError::Invalid(format!(
+                "segment of {} bytes is too large",
+                layout.total_len()
+            )));
+        }
+        let fd = shm_open(
+            name.as_str(),
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_RDWR,
+            Mode::S_IRUSR | Mode::S_IWUSR,
+        )
+        .map_err(|e| match e {
+            nix::errno::Errno::EEXIST => ShmError::Exists(name.clone()),
+            e => ShmError::Os("shm_open", e),
+        })?;
+        let created = (|| {
+            nix::unistd::ftruncate(&fd, layout.total_len() as i64)
+                .map_err(|e| ShmError::Os("ftruncate", e))?;
+            let base = map(&fd, layout.total_len() as usize)?;
+            Ok::<_, ShmError>(base)
+        })();
+        let base = match created {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = shm_unlink(name.as_str());
+                return Err(e);
+            }
+        };
+        let header = encode_header(&layout);
+        // SAFETY: the mapping is at least HEADER_LEN bytes (total_len > HEADER_LEN) and nobody
+        // else can have validated it yet (READY is still 0), so this write races with no reader
+        // that trusts it.
+        unsafe { core::ptr::copy_nonoverlapping(header.as_ptr(), base.as_ptr(), HEADER_LEN) };
+        let seg = Segment::from_parts(name.clone(), base, layout, fd);
+        // Zero-filled memory is the initial state of every object (free locks, empty boxes,
+        // free slots), so the segment is ready as soon as the header is written.
+        seg.ready_word().store(READY, Ordering::Release);
+        seg.attach()?;
+        Ok(seg)
+    }
+
+    /// Opens the existing segment `name`, which must hold a `kind` object; checks its header
+    /// (magic, version, kind, checksum, sizes against the file's length) and claims a
+    /// process-level participant slot.
+    pub fn open(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
+        let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| match e {
+            nix::errno::Errno::ENOENT => ShmError::NotFound(name.clone()),
+            e => ShmError::Os("shm_open", e),
+        })?;
+        let info = read_header(&fd, Some(kind))?;
+        let base = map(&fd, info.layout.total_len() as usize)?;
+        let seg = Segment::from_parts(name.clone(), base, info.layout, fd);
+        // Do not unlink a segment we failed to open properly.
+        seg.inner
+            .unlink_on_drop
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        while seg.ready_word().load(Ordering::Acquire) != READY {
+            if started.elapsed() > READY_WAIT || !info.creator.is_alive() {
+                return Err(ShmError::NotReady(name.clone()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        seg.attach()?;
+        // A last user may have unlinked the name between our shm_open and our attach: make sure
+        // the name still refers to the object we mapped.
+        if !seg.still_named() {
+            return Err(ShmError::NotFound(name.clone()));
+        }
+        seg.inner
+            .unlink_on_drop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(seg)
+    }
+
+    fn from_parts(name: ShmName, base: NonNull<u8>, layout: Layout, fd: OwnedFd) -> Segment {
+        Segment {
+            inner: std::sync::Arc::new(Mapping {
+                name,
+                base,
+                len: layout.total_len() as usize,
+                layout,
+                nonce: NEXT_NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                tokens: std::sync::Mutex::new(Vec::new()),
+                unlink_on_drop: std::sync::atomic::AtomicBool::new(true),
+                _fd: fd,
+            }),
+        }
+    }
+
+    fn ready_word(&self) -> &AtomicU32 {
+        // SAFETY: OFF_READY is 4-aligned inside the header of a live mapping (page-aligned base);
+        // an all-bits pattern is a valid AtomicU32.
+        unsafe { &*self.inner.base.as_ptr().add(OFF_READY).cast::<AtomicU32>() }
+    }
+
+    fn still_named(&self) -> bool {
+        let Ok(fd) = shm_open(self.inner.name.as_str(), OFlag::O_RDONLY, Mode::empty()) else {
+            return false;
+        };
+        match (fstat(&fd), fstat(&self.inner._fd)) {
+            (Ok(a), Ok(b)) => a.st_ino == b.st_ino && a.st_dev == b.st_dev,
+            _ => false,
+        }
+    }
+
+    fn attach(&self) -> Result<Token, ShmError> {
+        let t = self
+            .participants()
+            .claim(true)
+            .map_err(|f| ShmError::TooManyParticipants(f.slots))?;
+        self.inner
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(t);
+        Ok(t)
+    }
+
+    /// The segment's name.
+    pub fn name(&self) -> &ShmName {
+        &self.inner.name
+    }
+
+    /// The validated layout.
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// The participant table.
+    pub fn participants(&self) -> Participants<'_> {
+        let n = self.inner.layout.participants as usize;
+        // SAFETY: the table lies inside the mapping (checked against its length when the header
+        // was validated), HEADER_LEN is 64-aligned as Slot requires, and any bit pattern is a
+        // valid Slot (it is made of atomics). It lives as long as `self`.
+        let slots = unsafe {
+            core::slice::from_raw_parts(self.inner.base.as_ptr().add(HEADER_LEN).cast::<Slot>(), n)
+        };
+        Participants::new(slots)
+    }
+
+    /// Pointer to the object area (`layout().object_len` bytes, 64-aligned).
+    pub fn object_ptr(&self) -> NonNull<u8> {
+        let off = self.inner.layout.object_offset();
+        debug_assert!(off as u64 + self.inner.layout.object_len <= self.inner.len as u64);
+        // SAFETY: the object area is inside the mapping (validated layout).
+        unsafe { NonNull::new_unchecked(self.inner.base.as_ptr().add(off)) }
+    }
+
+    /// The calling thread's participant token, claiming a slot on first use.
+    pub fn me(&self) -> Result<Token, ShmError> {
+        let nonce = self.inner.nonce;
+        if let Some(t) = MY_TOKENS.with(|m| {
+            m.borrow()
+                .iter()
+                .find(|(n, _)| *n == nonce)
+                .map(|(_, t)| *t)
+        }) {
+            return Ok(t);
+        }
+        let t = self
+            .participants()
+            .claim(false)
+            .map_err(|f| ShmError::TooManyParticipants(f.slots))?;
+        self.inner
+            .tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(t);
+        MY_TOKENS.with(|m| m.borrow_mut().push((nonce, t)));
+        Ok(t)
+    }
+
+    /// Frees the slots of dead participants; `uncount(bit)` for each waiter counter a dead one
+    /// was still counted in. Returns who was reaped.
+    pub fn reap(&self, uncount: impl FnMut(usize, u32)) -> Vec<Who> {
+        self.participants().reap(uncount)
+    }
+
+    /// Removes the name now (the mapping stays valid for everyone who has it).
+    pub fn unlink(&self) -> Result<(), ShmError> {
+        self.inner
+            .unlink_on_drop
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        shm_unlink(self.inner.name.as_str()).map_err(|e| match e {
+            nix::errno::Errno::ENOENT => ShmError::NotFound(self.inner.name.clone()),
+            e => ShmError::Os("shm_unlink", e),
+        })
+    }
+
+    /// Whether dropping the last handle in this process unlinks the segment when no other
+    /// participant is alive (the default), or leaves it for [`super::cleanup`].
+    pub fn set_unlink_on_drop(&self, yes: bool) {
+        self.inner
+            .unlink_on_drop
+            .store(yes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let n = self.layout.participants as usize;
+        // SAFETY: as in `Segment::participants`; the mapping is still live here.
+        let slots = unsafe {
+            core::slice::from_raw_parts(self.base.as_ptr().add(HEADER_LEN).cast::<Slot>(), n)
+        };
+        let parts = Participants::new(slots);
+        let tokens = std::mem::take(&mut *self.tokens.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tokens {
+            parts.release(t, |_| {});
+        }
+        let nonce = self.nonce;
+        let _ = MY_TOKENS.try_with(|m| m.borrow_mut().retain(|(n, _)| *n != nonce));
+        if self
+            .unlink_on_drop
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && parts.live().is_empty()
+        {
+            let _ = shm_unlink(self.name.as_str());
+        }
+        // SAFETY: `base`/`len` are exactly what mmap returned; no reference into the mapping
+        // outlives the last `Segment` clone (objects borrow from a `Segment`).
+        let _ = unsafe { munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// Reads and checks the header of an open segment descriptor.
+pub(crate) fn read_header(fd: &OwnedFd, kind: Option<Kind>) -> Result<HeaderInfo, ShmError> {
+    let st = fstat(fd).map_err(|e| ShmError::Os("fstat", e))?;
+    let file_len = st.st_size.max(0) as u64;
+    if file_len < HEADER_LEN as u64 {
+        return Err(ShmError::Truncated {
+            len: file_len,
+            needed: HEADER_LEN as u64,
+        });
+    }
+    let base = map(fd, HEADER_LEN)?;
+    let mut h = [0u8; HEADER_LEN];
+    for (i, b) in h.iter_mut().enumerate() {
+        // SAFETY: `i < HEADER_LEN`, inside the fresh mapping; a volatile byte read cannot tear
+        // and makes no assumption about what another process writes concurrently.
+        *b = unsafe { core::ptr::read_volatile(base.as_ptr().add(i)) };
+    }
+    // SAFETY: exactly the mapping made above, not referenced any more.
+    let _ = unsafe { munmap(base.cast(), HEADER_LEN) };
+    decode_header(&h, file_len, kind)
+}
