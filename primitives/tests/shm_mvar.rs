@@ -1,5 +1,6 @@
 //! The shared-memory MVar and segments: API, hostile segments, cross-process use and recovery
 //! from a participant killed while holding the box's lock. Kill storms are in `torture`.
+#![cfg(not(any(loom, shuttle)))]
 
 use primitives::mvar::{SharedMVar, SharedMVarError};
 use primitives::shm::{self, Kind, ShmError, ShmName};

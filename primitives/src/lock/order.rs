@@ -14,6 +14,22 @@
 //! Modes: [`Mode::Off`] does no graph work at all (only the per-thread held stack, which the
 //! buffered message log needs, is kept); [`Mode::Report`] records reports (and prints each once
 //! to stderr); [`Mode::Panic`] panics at the offending acquisition — before it can deadlock.
+//!
+//! ## Across processes
+//! A validator made with [`Validator::shared`] also keeps its classes and edges in a shared
+//! lock-order graph ([`super::order_shared`]), in a named segment that every process of the
+//! system opens: classes are matched *by name*, each new edge is written there too, and a path
+//! for the opposite order is searched there after the local graph. An inversion whose earlier
+//! half was seen by another process is reported with that process's acquisitions
+//! ([`Violation::remote_chain`]: pid, thread, source locations, class names). A class that
+//! cannot be registered in the shared table (table full, name too long) is tracked by the local
+//! graph only, and the failure is kept ([`Validator::shared_errors`]); [`Validator::try_class`]
+//! returns it instead.
+//!
+//! ## Notes about memory ordering
+//! The local graph is behind a mutex and each thread's held stack is thread-local, so no
+//! ordering subtleties arise here; the shared graph's protocol is described in
+//! [`super::order_shared`].
 // loom's `thread_local!` does not accept a `const { }` initializer.
 #![allow(clippy::missing_const_for_thread_local)]
 
@@ -46,6 +62,40 @@ pub struct Acquisition {
     pub thread: u64,
 }
 
+/// One acquisition in a chain recorded by another process (or another validator) in a shared
+/// lock-order graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteAcquisition {
+    /// Lock class name, as registered in the shared table.
+    pub class: &'static str,
+    /// Process that recorded it (0 if unknown).
+    pub pid: u32,
+    /// Kernel tid of the acquiring thread (0 if unknown).
+    pub tid: u32,
+    /// [`crate::sync::current_thread_id`] of the acquirer in its process (0 if unknown).
+    pub thread: u64,
+    /// Where it was acquired (`file:line:col`, possibly cut at the front); `None` when the
+    /// recording process had not committed the details (or died before it did).
+    pub at: Option<String>,
+    /// The recording process died before committing the details.
+    pub writer_died: bool,
+}
+
+impl fmt::Display for RemoteAcquisition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pid {}", self.pid)?;
+        if self.tid != 0 {
+            write!(f, " tid {} thread #{}", self.tid, self.thread)?;
+        }
+        write!(f, " acquired {:?} ", self.class)?;
+        match (&self.at, self.writer_died) {
+            (Some(at), _) => write!(f, "at {at}"),
+            (None, true) => f.write_str("(details lost: the process died while recording them)"),
+            (None, false) => f.write_str("(details still being recorded)"),
+        }
+    }
+}
+
 /// What kind of violation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ViolationKind {
@@ -66,6 +116,47 @@ pub struct Violation {
     pub this_chain: Vec<Acquisition>,
     /// The chain(s) seen earlier that establish the opposite order, edge by edge.
     pub earlier_chain: Vec<Acquisition>,
+    /// The same, when the opposite order was found only in the shared graph
+    /// ([`Validator::shared`]): the acquisitions of the processes that recorded it, edge by
+    /// edge (then `earlier_chain` is empty).
+    pub remote_chain: Vec<RemoteAcquisition>,
+}
+
+impl Violation {
+    /// One-line summary of an inversion found through the shared graph: `A -> B here (pid …,
+    /// at … then …); earlier B -> A in pid … (at … then …)`.
+    fn remote_summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let here: Vec<_> = self.this_chain.iter().map(|a| a.class).collect();
+        let at: Vec<String> = self.this_chain.iter().map(|a| a.at.to_string()).collect();
+        let thread = self.this_chain.first().map_or(0, |a| a.thread);
+        write!(
+            f,
+            "  {} here (pid {}, thread #{thread}, at {})",
+            here.join(" -> "),
+            std::process::id(),
+            at.join(" then ")
+        )?;
+        for (i, edge) in self.remote_chain.chunks(2).enumerate() {
+            let sep = if i == 0 { "; earlier" } else { ", then" };
+            let names: Vec<_> = edge.iter().map(|a| a.class).collect();
+            let pid = edge.first().map_or(0, |a| a.pid);
+            let at: Vec<String> = edge
+                .iter()
+                .map(|a| a.at.clone().unwrap_or_else(|| "?".into()))
+                .collect();
+            write!(f, "{sep} {} in pid {pid}", names.join(" -> "))?;
+            match edge.first() {
+                Some(a) if a.at.is_some() => {
+                    write!(f, " (tid {}, at {})", a.tid, at.join(" then "))?
+                }
+                Some(a) if a.writer_died => {
+                    f.write_str(" (details lost: it died recording them)")?
+                }
+                _ => f.write_str(" (details still being recorded)")?,
+            }
+        }
+        writeln!(f)
+    }
 }
 
 impl fmt::Display for Violation {
@@ -77,6 +168,9 @@ impl fmt::Display for Violation {
             }
         };
         writeln!(f, "{title}: {}", self.cycle.join(" -> "))?;
+        if !self.remote_chain.is_empty() {
+            self.remote_summary(f)?;
+        }
         writeln!(f, "  this chain:")?;
         for a in &self.this_chain {
             writeln!(
@@ -95,6 +189,15 @@ impl fmt::Display for Violation {
                 )?;
             }
         }
+        if !self.remote_chain.is_empty() {
+            writeln!(
+                f,
+                "  earlier chain establishing the opposite order, from the shared graph:"
+            )?;
+            for a in &self.remote_chain {
+                writeln!(f, "    {a}")?;
+            }
+        }
         Ok(())
     }
 }
@@ -106,6 +209,8 @@ type Edge = [Acquisition; 2];
 struct Graph {
     names: Vec<&'static str>,
     reentrant: Vec<bool>,
+    /// Index of each class in the shared graph, if registered there.
+    shared_ids: Vec<Option<usize>>,
     edges: HashMap<(usize, usize), Edge>,
     succ: Vec<Vec<usize>>,
     violations: Vec<Violation>,
@@ -137,6 +242,9 @@ struct ValidatorInner {
     id: u64,
     mode: Mode,
     graph: BookMutex<Graph>,
+    /// The shared graph of a [`Validator::shared`] (never in [`Mode::Off`]).
+    #[cfg(not(any(loom, shuttle)))]
+    shared: Option<super::order_shared::SharedGraph>,
 }
 
 /// A lock-order validator: a graph of classes. Cheap to clone (shared).
@@ -155,8 +263,74 @@ impl Validator {
                 id: NEXT_VALIDATOR.fetch_add(1, BookOrdering::Relaxed),
                 mode,
                 graph: BookMutex::new(Graph::default()),
+                #[cfg(not(any(loom, shuttle)))]
+                shared: None,
             }),
         }
+    }
+
+    /// A validator whose graph is also kept in the shared lock-order graph `name`, so that it
+    /// sees the orders of every process using the same name. Creates the segment (with room for
+    /// [`super::order_shared::DEFAULT_CLASSES`] classes) or opens it if it exists. The segment
+    /// stays while any process holds a validator on it; the last one unlinks it.
+    ///
+    /// In [`Mode::Off`] no segment is touched: the result is [`Validator::new`]`(Mode::Off)`.
+    #[cfg(not(any(loom, shuttle)))]
+    pub fn shared(mode: Mode, name: &crate::shm::ShmName) -> Result<Self, crate::shm::ShmError> {
+        Self::shared_with_capacity(mode, name, super::order_shared::DEFAULT_CLASSES)
+    }
+
+    /// [`Validator::shared`] with room for `classes` classes if the segment is created here (an
+    /// existing segment keeps its capacity).
+    #[cfg(not(any(loom, shuttle)))]
+    pub fn shared_with_capacity(
+        mode: Mode,
+        name: &crate::shm::ShmName,
+        classes: usize,
+    ) -> Result<Self, crate::shm::ShmError> {
+        if mode == Mode::Off {
+            return Ok(Validator::new(mode));
+        }
+        let graph = super::order_shared::SharedGraph::create_or_open(name, classes)?;
+        Ok(Validator {
+            inner: BookArc::new(ValidatorInner {
+                id: NEXT_VALIDATOR.fetch_add(1, BookOrdering::Relaxed),
+                mode,
+                graph: BookMutex::new(Graph::default()),
+                shared: Some(graph),
+            }),
+        })
+    }
+
+    /// The shared graph's segment, for a [`Validator::shared`] (e.g. to unlink it).
+    #[cfg(not(any(loom, shuttle)))]
+    pub fn shared_segment(&self) -> Option<&crate::shm::Segment> {
+        self.inner.shared.as_ref().map(|g| g.segment())
+    }
+
+    /// Classes that could not be registered in the shared graph (tracked locally only).
+    #[cfg(not(any(loom, shuttle)))]
+    pub fn shared_errors(&self) -> Vec<super::order_shared::SharedError> {
+        self.inner
+            .shared
+            .as_ref()
+            .map(|g| g.errors())
+            .unwrap_or_default()
+    }
+
+    /// Like [`Validator::class`], but a class that a shared validator cannot register in the
+    /// shared table is an error instead of a locally tracked class.
+    #[cfg(not(any(loom, shuttle)))]
+    pub fn try_class(
+        &self,
+        name: &'static str,
+        reentrant: bool,
+    ) -> Result<LockClass, super::order_shared::SharedError> {
+        let shared = match &self.inner.shared {
+            Some(g) => Some(g.register(name)?),
+            None => None,
+        };
+        Ok(self.add_class(name, reentrant, shared))
     }
 
     /// The mode.
@@ -165,16 +339,35 @@ impl Validator {
     }
 
     /// Registers a class. Names need not be unique, but reports are clearer if they are.
+    ///
+    /// A shared validator also registers the name in the shared table (the same name in any
+    /// process is the same class there); if that fails (table full, name longer than
+    /// [`super::order_shared::NAME_BYTES`]), the class is tracked by the local graph only and
+    /// the failure is kept in [`Validator::shared_errors`].
     pub fn class(&self, name: &'static str, reentrant: bool) -> LockClass {
+        #[cfg(not(any(loom, shuttle)))]
+        let shared = self
+            .inner
+            .shared
+            .as_ref()
+            .and_then(|g| g.register(name).ok());
+        #[cfg(any(loom, shuttle))]
+        let shared = None;
+        self.add_class(name, reentrant, shared)
+    }
+
+    fn add_class(&self, name: &'static str, reentrant: bool, shared: Option<usize>) -> LockClass {
         let mut g = book_lock(&self.inner.graph);
         g.names.push(name);
         g.reentrant.push(reentrant);
+        g.shared_ids.push(shared);
         g.succ.push(Vec::new());
         LockClass {
             validator: self.clone(),
             id: g.names.len() - 1,
             name,
             reentrant,
+            shared,
         }
     }
 
@@ -244,6 +437,7 @@ pub struct LockClass {
     id: usize,
     name: &'static str,
     reentrant: bool,
+    shared: Option<usize>,
 }
 
 impl LockClass {
@@ -254,6 +448,11 @@ impl LockClass {
     /// Whether holders may re-acquire locks of this class.
     pub fn is_reentrant(&self) -> bool {
         self.reentrant
+    }
+    /// Index of the class in the shared graph's table (`None`: not a shared validator, or
+    /// tracked locally only).
+    pub fn shared_index(&self) -> Option<usize> {
+        self.shared
     }
 }
 
@@ -320,6 +519,7 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
                     },
                 ],
                 earlier_chain: Vec::new(),
+                remote_chain: Vec::new(),
             });
         }
         return; // a re-entry adds no order
@@ -357,7 +557,19 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
                         cycle,
                         this_chain: edge.to_vec(),
                         earlier_chain,
+                        remote_chain: Vec::new(),
                     });
+                }
+            }
+            #[cfg(not(any(loom, shuttle)))]
+            if let (Some(shared), Some(sh), Some(sc)) =
+                (&v.inner.shared, g.shared_ids[hc], class.shared)
+            {
+                if sh != sc {
+                    let remote = shared_edge(shared, sh, sc, &edge, me);
+                    if found.is_none() {
+                        found = remote;
+                    }
                 }
             }
             g.edges.insert((hc, class.id), edge);
@@ -367,6 +579,49 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
     if let Some(violation) = found {
         v.raise(violation);
     }
+}
+
+/// Records the new edge `sh → sc` (shared indices; `edge` = its two acquisitions here) in the
+/// shared graph, then looks there for the opposite order `sc →* sh`.
+#[cfg(not(any(loom, shuttle)))]
+fn shared_edge(
+    shared: &super::order_shared::SharedGraph,
+    sh: usize,
+    sc: usize,
+    edge: &Edge,
+    me: u64,
+) -> Option<Violation> {
+    let (held_at, at) = (edge[0].at.to_string(), edge[1].at.to_string());
+    shared.record(
+        sh,
+        sc,
+        &super::order_shared::EdgeRecord {
+            thread: me,
+            held_at: &held_at,
+            at: &at,
+        },
+    );
+    let p = shared.path(sc, sh)?;
+    let remote_chain = p
+        .windows(2)
+        .flat_map(|w| shared.edge_chain(w[0], w[1]))
+        .collect();
+    let mut cycle = vec![edge[0].class];
+    cycle.extend(p.iter().map(|&c| shared.interned_class_name(c)));
+    // The ends are this process's own names for the two classes.
+    if let Some(last) = cycle.last_mut() {
+        *last = edge[0].class;
+    }
+    if let Some(second) = cycle.get_mut(1) {
+        *second = edge[1].class;
+    }
+    Some(Violation {
+        kind: ViolationKind::Inversion,
+        cycle,
+        this_chain: edge.to_vec(),
+        earlier_chain: Vec::new(),
+        remote_chain,
+    })
 }
 
 /// Records that the calling thread now holds `lock`.

@@ -143,6 +143,8 @@ pub fn flush_staged() {
     for e in entries {
         e.target.deliver_batch(e.batch, e.dropped);
     }
+    #[cfg(not(any(loom, shuttle)))]
+    ring::flush_thread_staged();
 }
 
 /// A buffered message log over a sink `S`. Cheap to clone (shared).

@@ -193,6 +193,9 @@ pub enum SharedMVarError {
     },
     /// The segment could not be used (e.g. no participant slot left).
     Shm(crate::shm::ShmError),
+    /// Model engines only: the calling participant was told to die at this step (it stopped,
+    /// leaving whatever it held). Never returned for real.
+    Died,
 }
 
 impl fmt::Display for SharedMVarError {
@@ -208,6 +211,7 @@ impl fmt::Display for SharedMVarError {
                 )
             }
             SharedMVarError::Shm(e) => write!(f, "shared MVar: {e}"),
+            SharedMVarError::Died => f.write_str("the participant died (model engines)"),
         }
     }
 }

@@ -30,33 +30,50 @@
 //! since nothing of the box is touched between the commit and the return.
 //!
 //! ## Waiting
-//! A `put` on a full box (a `take`/`read` on an empty one) spins briefly — an adaptive bound,
-//! learnt in the shared `spin` word, so a ping-pong partner answering within microseconds is
-//! caught without a system call — then counts itself in `putters` (`takers`), re-checks the
-//! word, and sleeps on `empty_seq` (`full_seq`) with a *shared* futex, in slices of at most
-//! 50 ms. After a slice it checks whether the lock's holder is dead, and recovers if so. Every
-//! wake-up is issued *before* the lock is released, so a participant killed between its commit
-//! and its wake still holds the lock, and whoever recovers the lock issues the wake. A commit
-//! wakes one waiter (a `futex_wake` only if the counter is non-zero); a waiter that gives up
-//! (deadline) or only reads passes the wake on.
+//! A `put` on a full box (a `take`/`read` on an empty one) first spins briefly — an adaptive
+//! bound learnt in the shared `spin` word, so a ping-pong partner answering within microseconds
+//! is caught without a system call. Then it takes the lock, and if the box is still not ready it
+//! counts itself in `putters` (`takers`) and reads `empty_seq` (`full_seq`) **under the lock**,
+//! releases it and sleeps on that word with a *shared* futex, in slices of at most 50 ms; each
+//! pass round the loop takes the lock again, so a dead holder is found by the lock's own
+//! slice-and-check ([`crate::shm::RobustWord`]). A committer bumps the sequence word and reads
+//! the counter under the same lock, so it cannot miss a registered waiter, and issues its
+//! `futex_wake` *before* unlocking: a participant killed between its commit and its wake still
+//! holds the lock, and whoever recovers the lock wakes everyone. A commit wakes one waiter
+//! (a system call only if the counter is non-zero); a waiter that gives up at its deadline, or
+//! only reads, passes the wake on.
 //!
 //! ## Notes about memory ordering
-//! * The lock's `Acquire`/`Release` order the slot copies: a slot written before a commit is
-//!   visible to the next lock holder.
-//! * The waiter's `counter += 1; load seq; load word` and the waker's `store word; seq += 1;
-//!   load counter` are all `SeqCst`: it is a store→load (Dekker) pattern, so either the waiter
-//!   sees the new word and does not sleep, or the waker sees the count and wakes it. The futex
-//!   re-checks `seq` in the kernel, closing the window between the waiter's check and its sleep.
+//! * The lock's `Acquire`/`Release` order everything in a critical section: slot copies, the
+//!   commit store, the waiter counters and sequence words (registration and commit both happen
+//!   under the lock, so no store→load (Dekker) reasoning is needed — which loom could not check,
+//!   as it models `SeqCst` as `AcqRel`).
+//! * The lock-free snapshot loads of the commit word (spin loop, `is_full`) are `Acquire` and
+//!   pair with the commit's `Release` store; they only decide whether to take the lock.
+//! * The futex re-checks the sequence word in the kernel, closing the window between a waiter's
+//!   unlock and its sleep.
 
 use super::{Outcome, SharedMVarError};
 use crate::shm::{
-    crash_point, first_slice, next_slice, slice_deadline, Acquired, LockCx, Participants,
+    death_due, first_slice, next_slice, slice_deadline, Acquired, LockCx, Participants,
     RobustWord, Token, Who,
 };
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
 use crate::sync::time::Instant;
 use crate::sync::{spin_hint, MODELLED};
+
+pub use crate::shm::Died;
+
+/// Returns `Err(Died)` where a model engine's victim must stop (never for real).
+#[inline]
+pub(crate) fn die_if_due() -> Result<(), Died> {
+    if death_due() {
+        Err(Died)
+    } else {
+        Ok(())
+    }
+}
 
 const FULL: u64 = 1;
 const SLOT: u64 = 2;
@@ -138,11 +155,11 @@ impl Flavor {
 pub(crate) trait Slots {
     /// Payload length in bytes.
     fn len(&self) -> usize;
-    /// Copies `src` into slot `i`.
+    /// Copies `src` into slot `i` (under the model engines the writer may die half-way).
     ///
     /// # Safety
     /// The caller holds the box's lock (no one else reads or writes the slots).
-    unsafe fn write(&self, i: usize, src: &[u8]);
+    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), Died>;
     /// Copies slot `i` into `dst`.
     ///
     /// # Safety
@@ -276,63 +293,63 @@ impl<'a, S: Slots> Core<'a, S> {
     ) -> Result<Outcome<()>, SharedMVarError> {
         let mut recovered = None;
         let mut slice = first_slice();
+        let ready = |w: u64| full(w) == op.needs_full();
         loop {
-            let ready = |w: u64| full(w) == op.needs_full();
-            if !ready(self.st.word.load(Ordering::Acquire)) {
-                if try_only {
-                    return Err(if op.needs_full() {
-                        SharedMVarError::Empty
-                    } else {
-                        SharedMVarError::Full
-                    });
-                }
-                if !self.spin(|| ready(self.st.word.load(Ordering::Relaxed))) {
-                    match self.sleep(me, op, deadline, slice, &mut recovered) {
-                        Some(WaitResult::TimedOut) => {
-                            // Modelled, slices are untimed: a timeout is the caller's deadline.
-                            if MODELLED || deadline.is_some_and(crate::sync::time::is_due) {
-                                self.pass_on_wake(op);
-                                return Err(SharedMVarError::Timeout);
-                            }
-                            slice = next_slice(slice);
-                        }
-                        Some(WaitResult::Woken) | None => {}
-                    }
-                    continue;
-                }
+            // Fast path: a partner answering within the adaptive spin needs no system call.
+            if !try_only && !ready(self.st.word.load(Ordering::Acquire)) {
+                self.spin(|| ready(self.st.word.load(Ordering::Relaxed)));
             }
-            if !self.lock(me, op, deadline, &mut recovered)? {
+            if !self.lock(me, op, deadline, &mut recovered) {
                 return Err(SharedMVarError::Timeout);
             }
-            crash_point();
-            let w = self.st.word.load(Ordering::Relaxed);
-            if !ready(w) {
-                // Lost the race to another participant.
-                self.st.lock.unlock(self.flavor.scope);
-                continue;
+            if death_due() {
+                return Err(SharedMVarError::Died);
             }
-            self.apply(op, w, src, dst);
-            self.st.lock.unlock(self.flavor.scope);
-            return Ok(Outcome {
-                value: (),
-                recovered,
-            });
+            let w = self.st.word.load(Ordering::Relaxed);
+            if ready(w) {
+                // A participant that dies stops: no unlock, no return value.
+                self.apply(op, w, src, dst)
+                    .map_err(|Died| SharedMVarError::Died)?;
+                self.st.lock.unlock(self.flavor.scope);
+                return Ok(Outcome {
+                    value: (),
+                    recovered,
+                });
+            }
+            if try_only {
+                self.st.lock.unlock(self.flavor.scope);
+                return Err(if op.needs_full() {
+                    SharedMVarError::Empty
+                } else {
+                    SharedMVarError::Full
+                });
+            }
+            // Not ready: register as a waiter *under the lock* (so the next committer, which
+            // reads the count under the same lock, cannot miss us), then sleep one slice.
+            if self.sleep(me, op, deadline, slice) == WaitResult::TimedOut {
+                // Modelled, slices are untimed: a timeout is the caller's deadline.
+                if MODELLED || deadline.is_some_and(crate::sync::time::is_due) {
+                    self.pass_on_wake(op);
+                    return Err(SharedMVarError::Timeout);
+                }
+                slice = next_slice(slice);
+            }
         }
     }
 
     /// The critical section of `op` on committed word `w` (lock held, box in the right state).
-    fn apply(&self, op: Op, w: u64, src: &[u8], dst: &mut [u8]) {
+    fn apply(&self, op: Op, w: u64, src: &[u8], dst: &mut [u8]) -> Result<(), Died> {
         let cur = slot(w);
         let other = 1 - cur;
         if op != Op::Put {
             // SAFETY: we hold the lock.
             unsafe { self.slots.read(cur, dst) };
-            crash_point();
+            die_if_due()?;
         }
         if matches!(op, Op::Put | Op::Swap) {
             // SAFETY: we hold the lock; `other` is not the slot the committed word names.
-            unsafe { self.slots.write(other, src) };
-            crash_point();
+            unsafe { self.slots.write(other, src)? };
+            die_if_due()?;
         }
         let gen = (w & !(FULL | SLOT)).wrapping_add(GEN_ONE);
         let (commit, seq, counter) = match op {
@@ -350,12 +367,14 @@ impl<'a, S: Slots> Core<'a, S> {
             Op::Read => {
                 // No commit; others waiting for a full box may read or take it too.
                 self.pass_on_wake(Op::Read);
-                return;
+                return Ok(());
             }
         };
-        // The commit: one store. SeqCst for the waiter/waker (Dekker) pattern.
-        self.st.word.store(commit, Ordering::SeqCst);
-        crash_point();
+        // The commit: one store.
+        self.st.word.store(commit, Ordering::Release);
+        #[cfg(any(loom, shuttle))]
+        crate::shm::trace(|| format!("{} commit {commit:x}", op.name()));
+        die_if_due()?;
         seq.fetch_add(1, Ordering::SeqCst);
         if counter.load(Ordering::SeqCst) > 0 {
             futex::wake_in(self.flavor.scope, seq, 1);
@@ -363,10 +382,11 @@ impl<'a, S: Slots> Core<'a, S> {
                 self.wait_for_acks(counter);
             }
         }
-        crash_point();
+        die_if_due()
     }
 
     /// Spins (bounded, adaptive) until `ready`; returns whether it became true.
+    #[allow(clippy::absurd_extreme_comparisons)] // MAX_SPIN is 0 under the model engines
     fn spin(&self, ready: impl Fn() -> bool) -> bool {
         let limit = if MAX_SPIN == 0 {
             0
@@ -388,42 +408,37 @@ impl<'a, S: Slots> Core<'a, S> {
         ready()
     }
 
-    /// Sleeps once (one slice at most) waiting for the box to change for `op`. Returns `None`
-    /// if it did not sleep (the state changed).
+    /// Called with the lock held and the box not ready for `op`: counts the caller in as a
+    /// waiter, releases the lock and sleeps one slice (or until woken).
     fn sleep(
         &self,
         me: Token,
         op: Op,
         deadline: Option<Instant>,
         slice: crate::sync::time::Duration,
-        recovered: &mut Option<Who>,
-    ) -> Option<WaitResult> {
+    ) -> WaitResult {
         let (seq, counter, bit) = if op.needs_full() {
             (&self.st.full_seq, &self.st.takers, TAKERS_BIT)
         } else {
             (&self.st.empty_seq, &self.st.putters, PUTTERS_BIT)
         };
-        if deadline.is_some_and(crate::sync::time::is_due) {
-            return Some(WaitResult::TimedOut);
-        }
-        counter.fetch_add(1, Ordering::SeqCst);
+        counter.fetch_add(1, Ordering::Relaxed);
         self.parts.mark_waiting(me, bit);
-        let seen = seq.load(Ordering::SeqCst);
-        let mut result = None;
-        if full(self.st.word.load(Ordering::SeqCst)) != op.needs_full() {
+        let seen = seq.load(Ordering::Relaxed);
+        self.st.lock.unlock(self.flavor.scope);
+        if deadline.is_some_and(crate::sync::time::is_due) {
+            self.uncount(me, counter, bit);
+            return WaitResult::TimedOut;
+        }
+        #[cfg(any(loom, shuttle))]
+        crate::shm::trace(|| format!("{} me={me:x} sleeps seq={seen}", op.name()));
+        let result = {
             let _registered = crate::sync::waitreg::enter(op.name(), self.st);
-            result = Some(futex::wait_in(
-                self.flavor.scope,
-                seq,
-                seen,
-                slice_deadline(slice, deadline),
-            ));
-        }
+            futex::wait_in(self.flavor.scope, seq, seen, slice_deadline(slice, deadline))
+        };
+        #[cfg(any(loom, shuttle))]
+        crate::shm::trace(|| format!("{} me={me:x} woke {result:?}", op.name()));
         self.uncount(me, counter, bit);
-        if result == Some(WaitResult::TimedOut) || MODELLED {
-            // A slice without news: is the lock held by a dead participant?
-            self.recover_if_owner_dead(me, op, recovered);
-        }
         result
     }
 
@@ -473,34 +488,15 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     /// Takes the lock (recovering from a dead owner). Returns false on deadline.
-    fn lock(
-        &self,
-        me: Token,
-        op: Op,
-        deadline: Option<Instant>,
-        recovered: &mut Option<Who>,
-    ) -> Result<bool, SharedMVarError> {
+    fn lock(&self, me: Token, op: Op, deadline: Option<Instant>, recovered: &mut Option<Who>) -> bool {
         match self.st.lock.lock(&self.cx(op), me, deadline) {
-            Ok(Acquired::Clean) => Ok(true),
+            Ok(Acquired::Clean) => true,
             Ok(Acquired::Recovered(who)) => {
                 *recovered = Some(who);
                 self.recover();
-                Ok(true)
+                true
             }
-            Err(_) => Ok(false),
-        }
-    }
-
-    /// After a slice: if the lock's holder is dead, take the lock over, recover, release.
-    fn recover_if_owner_dead(&self, me: Token, op: Op, recovered: &mut Option<Who>) {
-        let owner = self.st.lock.owner();
-        if owner == 0 || owner == me || !self.flavor.recover || !self.parts.is_dead(owner) {
-            return;
-        }
-        if let Some(Acquired::Recovered(who)) = self.st.lock.try_take_over(&self.cx(op), me) {
-            *recovered = Some(who);
-            self.recover();
-            self.st.lock.unlock(self.flavor.scope);
+            Err(_) => false,
         }
     }
 
@@ -561,6 +557,6 @@ impl<'a, S: Slots> Core<'a, S> {
             futex::wake_in(self.flavor.scope, w, u32::MAX);
         }
         futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
-        self.st.lock.wake_all(self.flavor.scope);
+        self.st.lock.owner_died(token, self.flavor.scope);
     }
 }

@@ -6,9 +6,9 @@
 //! the middle of a copy is explored too; the halves live in the engine's `UnsafeCell`s, so a
 //! slot read while another participant writes it is reported as a data race.
 
-use super::shared::{BoxState, Core, Flavor, Slots};
+use super::shared::{die_if_due, BoxState, Core, Died, Flavor, Slots};
 use super::{Outcome, SharedMVarError};
-use crate::shm::{crash_point, Participants, Slot, TableFull, Token};
+use crate::shm::{Participants, Slot, TableFull, Token};
 use crate::sync::time::Instant;
 use crate::sync::UnsafeCell;
 
@@ -22,18 +22,25 @@ struct CellSlots {
     halves: [[UnsafeCell<[u8; HALF]>; 2]; 2],
 }
 
+// SAFETY: the cells are only accessed through `Slots`, whose callers hold the box's lock, which
+// serialises every access (and the model engines check that it does).
+unsafe impl Sync for CellSlots {}
+// SAFETY: as above; the cells own plain bytes.
+unsafe impl Send for CellSlots {}
+
 impl Slots for &CellSlots {
     fn len(&self) -> usize {
         MODEL_PAYLOAD
     }
-    unsafe fn write(&self, i: usize, src: &[u8]) {
+    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), Died> {
         for (h, cell) in self.halves[i].iter().enumerate() {
             // SAFETY: the caller holds the box's lock, so nobody else touches the slot.
             cell.with_mut(|p| unsafe { (*p).copy_from_slice(&src[h * HALF..(h + 1) * HALF]) });
             if h == 0 {
-                crash_point();
+                die_if_due()?;
             }
         }
+        Ok(())
     }
     unsafe fn read(&self, i: usize, dst: &mut [u8]) {
         for (h, cell) in self.halves[i].iter().enumerate() {

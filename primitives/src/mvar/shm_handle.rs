@@ -19,7 +19,7 @@ impl Slots for SegSlots {
     fn len(&self) -> usize {
         self.len
     }
-    unsafe fn write(&self, i: usize, src: &[u8]) {
+    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), super::shared::Died> {
         debug_assert!(i < 2 && src.len() == self.len);
         // SAFETY: slot `i` lies inside the validated object area; the caller holds the lock, so
         // no one else accesses it; `src` is a distinct, private buffer.
@@ -30,6 +30,7 @@ impl Slots for SegSlots {
                 self.len,
             )
         };
+        Ok(())
     }
     unsafe fn read(&self, i: usize, dst: &mut [u8]) {
         debug_assert!(i < 2 && dst.len() == self.len);

@@ -33,7 +33,7 @@ mod robust;
 
 pub use participants::{Participants, Slot, TableFull, Token, Who, MAX_PARTICIPANTS};
 pub(crate) use robust::{first_slice, next_slice, slice_deadline};
-pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, WAITERS};
+pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, OWNER_DIED, WAITERS};
 
 #[cfg(not(any(loom, shuttle)))]
 pub mod identity;
@@ -161,6 +161,8 @@ pub enum ShmError {
     Exists(ShmName),
     /// The segment does not start with this crate's magic.
     NotOurs,
+    /// The header is all zero: a creator has not written it yet (or never will).
+    Blank,
     /// Made by another layout version.
     Version {
         /// Version in the header.
@@ -200,6 +202,7 @@ impl fmt::Display for ShmError {
             ShmError::NotFound(n) => write!(f, "no shared-memory segment named {n}"),
             ShmError::Exists(n) => write!(f, "shared-memory segment {n} already exists"),
             ShmError::NotOurs => write!(f, "not a torture-suite segment (bad magic)"),
+            ShmError::Blank => write!(f, "segment header is blank (creator unfinished or dead)"),
             ShmError::Version { found, expected } => write!(
                 f,
                 "segment layout version {found}, this build understands {expected}"
@@ -248,6 +251,29 @@ pub fn crash_point() {
     });
 }
 
+/// Like [`crash_point`], for code that stops by returning instead of unwinding (shuttle reports
+/// every panic in a task, even a caught one): true when the calling thread must die here. Always
+/// false for real.
+#[inline]
+pub fn death_due() -> bool {
+    #[cfg(any(loom, shuttle))]
+    {
+        COUNTDOWN.with(|c| match c.get() {
+            u32::MAX => false,
+            0 => {
+                c.set(u32::MAX);
+                true
+            }
+            n => {
+                c.set(n - 1);
+                false
+            }
+        })
+    }
+    #[cfg(not(any(loom, shuttle)))]
+    false
+}
+
 /// Model engines: the calling thread dies at its `n`-th next crash point (0 = the next one).
 #[cfg(any(loom, shuttle))]
 pub fn arm_death(n: u32) {
@@ -258,4 +284,17 @@ pub fn arm_death(n: u32) {
 #[cfg(any(loom, shuttle))]
 pub fn disarm_death() {
     COUNTDOWN.with(|c| c.set(u32::MAX));
+}
+
+/// Model engines: an event trace for debugging a failing execution (cleared by the test).
+#[cfg(any(loom, shuttle))]
+pub static TRACE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Model engines: records an event in [`TRACE`].
+#[cfg(any(loom, shuttle))]
+pub fn trace(f: impl FnOnce() -> String) {
+    if let Ok(mut t) = TRACE.lock() {
+        let id = crate::sync::current_thread_id();
+        t.push(format!("[t{id}] {}", f()));
+    }
 }

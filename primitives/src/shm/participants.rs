@@ -10,7 +10,7 @@
 //! | `CLAIMING` | identity being written by `pid`           | claimer: `CAS → LIVE`; reaper if `pid` is dead |
 //! | `LIVE`     | owned by the identity in the slot         | owner: `→ FREE` on release; reaper if dead |
 //!
-//! A participant's **token** is `(gen & 0x7fff) << 16 | (index + 1)`; 0 means "nobody". A lock
+//! A participant's **token** is `(gen & 0x3fff) << 16 | (index + 1)`; 0 means "nobody". A lock
 //! word stores the token of its owner. The owner is *dead* when its slot no longer carries that
 //! generation (it was released or reaped: the owner left without unlocking), or when the slot's
 //! identity is no longer alive (see [`super::identity`]). The claimer's pid is part of the
@@ -44,10 +44,10 @@ const GEN_SHIFT: u32 = 8;
 const GEN_MASK: u64 = 0xff_ffff;
 const PID_SHIFT: u32 = 32;
 
-/// Token bits: `index + 1` in the low 16 bits, generation in bits 16..31 (bit 31 is left to
-/// the lock words for their "waiters" flag).
+/// Token bits: `index + 1` in the low 16 bits, generation in bits 16..30 (bits 30 and 31 are
+/// left to the lock words for their "owner died" and "waiters" flags).
 const TOKEN_INDEX_MASK: u32 = 0xffff;
-const TOKEN_GEN_MASK: u32 = 0x7fff;
+const TOKEN_GEN_MASK: u32 = 0x3fff;
 /// Most participants a table can have (the index must fit the token).
 pub const MAX_PARTICIPANTS: u32 = 0xfffe;
 
@@ -182,7 +182,6 @@ impl<'a> Participants<'a> {
                 {
                     continue;
                 }
-                crate::shm::crash_point();
                 write_identity(slot, process_level);
                 slot.waiting.store(0, Ordering::Relaxed);
                 slot.dead.store(0, Ordering::Relaxed);
@@ -319,7 +318,7 @@ impl<'a> Participants<'a> {
     }
 
     /// Model engines: the participant `token` died (stops forever). The harness calls this
-    /// after the thread's [`crate::shm::crash_point`] fired.
+    /// after the thread reached its death step ([`crate::shm::death_due`]).
     pub fn mark_dead(&self, token: Token) {
         if let Some((i, _)) = decode(token, self.slots.len()) {
             self.slots[i].dead.store(1, Ordering::Release);

@@ -35,6 +35,12 @@ use crate::sync::{spin_until, waitreg};
 
 /// Set in the lock word when a waiter may be sleeping on it.
 pub const WAITERS: u32 = 1 << 31;
+/// Set in the lock word when its owner is known to have died (the kernel's `FUTEX_OWNER_DIED`;
+/// here only the model engines' harness sets it, playing the kernel's part). Sticky until a
+/// waiter takes the lock over, so a waiter that was about to sleep cannot miss the news.
+pub const OWNER_DIED: u32 = 1 << 30;
+/// The owner's token in a lock word.
+const OWNER: u32 = !(WAITERS | OWNER_DIED);
 
 /// First and longest sleep between two liveness checks of the owner.
 const FIRST_SLICE: Duration = Duration::from_millis(1);
@@ -112,7 +118,7 @@ impl RobustWord {
 
     /// The current owner's token (0 if free).
     pub fn owner(&self) -> Token {
-        self.word.load(Ordering::Relaxed) & !WAITERS
+        self.word.load(Ordering::Relaxed) & OWNER
     }
 
     /// Takes the lock if free.
@@ -152,7 +158,7 @@ impl RobustWord {
         let mut slice = FIRST_SLICE;
         loop {
             let w = self.word.load(Ordering::Relaxed);
-            if w & !WAITERS == 0 {
+            if w & OWNER == 0 {
                 // Free: take it, keeping WAITERS since others may sleep.
                 if self
                     .word
@@ -163,9 +169,10 @@ impl RobustWord {
                 }
                 continue;
             }
-            if w & !WAITERS == me {
-                // A thread never waits for itself: a word naming us was left by a previous
-                // use of our slot (corrupted or replayed memory). Treat it as a dead owner's.
+            if w & OWNER == me || (w & OWNER_DIED != 0 && cx.recover) {
+                // Marked dead (OWNER_DIED), or naming us — a thread never waits for itself, so
+                // that word was left by a previous use of our slot (corrupted or replayed
+                // memory): either way, a dead owner's.
                 if let Some(a) = self.take_over(parts, w, me) {
                     return Ok(a);
                 }
@@ -182,6 +189,8 @@ impl RobustWord {
             if deadline.is_some_and(crate::sync::time::is_due) {
                 return Err(LockTimedOut);
             }
+            #[cfg(any(loom, shuttle))]
+            crate::shm::trace(|| format!("lock me={me:x} sleeps on {:x}", w | WAITERS));
             let woke = futex::wait_in(
                 scope,
                 &self.word,
@@ -191,7 +200,7 @@ impl RobustWord {
             if woke == WaitResult::TimedOut || crate::sync::MODELLED {
                 // A slice passed with the same owner (or, modelled, a death was announced):
                 // is the owner dead?
-                if cx.recover && parts.is_dead(w & !WAITERS) {
+                if cx.recover && parts.is_dead(w & OWNER) {
                     if let Some(a) = self.take_over(parts, w | WAITERS, me) {
                         return Ok(a);
                     }
@@ -212,8 +221,8 @@ impl RobustWord {
     /// by a live participant, or someone else took it over first.
     pub fn try_take_over(&self, cx: &LockCx<'_>, me: Token) -> Option<Acquired> {
         let w = self.word.load(Ordering::Relaxed);
-        let owner = w & !WAITERS;
-        if owner == 0 || !cx.recover || !cx.parts.is_dead(owner) {
+        let owner = w & OWNER;
+        if owner == 0 || !cx.recover || (w & OWNER_DIED == 0 && !cx.parts.is_dead(owner)) {
             return None;
         }
         self.take_over(&cx.parts, w, me)
@@ -221,7 +230,7 @@ impl RobustWord {
 
     /// Replaces the dead owner's word `seen` with `me | WAITERS`; `None` if the word changed.
     fn take_over(&self, parts: &Participants<'_>, seen: u32, me: Token) -> Option<Acquired> {
-        let who = parts.who(seen & !WAITERS);
+        let who = parts.who(seen & OWNER);
         self.word
             .compare_exchange(seen, me | WAITERS, Ordering::Acquire, Ordering::Relaxed)
             .ok()
@@ -230,13 +239,22 @@ impl RobustWord {
 
     /// Releases the lock.
     pub fn unlock(&self, scope: Scope) {
-        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
+        let old = self.word.swap(0, Ordering::Release);
+        #[cfg(any(loom, shuttle))]
+        crate::shm::trace(|| format!("unlock {old:x}"));
+        if old & WAITERS != 0 {
             futex::wake_in(scope, &self.word, 1);
         }
     }
 
-    /// Wakes every waiter (after a participant's death, under the model engines).
-    pub fn wake_all(&self, scope: Scope) {
+    /// Model engines: `dead` died; if it owns the lock, set [`OWNER_DIED`] and wake every
+    /// waiter (the kernel does this for a robust futex when its owner exits).
+    pub fn owner_died(&self, dead: Token, scope: Scope) {
+        let _ = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |w| {
+                (w & OWNER == dead && w & OWNER_DIED == 0).then_some(w | OWNER_DIED)
+            });
         futex::wake_in(scope, &self.word, u32::MAX);
     }
 }

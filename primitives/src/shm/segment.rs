@@ -129,6 +129,9 @@ pub(crate) fn decode_header(
     expect: Option<Kind>,
 ) -> Result<HeaderInfo, ShmError> {
     if h[..8] != MAGIC {
+        if h.iter().all(|&b| b == 0) {
+            return Err(ShmError::Blank);
+        }
         return Err(ShmError::NotOurs);
     }
     let version = get_u32(h, OFF_VERSION);
@@ -315,14 +318,26 @@ impl Segment {
             nix::errno::Errno::ENOENT => ShmError::NotFound(name.clone()),
             e => ShmError::Os("shm_open", e),
         })?;
-        let info = read_header(&fd, Some(kind))?;
+        // A creator between its `shm_open` and its header write leaves an empty or all-zero
+        // file for a moment: wait for it (bounded) rather than calling the segment foreign.
+        let started = std::time::Instant::now();
+        let info = loop {
+            match read_header(&fd, Some(kind)) {
+                Err(ShmError::Truncated { len: 0, .. }) | Err(ShmError::Blank)
+                    if started.elapsed() < READY_WAIT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(ShmError::Blank) => return Err(ShmError::NotReady(name.clone())),
+                other => break other?,
+            }
+        };
         let base = map(&fd, info.layout.total_len() as usize)?;
         let seg = Segment::from_parts(name.clone(), base, info.layout, fd);
         // Do not unlink a segment we failed to open properly.
         seg.inner
             .unlink_on_drop
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        let started = std::time::Instant::now();
         while seg.ready_word().load(Ordering::Acquire) != READY {
             if started.elapsed() > READY_WAIT || !info.creator.is_alive() {
                 return Err(ShmError::NotReady(name.clone()));
