@@ -1,6 +1,7 @@
 //! MVar-style ping-pong round trips: cross-process (pthread process-shared MVar in POSIX
-//! shared memory, pipes, Unix socketpair) and in-process (std, crossbeam, parking_lot),
-//! each for a fixed wall-time budget. Prints a Markdown table.
+//! shared memory, this crate's `SharedMVar` plus a private-futex control of it, pipes, Unix
+//! socketpair) and in-process (std, crossbeam, parking_lot), each for a fixed wall-time
+//! budget. Prints a Markdown table.
 //!
 //! `cargo bench -p primitives --bench pingpong -- [--secs N] [--only S] [--sleepers N]`
 //!
@@ -17,6 +18,8 @@ mod fdkinds;
 mod kinds;
 #[path = "pingpong/measure.rs"]
 mod measure;
+#[path = "pingpong/ours.rs"]
+mod ours;
 #[path = "pingpong/pshared.rs"]
 mod pshared;
 #[path = "pingpong/run.rs"]

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod panics;
 pub mod prng;
 pub mod report;
+pub mod storm;
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -56,6 +57,11 @@ where
         .first()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_else(|| "torture".to_string());
+    match argv.get(1).and_then(|a| a.to_str()) {
+        Some("storm") => return Exit::code(storm::cli::main(&program, argv[1..].to_vec())),
+        Some("__storm-worker") => return Exit::code(storm::cli::worker_main(&argv[2..])),
+        _ => {}
+    }
     let args = match cli::parse(argv) {
         Parsed::Run(args) => args,
         Parsed::Info(text) => {

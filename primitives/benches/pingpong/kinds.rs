@@ -11,6 +11,7 @@ use std::any::Any;
 use std::os::fd::OwnedFd;
 
 use crate::fdkinds::{Pipe, Socket};
+use crate::ours::{OURS_PRIVATE_FUTEX, OURS_SHARED_MVAR};
 use crate::pshared::PthreadPshared;
 use crate::sys::{Res, ShmNames};
 use crate::threads::{CrossbeamBounded1, ParkingLotMVar, StdMVar};
@@ -122,18 +123,8 @@ impl Kind {
 /// Every kind, in table order.
 pub static REGISTRY: &[Kind] = &[
     Kind::Process(&PthreadPshared),
-    // ===================================================================================
-    // LEAD: the row "ours: shared MVar" goes here, as `Kind::Process(&OursSharedMVar)`.
-    // Put `struct OursSharedMVar;` + `impl ProcessKind` in a new module
-    // `pingpong/ours.rs` (declare `mod ours;` in pingpong.rs), modelled on
-    // `pshared.rs`: `setup` takes two names from `shm.fresh()`, creates the ping and
-    // pong MVars there (payload length 8) and passes both names in `ChildSpec::args`;
-    // `child_loop` opens both by name and loops take_into -> put until STOP; the
-    // `ParentSide` puts into ping and takes from pong. If the blocking take has no
-    // timeout, the parent side may hang on a dead child: poll `peer_alive` if possible.
-    // For `--sleepers`, implement `sleeper_setup` (one MVar, never filled) and
-    // `child_sleep` (open it, call `ready`, take).
-    // ===================================================================================
+    Kind::Process(&OURS_SHARED_MVAR),
+    Kind::Process(&OURS_PRIVATE_FUTEX),
     Kind::Process(&Pipe),
     Kind::Process(&Socket),
     Kind::Thread(&StdMVar),

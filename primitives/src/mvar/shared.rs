@@ -126,6 +126,10 @@ pub struct BoxState {
     _pad: u32,
     word: AtomicU64,
     recoveries: AtomicU64,
+    /// Statistics (hints): sleeps in the kernel, and sleeps that ended by their slice running
+    /// out although the box had become ready meanwhile — a wake-up that never arrived.
+    sleeps: AtomicU64,
+    late_wakes: AtomicU64,
 }
 
 /// How one handle runs the protocol. [`Flavor::REFERENCE`] is the reference; the controls in
@@ -294,6 +298,7 @@ impl<'a, S: Slots> Core<'a, S> {
         let mut recovered = None;
         let mut slice = first_slice();
         let ready = |w: u64| full(w) == op.needs_full();
+        let mut slept_out = false;
         loop {
             // Fast path: a partner answering within the adaptive spin needs no system call.
             if !try_only && !ready(self.st.word.load(Ordering::Acquire)) {
@@ -306,6 +311,9 @@ impl<'a, S: Slots> Core<'a, S> {
                 return Err(SharedMVarError::Died);
             }
             let w = self.st.word.load(Ordering::Relaxed);
+            if ready(w) && std::mem::take(&mut slept_out) {
+                self.st.late_wakes.fetch_add(1, Ordering::Relaxed);
+            }
             if ready(w) {
                 // A participant that dies stops: no unlock, no return value.
                 self.apply(op, w, src, dst)
@@ -326,7 +334,9 @@ impl<'a, S: Slots> Core<'a, S> {
             }
             // Not ready: register as a waiter *under the lock* (so the next committer, which
             // reads the count under the same lock, cannot miss us), then sleep one slice.
-            if self.sleep(me, op, deadline, slice) == WaitResult::TimedOut {
+            self.st.sleeps.fetch_add(1, Ordering::Relaxed);
+            slept_out = self.sleep(me, op, deadline, slice) == WaitResult::TimedOut;
+            if slept_out {
                 // Modelled, slices are untimed: a timeout is the caller's deadline.
                 if MODELLED || deadline.is_some_and(crate::sync::time::is_due) {
                     self.pass_on_wake(op);
@@ -443,38 +453,35 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     fn uncount(&self, me: Token, counter: &AtomicU32, bit: u32) {
-        if self.flavor.wait_for_acks {
-            // The control acknowledges under the lock (see `wait_for_acks`).
-            if self.st.lock.lock(&self.cx(Op::Read), me, None).is_ok() {
-                if self.parts.unmark_waiting(me, bit) {
-                    counter.fetch_sub(1, Ordering::SeqCst);
-                }
-                let _ = self
-                    .st
-                    .acks
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(1));
-                futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
-                self.st.lock.unlock(self.flavor.scope);
-            }
-            return;
-        }
         if self.parts.unmark_waiting(me, bit) {
             // Saturating: a corrupted counter never wraps to "someone is waiting" forever.
             let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
         }
+        if self.flavor.wait_for_acks {
+            // Control: acknowledge a waker that may be waiting for us.
+            if self
+                .st
+                .acks
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(1))
+                .is_ok()
+            {
+                futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
+            }
+        }
     }
 
-    /// Control "stale waiter count": the waker waits — untimed — until every waiter it counted
-    /// has cycled through its wake-up. A waiter killed while counted never does.
+    /// Control "stale waiter count" (glibc BZ 21422's shape): the waker, still holding the
+    /// lock, waits — untimed — until every waiter it counted has woken and acknowledged. Without
+    /// deaths every counted waiter does (the wake-all makes its sleep return at once); a waiter
+    /// killed while counted never does, and the box is wedged behind a live lock holder.
     fn wait_for_acks(&self, counter: &AtomicU32) {
-        let pending = counter.load(Ordering::SeqCst);
-        self.st.acks.store(pending, Ordering::SeqCst);
-        futex::wake_in(self.flavor.scope, &self.st.full_seq, u32::MAX);
-        futex::wake_in(self.flavor.scope, &self.st.empty_seq, u32::MAX);
-        // Let the counted waiters acknowledge: they need the lock, which we hold, so release it
-        // while waiting and take it back after (the defect is the untimed wait, not this).
-        let me = self.st.lock.owner();
-        self.st.lock.unlock(self.flavor.scope);
+        self.st
+            .acks
+            .store(counter.load(Ordering::SeqCst), Ordering::SeqCst);
+        for seq in [&self.st.full_seq, &self.st.empty_seq] {
+            seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake_in(self.flavor.scope, seq, u32::MAX);
+        }
         loop {
             let a = self.st.acks.load(Ordering::SeqCst);
             if a == 0 {
@@ -484,7 +491,6 @@ impl<'a, S: Slots> Core<'a, S> {
                 crate::sync::waitreg::enter("SharedMVar::wake (waits for acks)", &self.st.acks);
             futex::wait_in(self.flavor.scope, &self.st.acks, a, None);
         }
-        let _ = self.st.lock.lock(&self.cx(Op::Put), me, None);
     }
 
     /// Takes the lock (recovering from a dead owner). Returns false on deadline.
@@ -524,6 +530,19 @@ impl<'a, S: Slots> Core<'a, S> {
         })
     }
 
+    /// `(sleeps, late wake-ups)`: see [`BoxState`].
+    pub fn sleep_stats(&self) -> (u64, u64) {
+        (
+            self.st.sleeps.load(Ordering::Relaxed),
+            self.st.late_wakes.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The lock holder's participant token (0 if free).
+    pub fn lock_owner(&self) -> Token {
+        self.st.lock.owner()
+    }
+
     /// Advisory waiter counts (takers + readers, putters).
     pub fn waiting(&self) -> (u32, u32) {
         (
@@ -560,3 +579,6 @@ impl<'a, S: Slots> Core<'a, S> {
         self.st.lock.owner_died(token, self.flavor.scope);
     }
 }
+
+#[cfg(not(any(loom, shuttle)))]
+const _: () = assert!(core::mem::size_of::<BoxState>() as u64 == STATE_LEN);

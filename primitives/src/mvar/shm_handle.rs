@@ -228,6 +228,24 @@ impl SharedMVar {
         self.core().waiting()
     }
 
+    /// `(sleeps, late wake-ups)` of all participants so far: a late wake-up is a sleep that ended
+    /// by its slice running out although the box had become ready meanwhile — a wake-up that
+    /// never arrived (expected only when a waker died between its commit and its wake, or a
+    /// woken waiter died; the "private futex" control makes almost every cross-process sleep
+    /// one).
+    pub fn sleep_stats(&self) -> (u64, u64) {
+        self.core().sleep_stats()
+    }
+
+    /// Who holds the box's internal lock now, and whether they are alive.
+    pub fn lock_holder(&self) -> Option<(Who, bool)> {
+        let c = self.core();
+        match c.lock_owner() {
+            0 => None,
+            t => Some((c.parts.who(t), !c.parts.is_dead(t))),
+        }
+    }
+
     /// Frees the participant slots (and waiter counts) of dead participants now.
     pub fn reap(&self) -> Vec<Who> {
         self.core().reap()

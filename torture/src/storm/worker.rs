@@ -1,0 +1,144 @@
+//! A kill-storm worker process: random put / take / read traffic on the shared MVar, every
+//! operation recorded in its own ledger file *before* and *after* it runs, each record one
+//! `write(2)` (so a SIGKILL can cut the ledger only between records).
+//!
+//! Ledger records (one per line): `P id start_ns deadline_ns` put starts, `p id` put returned, `x id` put timed out;
+//! `T start_ns deadline_ns` take starts, `t id` take returned `id`, `y` take timed out; `R start_ns 0` (try-)read starts, `r id` read
+//! returned; `V pid` this call recovered the box from dead `pid`; `X id` a torn value was seen.
+
+use super::payload;
+use primitives::mvar::{Flavor, SharedMVar, SharedMVarError};
+use primitives::shm::ShmName;
+use std::io::Write;
+use std::time::Duration;
+
+/// What a worker is told on its command line.
+#[derive(Debug)]
+pub struct WorkerArgs {
+    /// The MVar's segment.
+    pub name: ShmName,
+    /// Its ledger file.
+    pub ledger: std::path::PathBuf,
+    /// Unique per spawned worker: the high half of every value id it puts.
+    pub incarnation: u32,
+    /// PRNG seed.
+    pub seed: u64,
+    /// Longest timeout of one operation.
+    pub op_timeout: Duration,
+    /// Protocol flavour (a negative control changes one field).
+    pub flavor: Flavor,
+}
+
+impl WorkerArgs {
+    /// Payload bytes (the box's).
+    fn len(m: &SharedMVar) -> usize {
+        m.payload_len()
+    }
+}
+
+/// Runs until killed. Returns an exit code only on a setup error (2) or a torn value (1).
+pub fn run(a: &WorkerArgs) -> u8 {
+    // Die with the runner: a worker must never outlive the storm that started it.
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    if nix::unistd::getppid().as_raw() == 1 {
+        return 2;
+    }
+    let mvar = match SharedMVar::open_with(&a.name, a.flavor) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("storm worker: cannot open {}: {e}", a.name);
+            return 2;
+        }
+    };
+    let mut ledger = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&a.ledger)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("storm worker: ledger {}: {e}", a.ledger.display());
+            return 2;
+        }
+    };
+    let mut rec = |line: String| {
+        // One write per record: a kill cuts the ledger between records, never inside one.
+        let _ = ledger.write_all(line.as_bytes());
+    };
+    let mut rng = crate::prng::SplitMix64::new(a.seed);
+    let max_ms = a.op_timeout.as_millis().max(1) as usize;
+    let mut counter: u32 = 0;
+    let len = WorkerArgs::len(&mvar);
+    let mut buf = vec![0u8; len];
+    loop {
+        let timeout = Duration::from_millis(1 + rng.below(max_ms) as u64);
+        match rng.below(10) {
+            0..=4 => {
+                counter = counter.wrapping_add(1);
+                let id = (u64::from(a.incarnation) << 32) | u64::from(counter);
+                rec(format!("P {id} {} {}\n", now_ns(), timeout.as_nanos()));
+                match mvar.put_timeout(&payload::encode(id, len), timeout) {
+                    Ok(o) => {
+                        if let Some(w) = o.recovered {
+                            rec(format!("V {}\n", w.pid));
+                        }
+                        rec(format!("p {id}\n"));
+                    }
+                    Err(SharedMVarError::Timeout) => rec(format!("x {id}\n")),
+                    Err(e) => {
+                        eprintln!("storm worker: put: {e}");
+                        return 2;
+                    }
+                }
+            }
+            5..=8 => {
+                rec(format!("T {} {}\n", now_ns(), timeout.as_nanos()));
+                match mvar.take_timeout(&mut buf, timeout) {
+                    Ok(o) => {
+                        if let Some(w) = o.recovered {
+                            rec(format!("V {}\n", w.pid));
+                        }
+                        match payload::decode(&buf) {
+                            Some(id) => rec(format!("t {id}\n")),
+                            None => {
+                                rec(format!("X {}\n", payload::raw_id(&buf)));
+                                return 1;
+                            }
+                        }
+                    }
+                    Err(SharedMVarError::Timeout) => rec("y\n".to_string()),
+                    Err(e) => {
+                        eprintln!("storm worker: take: {e}");
+                        return 2;
+                    }
+                }
+            }
+            _ => {
+                rec(format!("R {} 0\n", now_ns()));
+                match mvar.try_read(&mut buf) {
+                    Ok(_) => match payload::decode(&buf) {
+                        Some(id) => rec(format!("r {id}\n")),
+                        None => {
+                            rec(format!("X {}\n", payload::raw_id(&buf)));
+                            return 1;
+                        }
+                    },
+                    Err(SharedMVarError::Empty) => rec("r -\n".to_string()),
+                    Err(e) => {
+                        eprintln!("storm worker: read: {e}");
+                        return 2;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process, so the runner can tell how
+/// long an operation has been running.
+pub fn now_ns() -> u128 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .map_or(std::time::Duration::ZERO, std::time::Duration::from);
+    t.as_nanos()
+}
