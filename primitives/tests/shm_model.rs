@@ -84,16 +84,14 @@ fn victim<R>(
 fn trace_on_failure() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        {
-            if std::env::var("SHM_MODEL_TRACE").is_ok() {
-                if let Ok(t) = primitives::shm::TRACE.try_lock() {
-                    for line in t.iter() {
-                        eprintln!("  trace: {line}");
-                    }
+        if std::env::var("SHM_MODEL_TRACE").is_ok() {
+            if let Ok(t) = primitives::shm::TRACE.try_lock() {
+                for line in t.iter() {
+                    eprintln!("  trace: {line}");
                 }
             }
-            default(info)
         }
+        default(info)
     }));
 }
 
@@ -119,7 +117,10 @@ fn victim_put(k: u32, flavor: Flavor) {
     // Commits so far: P's put, T's take, and the victim's put if it committed.
     let victim_committed = m.generation() - 2;
     assert!(victim_committed <= 1, "generation {}", m.generation());
-    assert!(!returned || victim_committed == 1, "a put that returned committed");
+    assert!(
+        !returned || victim_committed == 1,
+        "a put that returned committed"
+    );
     let me = m.join().unwrap();
     let mut values = vec![got];
     match m.take(me, None, true) {
@@ -128,8 +129,15 @@ fn victim_put(k: u32, flavor: Flavor) {
         Err(e) => panic!("final take: {e}"),
     }
     values.sort_unstable();
-    let expected: Vec<u64> = if victim_committed == 1 { vec![1, 2] } else { vec![1] };
-    assert_eq!(values, expected, "values conserved (victim committed: {victim_committed})");
+    let expected: Vec<u64> = if victim_committed == 1 {
+        vec![1, 2]
+    } else {
+        vec![1]
+    };
+    assert_eq!(
+        values, expected,
+        "values conserved (victim committed: {victim_committed})"
+    );
 }
 
 /// The box holds 7; the victim takes while P puts 8 and T takes.
@@ -164,9 +172,16 @@ fn victim_take(k: u32, flavor: Flavor) {
     values.sort_unstable();
     values.dedup();
     // Every value is accounted for once, except one the victim took and died with.
-    let unaccounted = if victim_committed == 1 && victim_got.is_none() { 1 } else { 0 };
+    let unaccounted = if victim_committed == 1 && victim_got.is_none() {
+        1
+    } else {
+        0
+    };
     assert_eq!(values.len() + unaccounted, 2, "values {values:?}");
-    assert!(values.iter().all(|v| *v == 7 || *v == 8), "no invented value: {values:?}");
+    assert!(
+        values.iter().all(|v| *v == 7 || *v == 8),
+        "no invented value: {values:?}"
+    );
 }
 
 /// Explores `scenario` for every crash point of the victim's operation.
@@ -222,5 +237,9 @@ fn the_no_recovery_control_is_caught() {
         "control no-recovery: caught={} after {} executions: {}",
         out.caught, out.executions, out.message
     );
-    assert!(out.caught, "a dead owner that is never taken over must wedge: {}", out.stderr);
+    assert!(
+        out.caught,
+        "a dead owner that is never taken over must wedge: {}",
+        out.stderr
+    );
 }

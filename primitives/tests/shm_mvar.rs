@@ -91,7 +91,11 @@ fn opening_a_missing_wrong_or_corrupted_segment_is_a_clear_error() {
     ));
     let path = format!("/dev/shm{}", u.0.as_str());
     let good = std::fs::read(&path).unwrap();
-    type Case = (&'static str, Box<dyn Fn(&mut Vec<u8>)>, fn(&ShmError) -> bool);
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut Vec<u8>)>,
+        fn(&ShmError) -> bool,
+    );
     let cases: Vec<Case> = vec![
         ("magic", Box::new(|b| b[0] ^= 0xff), |e| {
             matches!(e, ShmError::NotOurs)

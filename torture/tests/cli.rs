@@ -294,3 +294,65 @@ fn help_documents_exit_codes_and_not_caught() {
     assert!(run.stdout.contains("Exit codes"), "{}", run.all());
     assert!(run.stdout.contains("NOT CAUGHT"), "{}", run.all());
 }
+
+/// Kill storms, one after another in one test (they are timing-sensitive: several at once on a
+/// two-core machine would measure each other). The reference must pass; every control must be
+/// caught; each run must leave no segment and no worker behind.
+#[test]
+fn kill_storms_pass_on_the_reference_and_catch_every_control() {
+    let shm_before = leftover_storm_segments();
+    let common = ["storm", "--procs", "4", "--seed", "5", "--grace", "200ms"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        common.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        torture(&a, Duration::from_secs(90))
+    };
+    let r = run(with(&["--kills", "150"]));
+    assert_eq!(r.code, Some(0), "reference storm failed\n{}", r.all());
+    assert!(
+        r.stdout.contains("every invariant held") && r.stdout.contains("PASS"),
+        "{}",
+        r.all()
+    );
+    for (control, signature) in [
+        ("no-recovery", "DEAD: nobody took it over"),
+        ("stale-waiter-count", "HANG"),
+        ("private-futex", "LOST WAKE-UPS"),
+    ] {
+        let r = run(with(&["--kills", "150", "--control", control]));
+        assert_eq!(r.code, Some(1), "control {control} not caught\n{}", r.all());
+        assert!(
+            r.stdout.contains(&format!("CAUGHT: control {control}"))
+                && r.stdout.contains(signature),
+            "control {control}: expected {signature:?}\n{}",
+            r.all()
+        );
+    }
+    let bad = torture(&["storm", "--procs", "1"], Duration::from_secs(10));
+    assert_eq!(bad.code, Some(2), "{}", bad.all());
+    assert!(
+        bad.stderr.contains("torture storm: error:"),
+        "{}",
+        bad.all()
+    );
+    assert!(!bad.stderr.contains("panicked"), "{}", bad.all());
+    let bad = torture(&["storm", "--control", "nope"], Duration::from_secs(10));
+    assert_eq!(bad.code, Some(2), "{}", bad.all());
+    let shm_after = leftover_storm_segments();
+    let new: Vec<_> = shm_after.difference(&shm_before).collect();
+    assert!(new.is_empty(), "storms left segments behind: {new:?}");
+}
+
+/// Storm segments in /dev/shm.
+fn leftover_storm_segments() -> std::collections::HashSet<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| n.starts_with("torture-") && n.ends_with("-storm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}

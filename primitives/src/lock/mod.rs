@@ -6,11 +6,11 @@
 //! message log reads to decide whether to stage a message).
 
 pub mod order;
+#[cfg(not(any(loom, shuttle)))]
+pub mod order_shared;
 pub mod ordered;
 mod raw;
 mod reentrant;
-#[cfg(not(any(loom, shuttle)))]
-pub mod order_shared;
 #[cfg(not(any(loom, shuttle)))]
 pub mod shared;
 

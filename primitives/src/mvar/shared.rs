@@ -55,8 +55,8 @@
 
 use super::{Outcome, SharedMVarError};
 use crate::shm::{
-    death_due, first_slice, next_slice, slice_deadline, Acquired, LockCx, Participants,
-    RobustWord, Token, Who,
+    death_due, first_slice, next_slice, slice_deadline, Acquired, LockCx, Participants, RobustWord,
+    Token, Who,
 };
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
@@ -87,8 +87,10 @@ const PUTTERS_BIT: u32 = 1;
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Size of [`BoxState`] in the segment.
 const STATE_LEN: u64 = 64;
-/// Upper bound of the adaptive spin (iterations of the CPU's spin hint).
+/// Bounds of the adaptive spin (iterations of the CPU's spin hint, ~10-40 ns each): a waiter
+/// never spins longer than `MAX_SPIN` before sleeping in the kernel.
 const MAX_SPIN: u32 = if MODELLED { 0 } else { 4000 };
+const MIN_SPIN: u32 = 64;
 
 fn full(w: u64) -> bool {
     w & FULL != 0
@@ -299,9 +301,15 @@ impl<'a, S: Slots> Core<'a, S> {
         let mut slice = first_slice();
         let ready = |w: u64| full(w) == op.needs_full();
         let mut slept_out = false;
+        let mut first = true;
         loop {
             // Fast path: a partner answering within the adaptive spin needs no system call.
-            if !try_only && !ready(self.st.word.load(Ordering::Acquire)) {
+            // Only before the first sleep: a waiter woken later finds the box ready or sleeps
+            // again, so a mostly-waiting participant does not spin at every slice.
+            if std::mem::take(&mut first)
+                && !try_only
+                && !ready(self.st.word.load(Ordering::Acquire))
+            {
                 self.spin(|| ready(self.st.word.load(Ordering::Relaxed)));
             }
             if !self.lock(me, op, deadline, &mut recovered) {
@@ -398,23 +406,34 @@ impl<'a, S: Slots> Core<'a, S> {
     /// Spins (bounded, adaptive) until `ready`; returns whether it became true.
     #[allow(clippy::absurd_extreme_comparisons)] // MAX_SPIN is 0 under the model engines
     fn spin(&self, ready: impl Fn() -> bool) -> bool {
-        let limit = if MAX_SPIN == 0 {
-            0
+        if MAX_SPIN == 0 {
+            return ready();
+        }
+        // `est` tracks how long answers take (glibc's adaptive mutex idea): spin up to about
+        // twice that. A fresh box (0) starts at the bound.
+        let est = self.st.spin.load(Ordering::Relaxed).min(MAX_SPIN);
+        let limit = if est == 0 {
+            MAX_SPIN
         } else {
-            self.st.spin.load(Ordering::Relaxed).clamp(64, MAX_SPIN)
+            (2 * est + MIN_SPIN).min(MAX_SPIN)
         };
+        let moved = |target: u32| ((7 * u64::from(est) + u64::from(target)) / 8) as u32;
         for i in 0..limit {
             if ready() {
-                // Learn: spin about twice what it took this time, averaged.
-                let old = self.st.spin.load(Ordering::Relaxed);
-                let new = (old - old / 8 + (2 * i + 64) / 8).min(MAX_SPIN);
-                self.st.spin.store(new, Ordering::Relaxed);
+                self.st.spin.store(moved(i).max(1), Ordering::Relaxed);
                 return true;
             }
             spin_hint();
         }
-        let old = self.st.spin.load(Ordering::Relaxed);
-        self.st.spin.store(old - old / 16, Ordering::Relaxed);
+        // No answer within the limit: a short limit grows towards it (the partner may just be
+        // slower than we guessed); the full bound failing halves the estimate, so a waiter that
+        // is rarely served soon spends on average well under the bound before sleeping.
+        let next = if limit >= MAX_SPIN {
+            est / 2
+        } else {
+            moved(limit)
+        };
+        self.st.spin.store(next.max(1), Ordering::Relaxed);
         ready()
     }
 
@@ -444,7 +463,12 @@ impl<'a, S: Slots> Core<'a, S> {
         crate::shm::trace(|| format!("{} me={me:x} sleeps seq={seen}", op.name()));
         let result = {
             let _registered = crate::sync::waitreg::enter(op.name(), self.st);
-            futex::wait_in(self.flavor.scope, seq, seen, slice_deadline(slice, deadline))
+            futex::wait_in(
+                self.flavor.scope,
+                seq,
+                seen,
+                slice_deadline(slice, deadline),
+            )
         };
         #[cfg(any(loom, shuttle))]
         crate::shm::trace(|| format!("{} me={me:x} woke {result:?}", op.name()));
@@ -494,7 +518,13 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     /// Takes the lock (recovering from a dead owner). Returns false on deadline.
-    fn lock(&self, me: Token, op: Op, deadline: Option<Instant>, recovered: &mut Option<Who>) -> bool {
+    fn lock(
+        &self,
+        me: Token,
+        op: Op,
+        deadline: Option<Instant>,
+        recovered: &mut Option<Who>,
+    ) -> bool {
         match self.st.lock.lock(&self.cx(op), me, deadline) {
             Ok(Acquired::Clean) => true,
             Ok(Acquired::Recovered(who)) => {

@@ -115,6 +115,12 @@ pub fn main(program: &str, argv: Vec<OsString>) -> u8 {
         }
     };
     let cfg = args.config();
+    // Leftovers of storms whose runner was killed (their users are all dead).
+    if let Ok(cleaned) = primitives::shm::cleanup("") {
+        for c in cleaned {
+            println!("storm: removed abandoned segment {} ({})", c.name, c.reason);
+        }
+    }
     let replay = format!(
         "{program} storm --procs {} --kills {} --payload {} --gap {}ms --op-timeout {}ms --stall {}ms --grace {}ms --max-time {}s --seed {}{}",
         cfg.procs,
@@ -157,14 +163,19 @@ pub fn main(program: &str, argv: Vec<OsString>) -> u8 {
         (None, false) => println!("PASS"),
         (None, true) => println!("FAIL\n  replay: {replay}"),
         (Some(c), true) => println!("CAUGHT: control {c} detected"),
-        (Some(c), false) => println!("NOT CAUGHT: control {c} passed every check\n  replay: {replay}"),
+        (Some(c), false) => {
+            println!("NOT CAUGHT: control {c} passed every check\n  replay: {replay}")
+        }
     }
     u8::from(failed)
 }
 
 /// Runs the hidden `__storm-worker NAME LEDGER INCARNATION SEED OP_MS CONTROL`.
 pub fn worker_main(argv: &[OsString]) -> u8 {
-    let a: Vec<String> = argv.iter().map(|s| s.to_string_lossy().into_owned()).collect();
+    let a: Vec<String> = argv
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
     let parsed = (|| {
         let [name, ledger, inc, seed, op_ms, control] = a.get(..6)? else {
             return None;
@@ -185,7 +196,9 @@ pub fn worker_main(argv: &[OsString]) -> u8 {
     match parsed {
         Some(w) => super::worker::run(&w),
         None => {
-            eprintln!("torture __storm-worker: bad arguments (internal command of `torture storm`)");
+            eprintln!(
+                "torture __storm-worker: bad arguments (internal command of `torture storm`)"
+            );
             2
         }
     }

@@ -121,7 +121,7 @@ impl Default for StormConfig {
 pub struct StormReport {
     /// Kills delivered.
     pub kills: usize,
-    /// Of those, kills of the box's lock holder while it held the lock.
+    /// Of those, kills of the box's lock holder, stopped (SIGSTOP) while it held the lock.
     pub holder_kills: usize,
     /// Commits of the box (puts + takes).
     pub commits: u64,
@@ -273,8 +273,13 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
     };
     let name = ShmName::unique("storm");
     let participants = (cfg.procs as u32 * 4 + 16).min(primitives::shm::MAX_PARTICIPANTS);
-    let mvar = SharedMVar::create_with(&name, cfg.payload.max(payload::MIN_LEN), participants, flavor)
-        .map_err(|e| SetupError(format!("cannot create the shared MVar: {e}")))?;
+    let mvar = SharedMVar::create_with(
+        &name,
+        cfg.payload.max(payload::MIN_LEN),
+        participants,
+        flavor,
+    )
+    .map_err(|e| SetupError(format!("cannot create the shared MVar: {e}")))?;
     let dir = std::env::temp_dir().join(format!(
         "torture-storm-{}-{}",
         std::process::id(),
@@ -364,21 +369,39 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
             break;
         }
         // Every other kill targets whoever holds the box's lock at that moment (polled for up
-        // to 20 ms), so that many kills land inside a critical section — mid-copy, between a
-        // commit and its wake-up; the others strike a random worker wherever it is.
+        // to 20 ms): it is stopped with SIGSTOP, and killed if it is still inside its critical
+        // section — mid-copy, between a commit and its wake-up, before its unlock. The other
+        // kills strike a random worker wherever it is.
         let mut victim = rng.below(crew.workers.len());
         if report.kills % 2 == 1 {
             let until = Instant::now() + Duration::from_millis(20);
             while Instant::now() < until {
                 if let Some((who, true)) = mvar.lock_holder() {
                     if let Some(i) = crew.workers.iter().position(|w| w.child.id() == who.pid) {
-                        victim = i;
-                        report.holder_kills += 1;
-                        break;
+                        if sleeps_holding_lock(&mvar, who.pid) {
+                            report.failures.push(format!(
+                                "HANG: worker {} (pid {}) sleeps in the kernel while holding the box's lock (the protocol never waits inside its critical section); everyone else's operations can only time out\n{}",
+                                crew.workers[i].incarnation,
+                                who.pid,
+                                diagnose(&mvar, &crew.workers)
+                            ));
+                            break;
+                        }
+                        // Freeze it and look again: if it still holds the lock, it is
+                        // stopped inside its critical section — kill it there. Otherwise
+                        // let it go on and keep looking.
+                        if stopped_holding_lock(&mvar, who.pid) {
+                            victim = i;
+                            report.holder_kills += 1;
+                            break;
+                        }
                     }
                 }
                 std::hint::spin_loop();
             }
+        }
+        if !report.failures.is_empty() {
+            break;
         }
         let w = &mut crew.workers[victim];
         let _ = w.child.kill();
@@ -393,6 +416,17 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         let _ = w.child.wait();
     }
     report.elapsed = start.elapsed();
+    // The runner drains through its own handle running the *reference* protocol: a control's
+    // defect must never hang the runner itself (every participant is dead by now).
+    let mvar = match SharedMVar::open(&name) {
+        Ok(m) => m,
+        Err(e) => {
+            report
+                .failures
+                .push(format!("cannot reopen the box to drain it: {e}"));
+            mvar
+        }
+    };
     let mut buf = vec![0u8; mvar.payload_len()];
     let final_value = match mvar.take_timeout(&mut buf, Duration::from_secs(2)) {
         Ok(o) => {
@@ -448,6 +482,59 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
     Ok(report)
 }
 
+/// Whether `pid` is asleep (state `S`) while holding the box's lock, in two looks 2 ms apart. A
+/// reference participant holds the lock only for a copy and a commit, never across a sleep; a
+/// participant merely re-taking the lock between sleeps cannot be seen holding it asleep twice.
+fn sleeps_holding_lock(mvar: &SharedMVar, pid: u32) -> bool {
+    let holds = || mvar.lock_holder().is_some_and(|(w, _)| w.pid == pid);
+    let asleep = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|t| {
+                t.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('S'))
+            })
+            .unwrap_or(false)
+    };
+    for look in 0..2 {
+        if look > 0 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if !(holds() && asleep() && holds()) {
+            return false;
+        }
+    }
+    true
+}
+
+/// Stops `pid` (SIGSTOP) and reports whether it is stopped while holding the box's lock; if not,
+/// continues it (SIGCONT).
+fn stopped_holding_lock(mvar: &SharedMVar, pid: u32) -> bool {
+    use nix::sys::signal::{kill, Signal};
+    let p = nix::unistd::Pid::from_raw(pid as i32);
+    if kill(p, Signal::SIGSTOP).is_err() {
+        return false;
+    }
+    let until = Instant::now() + Duration::from_millis(50);
+    let stopped = loop {
+        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        match st
+            .rsplit_once(')')
+            .map(|(_, r)| r.trim_start().as_bytes().first().copied())
+        {
+            Some(Some(b'T' | b't')) => break true,
+            Some(Some(b'Z' | b'X')) | None => break false,
+            _ if Instant::now() > until => break false,
+            _ => std::thread::yield_now(),
+        }
+    };
+    if stopped && mvar.lock_holder().is_some_and(|(w, _)| w.pid == pid) {
+        return true;
+    }
+    let _ = kill(p, Signal::SIGCONT);
+    false
+}
+
 /// If the last record of `ledger` opens an operation: its name and how far past its deadline
 /// it is at `now_ns`.
 fn overrun(ledger: &Path, now_ns: u128) -> Option<(&'static str, Duration)> {
@@ -471,7 +558,10 @@ fn overrun(ledger: &Path, now_ns: u128) -> Option<(&'static str, Duration)> {
     let start: u128 = it.next()?.parse().ok()?;
     let deadline: u128 = it.next()?.parse().ok()?;
     let late = now_ns.checked_sub(start + deadline)?;
-    Some((op, Duration::from_nanos(late.min(u128::from(u64::MAX)) as u64)))
+    Some((
+        op,
+        Duration::from_nanos(late.min(u128::from(u64::MAX)) as u64),
+    ))
 }
 
 /// What every party waits on, for a hang report.
@@ -492,7 +582,11 @@ fn diagnose(mvar: &SharedMVar, workers: &[Worker]) -> String {
             let _ = writeln!(
                 s,
                 "    box lock: held by {who} ({})",
-                if alive { "alive" } else { "DEAD: nobody took it over" }
+                if alive {
+                    "alive"
+                } else {
+                    "DEAD: nobody took it over"
+                }
             );
         }
     }
@@ -564,12 +658,13 @@ pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport)
                 ("r", Some(id)) => read_ids.push(id),
                 ("r", None) => {}
                 ("V", _) => r.recoveries_seen += 1,
-                ("X", _) => r.failures.push(format!(
-                    "TORN: {} saw a torn value: {line}",
-                    path.display()
-                )),
+                ("X", _) => r
+                    .failures
+                    .push(format!("TORN: {} saw a torn value: {line}", path.display())),
                 // A kill can cut only between records; anything else is a bug of the worker.
-                _ => r.failures.push(format!("bad ledger record {line:?} in {}", path.display())),
+                _ => r
+                    .failures
+                    .push(format!("bad ledger record {line:?} in {}", path.display())),
             }
         }
         r.cut_puts += usize::from(open_put.is_some());
@@ -584,7 +679,11 @@ pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport)
     for id in &all_taken {
         *seen.entry(*id).or_default() += 1;
     }
-    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
+    let dups: Vec<_> = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| *id)
+        .collect();
     if !dups.is_empty() {
         r.failures.push(format!(
             "DUPLICATED: {} value(s) taken more than once, e.g. {:#x}",

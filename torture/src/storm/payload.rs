@@ -35,7 +35,12 @@ pub fn decode(b: &[u8]) -> Option<u64> {
         return None;
     }
     let id = raw_id(b);
-    (id != 0 && b.iter().enumerate().skip(ID_LEN).all(|(i, &x)| x == pattern_byte(id, i))).then_some(id)
+    (id != 0
+        && b.iter()
+            .enumerate()
+            .skip(ID_LEN)
+            .all(|(i, &x)| x == pattern_byte(id, i)))
+    .then_some(id)
 }
 
 #[cfg(test)]
