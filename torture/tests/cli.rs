@@ -300,14 +300,22 @@ fn help_documents_exit_codes_and_not_caught() {
 /// caught; each run must leave no segment and no worker behind.
 #[test]
 fn kill_storms_pass_on_the_reference_and_catch_every_control() {
-    let shm_before = leftover_storm_segments();
+    let mut segments = Vec::new();
     let common = ["storm", "--procs", "4", "--seed", "5", "--grace", "200ms"];
     let with = |extra: &[&str]| -> Vec<String> {
         common.iter().chain(extra).map(|s| s.to_string()).collect()
     };
-    let run = |args: Vec<String>| {
+    let mut run = |args: Vec<String>| {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        torture(&a, Duration::from_secs(90))
+        let r = torture(&a, Duration::from_secs(90));
+        segments.extend(
+            r.stdout
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("segment "))
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned),
+        );
+        r
     };
     let r = run(with(&["--kills", "150"]));
     assert_eq!(r.code, Some(0), "reference storm failed\n{}", r.all());
@@ -340,19 +348,11 @@ fn kill_storms_pass_on_the_reference_and_catch_every_control() {
     assert!(!bad.stderr.contains("panicked"), "{}", bad.all());
     let bad = torture(&["storm", "--control", "nope"], Duration::from_secs(10));
     assert_eq!(bad.code, Some(2), "{}", bad.all());
-    let shm_after = leftover_storm_segments();
-    let new: Vec<_> = shm_after.difference(&shm_before).collect();
-    assert!(new.is_empty(), "storms left segments behind: {new:?}");
-}
-
-/// Storm segments in /dev/shm.
-fn leftover_storm_segments() -> std::collections::HashSet<String> {
-    std::fs::read_dir("/dev/shm")
-        .map(|d| {
-            d.flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                .filter(|n| n.starts_with("torture-") && n.ends_with("-storm"))
-                .collect()
-        })
-        .unwrap_or_default()
+    assert_eq!(segments.len(), 4, "every storm names its segment");
+    for s in &segments {
+        assert!(
+            !std::path::Path::new(&format!("/dev/shm{s}")).exists(),
+            "storm left its segment {s} behind"
+        );
+    }
 }
