@@ -468,7 +468,10 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         .collect();
     check(&ledgers, final_value, &mut report);
     if lost_wakeups(report.sleeps, report.late_wakes)
-        && !report.failures.iter().any(|f| f.starts_with("LOST WAKE-UPS"))
+        && !report
+            .failures
+            .iter()
+            .any(|f| f.starts_with("LOST WAKE-UPS"))
     {
         report
             .failures
