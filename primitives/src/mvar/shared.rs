@@ -60,8 +60,10 @@ use crate::shm::{
 };
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
+#[cfg(not(any(loom, shuttle)))]
+use crate::sync::spin_hint;
 use crate::sync::time::Instant;
-use crate::sync::{spin_hint, MODELLED};
+use crate::sync::MODELLED;
 
 pub use crate::shm::Died;
 
@@ -89,7 +91,9 @@ pub const MAX_PAYLOAD: usize = 1 << 20;
 const STATE_LEN: u64 = 64;
 /// Bounds of the adaptive spin (iterations of the CPU's spin hint, ~10-40 ns each): a waiter
 /// never spins longer than `MAX_SPIN` before sleeping in the kernel.
-const MAX_SPIN: u32 = if MODELLED { 0 } else { 4000 };
+#[cfg(not(any(loom, shuttle)))]
+const MAX_SPIN: u32 = 4000;
+#[cfg(not(any(loom, shuttle)))]
 const MIN_SPIN: u32 = 64;
 
 fn full(w: u64) -> bool {
@@ -403,12 +407,15 @@ impl<'a, S: Slots> Core<'a, S> {
         die_if_due()
     }
 
-    /// Spins (bounded, adaptive) until `ready`; returns whether it became true.
-    #[allow(clippy::absurd_extreme_comparisons)] // MAX_SPIN is 0 under the model engines
+    /// Under the model engines spinning only multiplies the schedules: look once.
+    #[cfg(any(loom, shuttle))]
     fn spin(&self, ready: impl Fn() -> bool) -> bool {
-        if MAX_SPIN == 0 {
-            return ready();
-        }
+        ready()
+    }
+
+    /// Spins (bounded, adaptive) until `ready`; returns whether it became true.
+    #[cfg(not(any(loom, shuttle)))]
+    fn spin(&self, ready: impl Fn() -> bool) -> bool {
         // `est` tracks how long answers take (glibc's adaptive mutex idea): spin up to about
         // twice that. A fresh box (0) starts at the bound.
         let est = self.st.spin.load(Ordering::Relaxed).min(MAX_SPIN);
@@ -561,6 +568,7 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     /// `(sleeps, late wake-ups)`: see [`BoxState`].
+    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
     pub fn sleep_stats(&self) -> (u64, u64) {
         (
             self.st.sleeps.load(Ordering::Relaxed),
@@ -569,11 +577,13 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     /// The lock holder's participant token (0 if free).
+    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
     pub fn lock_owner(&self) -> Token {
         self.st.lock.owner()
     }
 
     /// Advisory waiter counts (takers + readers, putters).
+    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
     pub fn waiting(&self) -> (u32, u32) {
         (
             self.st.takers.load(Ordering::Relaxed),
