@@ -66,10 +66,9 @@ impl PsharedMVar {
     }
 
     fn raw(&self) -> &RawMVar {
-        // SAFETY: the mapping is page-aligned, at least `size_of::<RawMVar>()` bytes long
-        // (checked at create/open) and lives as long as `self`. Every field is valid for
-        // any bit pattern (zero-filled at creation), and all shared mutation goes through
-        // `UnsafeCell` (under the mutex) or the atomic.
+        // SAFETY: the mapping is page-aligned, >= size_of::<RawMVar>() (checked at create/open),
+        // lives as long as `self`; every field is valid for any bit pattern, and shared mutation
+        // goes through `UnsafeCell` (under the mutex) or the atomic.
         unsafe { &*self.map.as_ptr().cast::<RawMVar>() }
     }
 
