@@ -170,18 +170,20 @@ pub fn main(program: &str, argv: Vec<OsString>) -> u8 {
     u8::from(failed)
 }
 
-/// Runs the hidden `__storm-worker NAME LEDGER INCARNATION SEED OP_MS CONTROL`.
+/// Runs the hidden `__storm-worker MVAR LOCK LOG LEDGER INCARNATION SEED OP_MS CONTROL`.
 pub fn worker_main(argv: &[OsString]) -> u8 {
     let a: Vec<String> = argv
         .iter()
         .map(|s| s.to_string_lossy().into_owned())
         .collect();
     let parsed = (|| {
-        let [name, ledger, inc, seed, op_ms, control] = a.get(..6)? else {
+        let [name, lock, log, ledger, inc, seed, op_ms, control] = a.get(..8)? else {
             return None;
         };
         Some(super::worker::WorkerArgs {
             name: primitives::shm::ShmName::parse(name).ok()?,
+            lock: primitives::shm::ShmName::parse(lock).ok()?,
+            log: primitives::shm::ShmName::parse(log).ok()?,
             ledger: ledger.into(),
             incarnation: inc.parse().ok()?,
             seed: seed.parse().ok()?,

@@ -24,6 +24,8 @@ pub mod cli;
 pub mod payload;
 pub mod worker;
 
+use primitives::lock::SharedReentrantLock;
+use primitives::msg::ring::{RingMessage, SharedLog};
 use primitives::mvar::{Flavor, SharedMVar, SharedMVarError};
 use primitives::shm::ShmName;
 use primitives::sync::futex::Scope;
@@ -36,6 +38,14 @@ use std::time::{Duration, Instant};
 /// Late wake-ups below this many are never reported (a kill between a commit and its wake, or
 /// of a woken waiter, legitimately makes one).
 const LATE_WAKES_FLOOR: u64 = 20;
+
+/// Bad ledger records listed one by one before the rest are only counted.
+const MAX_BAD_RECORDS_SHOWN: usize = 3;
+
+/// The shared log's ring (records), text bytes per record and per-participant staging.
+const LOG_RING: usize = 1 << 16;
+const LOG_TEXT: usize = 64;
+const LOG_STAGE: usize = 64;
 
 /// The negative controls a storm can run (each breaks one rule of the protocol).
 pub const STORM_CONTROLS: &[(&str, &str)] = &[
@@ -123,6 +133,8 @@ pub struct StormReport {
     pub kills: usize,
     /// Of those, kills of the box's lock holder, stopped (SIGSTOP) while it held the lock.
     pub holder_kills: usize,
+    /// Kills of the shared reentrant lock's holder, stopped while holding it (and logging).
+    pub lock_holder_kills: usize,
     /// Commits of the box (puts + takes).
     pub commits: u64,
     /// Lock takeovers from dead participants.
@@ -157,6 +169,16 @@ pub struct StormReport {
     pub failures: Vec<String>,
     /// The box's segment (unlinked at the end of the storm).
     pub segment: String,
+    /// Messages whose `log` returned (under the shared lock, staged in the segment).
+    pub logged: usize,
+    /// Messages delivered through the ring.
+    pub delivered: usize,
+    /// Of those, rescued from dead workers' staging areas by a survivor (or the runner).
+    pub rescued: u64,
+    /// Messages cut by a kill (the ledger says logging started, not how it ended).
+    pub cut_logs: usize,
+    /// Takeovers of the shared lock from dead holders.
+    pub lock_recoveries: u64,
 }
 
 impl StormReport {
@@ -185,6 +207,11 @@ impl StormReport {
             s,
             "  lock takeovers from dead participants: {} (callers told: {})",
             self.recoveries, self.recoveries_seen
+        );
+        let _ = writeln!(
+            s,
+            "  lock + log: {} messages logged under the shared lock, {} delivered once in order ({} of them rescued from killed workers' staging areas; {} cut by a kill); {} kills of the lock's holder, {} lock takeovers",
+            self.logged, self.delivered, self.rescued, self.cut_logs, self.lock_holder_kills, self.lock_recoveries
         );
         let _ = writeln!(
             s,
@@ -237,17 +264,26 @@ impl Drop for Crew {
     }
 }
 
+/// The segments of one storm: the box, the lock, the log.
+struct Names {
+    mvar: ShmName,
+    lock: ShmName,
+    log: ShmName,
+}
+
 fn spawn(
     exe: &Path,
     cfg: &StormConfig,
-    name: &ShmName,
+    names: &Names,
     dir: &Path,
     incarnation: u32,
 ) -> Result<Worker, SetupError> {
     let ledger = dir.join(format!("worker-{incarnation}.ledger"));
     let mut cmd = Command::new(exe);
     cmd.arg("__storm-worker")
-        .arg(name.as_str())
+        .arg(names.mvar.as_str())
+        .arg(names.lock.as_str())
+        .arg(names.log.as_str())
         .arg(&ledger)
         .arg(incarnation.to_string())
         .arg(cfg.seed.wrapping_add(u64::from(incarnation)).to_string())
@@ -275,6 +311,11 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         Some(c) => control_flavor(c).ok_or_else(|| SetupError(format!("unknown control {c}")))?,
     };
     let name = ShmName::unique("storm");
+    let names = Names {
+        mvar: name.clone(),
+        lock: ShmName::unique("storm-lock"),
+        log: ShmName::unique("storm-log"),
+    };
     let participants = (cfg.procs as u32 * 4 + 16).min(primitives::shm::MAX_PARTICIPANTS);
     let mvar = SharedMVar::create_with(
         &name,
@@ -283,6 +324,11 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         flavor,
     )
     .map_err(|e| SetupError(format!("cannot create the shared MVar: {e}")))?;
+    let lock = SharedReentrantLock::create(&names.lock)
+        .map_err(|e| SetupError(format!("cannot create the shared lock: {e}")))?;
+    let log = SharedLog::create(&names.log, LOG_RING, LOG_TEXT, LOG_STAGE)
+        .map_err(|e| SetupError(format!("cannot create the shared log: {e}")))?;
+    let mut delivered: Vec<RingMessage> = Vec::new();
     let dir = std::env::temp_dir().join(format!(
         "torture-storm-{}-{}",
         std::process::id(),
@@ -297,7 +343,7 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
     };
     let mut next_inc = 1u32;
     for _ in 0..cfg.procs {
-        crew.workers.push(spawn(exe, cfg, &name, &dir, next_inc)?);
+        crew.workers.push(spawn(exe, cfg, &names, &dir, next_inc)?);
         next_inc += 1;
     }
     let mut rng = crate::prng::SplitMix64::new(cfg.seed);
@@ -314,6 +360,8 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
     std::thread::sleep(Duration::from_millis(50));
     while report.kills < cfg.kills && start.elapsed() < cfg.max_time {
         std::thread::sleep(Duration::from_millis(rng.below(2 * gap_ms) as u64));
+        // The runner is the log's reader: keep the ring from filling up.
+        drain_log(&log, &mut delivered, &mut report);
         // Progress: commits, and every live worker's ledger.
         let g = mvar.generation();
         if g != last_gen {
@@ -400,9 +448,26 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
                         // Freeze it and look again: if it still holds the lock, it is
                         // stopped inside its critical section — kill it there. Otherwise
                         // let it go on and keep looking.
-                        if stopped_holding_lock(&mvar, who.pid) {
+                        if stopped_holding(who.pid, || holds_box(&mvar, who.pid)) {
                             victim = i;
                             report.holder_kills += 1;
+                            break;
+                        }
+                    }
+                }
+                std::hint::spin_loop();
+            }
+        } else if report.kills % 4 == 2 {
+            // The same for the shared reentrant lock, held while logging (staged messages).
+            let until = Instant::now() + Duration::from_millis(20);
+            while Instant::now() < until {
+                if let Some(who) = lock.owner() {
+                    if let Some(i) = crew.workers.iter().position(|w| w.child.id() == who.pid) {
+                        if stopped_holding(who.pid, || {
+                            lock.owner().is_some_and(|w| w.pid == who.pid)
+                        }) {
+                            victim = i;
+                            report.lock_holder_kills += 1;
                             break;
                         }
                     }
@@ -417,7 +482,7 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         let _ = w.child.kill();
         let _ = w.child.wait();
         report.kills += 1;
-        crew.workers[victim] = spawn(exe, cfg, &name, &dir, next_inc)?;
+        crew.workers[victim] = spawn(exe, cfg, &names, &dir, next_inc)?;
         next_inc += 1;
     }
     // Stop everyone (at a random point too), then drain the box as the last survivor.
@@ -426,6 +491,20 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         let _ = w.child.wait();
     }
     report.elapsed = start.elapsed();
+    // Deliver what dead workers staged, then read everything.
+    if let Err(e) = log.rescue_dead() {
+        report.failures.push(format!("log rescue: {e}"));
+    }
+    drain_log(&log, &mut delivered, &mut report);
+    // The lock must still be usable (taken over from a dead holder if need be).
+    match lock.lock_timeout(Duration::from_secs(2)) {
+        Ok(g) => drop(g),
+        Err(e) => report.failures.push(format!(
+            "the shared lock is unusable after the storm: {e} (held by {:?})",
+            lock.owner()
+        )),
+    }
+    report.lock_recoveries = lock.recoveries();
     // The runner drains through its own handle running the *reference* protocol: a control's
     // defect must never hang the runner itself (every participant is dead by now).
     let mvar = match SharedMVar::open(&name) {
@@ -467,6 +546,7 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         .map(|i| dir.join(format!("worker-{i}.ledger")))
         .collect();
     check(&ledgers, final_value, &mut report);
+    check_log(&ledgers, &delivered, &mut report);
     if lost_wakeups(report.sleeps, report.late_wakes)
         && !report
             .failures
@@ -485,6 +565,8 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
     }
     drop(crew);
     let _ = mvar.segment().unlink();
+    let _ = lock.segment().unlink();
+    let _ = log.segment().unlink();
     Ok(report)
 }
 
@@ -524,9 +606,14 @@ fn sleeps_holding_lock(mvar: &SharedMVar, pid: u32) -> bool {
     true
 }
 
-/// Stops `pid` (SIGSTOP) and reports whether it is stopped while holding the box's lock; if not,
+/// Whether `pid` holds the box's lock.
+fn holds_box(mvar: &SharedMVar, pid: u32) -> bool {
+    mvar.lock_holder().is_some_and(|(w, _)| w.pid == pid)
+}
+
+/// Stops `pid` (SIGSTOP) and reports whether it is stopped while `holds()` a lock; if not,
 /// continues it (SIGCONT).
-fn stopped_holding_lock(mvar: &SharedMVar, pid: u32) -> bool {
+fn stopped_holding(pid: u32, holds: impl Fn() -> bool) -> bool {
     use nix::sys::signal::{kill, Signal};
     let p = nix::unistd::Pid::from_raw(pid as i32);
     if kill(p, Signal::SIGSTOP).is_err() {
@@ -545,7 +632,7 @@ fn stopped_holding_lock(mvar: &SharedMVar, pid: u32) -> bool {
             _ => std::thread::yield_now(),
         }
     };
-    if stopped && mvar.lock_holder().is_some_and(|(w, _)| w.pid == pid) {
+    if stopped && holds() {
         return true;
     }
     let _ = kill(p, Signal::SIGCONT);
@@ -569,6 +656,7 @@ fn overrun(ledger: &Path, now_ns: u128) -> Option<(&'static str, Duration)> {
             "put"
         }
         "T" => "take",
+        "K" => "lock",
         "R" => "read",
         _ => return None,
     };
@@ -639,6 +727,7 @@ pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport)
     let mut put_done: Vec<u64> = Vec::new();
     let mut taken: Vec<u64> = Vec::new();
     let mut read_ids: Vec<u64> = Vec::new();
+    let mut bad_records = 0usize;
     for path in ledgers {
         let Ok(text) = std::fs::read_to_string(path) else {
             continue;
@@ -675,17 +764,29 @@ pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport)
                 ("r", Some(id)) => read_ids.push(id),
                 ("r", None) => {}
                 ("V", _) => r.recoveries_seen += 1,
+                // Lock and log traffic: checked by `check_log`.
+                ("K" | "k" | "z" | "L" | "l" | "o", _) => {}
                 ("X", _) => r
                     .failures
                     .push(format!("TORN: {} saw a torn value: {line}", path.display())),
                 // A kill can cut only between records; anything else is a bug of the worker.
-                _ => r
-                    .failures
-                    .push(format!("bad ledger record {line:?} in {}", path.display())),
+                _ => {
+                    bad_records += 1;
+                    if bad_records <= MAX_BAD_RECORDS_SHOWN {
+                        r.failures
+                            .push(format!("bad ledger record {line:?} in {}", path.display()));
+                    }
+                }
             }
         }
         r.cut_puts += usize::from(open_put.is_some());
         r.cut_takes += usize::from(open_take);
+    }
+    if bad_records > MAX_BAD_RECORDS_SHOWN {
+        r.failures.push(format!(
+            "... {} more bad ledger records",
+            bad_records - MAX_BAD_RECORDS_SHOWN
+        ));
     }
     r.puts = put_done.len();
     r.takes = taken.len();
@@ -754,6 +855,93 @@ pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport)
             "LOST: {} value(s) whose put returned were never taken nor left in the box, but only {cut_takes_committed} take(s) died after committing; e.g. {:#x}",
             lost.len(),
             lost[0]
+        ));
+    }
+}
+
+/// Reads everything in the log's ring into `out`; a lost or corrupt record is a failure.
+fn drain_log(log: &SharedLog, out: &mut Vec<RingMessage>, r: &mut StormReport) {
+    match log.drain(usize::MAX) {
+        Ok(d) => {
+            if d.lost > 0 || d.corrupt > 0 {
+                r.failures.push(format!(
+                    "LOG: the ring reports {} lost and {} corrupt messages",
+                    d.lost, d.corrupt
+                ));
+            }
+            out.extend(d.messages);
+        }
+        Err(e) => r.failures.push(format!("LOG: drain failed: {e}")),
+    }
+}
+
+/// Every message whose `log` returned was delivered exactly once, each worker's in order; no
+/// message was invented; messages cut by a kill were delivered at most once.
+pub fn check_log(ledgers: &[PathBuf], delivered: &[RingMessage], r: &mut StormReport) {
+    let mut logged: HashSet<u64> = HashSet::new();
+    let mut started: HashSet<u64> = HashSet::new();
+    for path in ledgers {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let mut open = None;
+        for line in text.lines() {
+            let mut it = line.split(' ');
+            match (it.next(), it.next().and_then(|a| a.parse::<u64>().ok())) {
+                (Some("L"), Some(id)) => {
+                    started.insert(id);
+                    open = Some(id);
+                }
+                (Some("l"), Some(id)) => {
+                    logged.insert(id);
+                    open = None;
+                }
+                (Some("o"), Some(_)) => open = None,
+                _ => {}
+            }
+        }
+        r.cut_logs += usize::from(open.is_some());
+    }
+    r.logged = logged.len();
+    r.delivered = delivered.len();
+    r.rescued = delivered.iter().filter(|m| m.rescued).count() as u64;
+    let mut seen: HashMap<u64, usize> = HashMap::new();
+    let mut last_of_origin: HashMap<u64, u64> = HashMap::new();
+    for m in delivered {
+        let Some(id) = m
+            .text
+            .strip_prefix("m ")
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            r.failures
+                .push(format!("LOG: unexpected message {:?}", m.text));
+            continue;
+        };
+        *seen.entry(id).or_default() += 1;
+        if !started.contains(&id) {
+            r.failures
+                .push(format!("LOG: message {id:#x} delivered but never logged"));
+        }
+        let origin = id >> 32;
+        if let Some(prev) = last_of_origin.insert(origin, id) {
+            if prev > id {
+                r.failures.push(format!(
+                    "LOG: worker {origin}'s messages out of order: {prev:#x} before {id:#x}"
+                ));
+            }
+        }
+    }
+    let dups = seen.values().filter(|n| **n > 1).count();
+    if dups > 0 {
+        r.failures
+            .push(format!("LOG: {dups} message(s) delivered more than once"));
+    }
+    let missing: Vec<_> = logged.iter().filter(|id| !seen.contains_key(id)).collect();
+    if !missing.is_empty() {
+        r.failures.push(format!(
+            "LOG: {} message(s) whose log returned were never delivered, e.g. {:#x}",
+            missing.len(),
+            missing[0]
         ));
     }
 }

@@ -7,6 +7,8 @@
 //! returned; `V pid` this call recovered the box from dead `pid`; `X id` a torn value was seen.
 
 use super::payload;
+use primitives::lock::{Mode, SharedLockError, SharedReentrantLock, Validator};
+use primitives::msg::ring::SharedLog;
 use primitives::mvar::{Flavor, SharedMVar, SharedMVarError};
 use primitives::shm::ShmName;
 use std::io::Write;
@@ -17,6 +19,10 @@ use std::time::Duration;
 pub struct WorkerArgs {
     /// The MVar's segment.
     pub name: ShmName,
+    /// The shared reentrant lock's segment.
+    pub lock: ShmName,
+    /// The shared message ring's segment.
+    pub log: ShmName,
     /// Its ledger file.
     pub ledger: std::path::PathBuf,
     /// Unique per spawned worker: the high half of every value id it puts.
@@ -51,6 +57,19 @@ pub fn run(a: &WorkerArgs) -> u8 {
             return 2;
         }
     };
+    let validator = Validator::new(Mode::Report);
+    let class = validator.class("storm-lock", true);
+    let (lock, log) = match (SharedReentrantLock::open(&a.lock), SharedLog::open(&a.log)) {
+        (Ok(l), Ok(g)) => (l.tracked(&class), g),
+        (Err(e), _) => {
+            eprintln!("storm worker: cannot open {}: {e}", a.lock);
+            return 2;
+        }
+        (_, Err(e)) => {
+            eprintln!("storm worker: cannot open {}: {e}", a.log);
+            return 2;
+        }
+    };
     let mut ledger = match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -74,7 +93,7 @@ pub fn run(a: &WorkerArgs) -> u8 {
     loop {
         let timeout = Duration::from_millis(1 + rng.below(max_ms) as u64);
         match rng.below(10) {
-            0..=4 => {
+            0..=3 => {
                 counter = counter.wrapping_add(1);
                 let id = (u64::from(a.incarnation) << 32) | u64::from(counter);
                 rec(format!("P {id} {} {}\n", now_ns(), timeout.as_nanos()));
@@ -92,7 +111,7 @@ pub fn run(a: &WorkerArgs) -> u8 {
                     }
                 }
             }
-            5..=8 => {
+            4..=6 => {
                 rec(format!("T {} {}\n", now_ns(), timeout.as_nanos()));
                 match mvar.take_timeout(&mut buf, timeout) {
                     Ok(o) => {
@@ -110,6 +129,36 @@ pub fn run(a: &WorkerArgs) -> u8 {
                     Err(SharedMVarError::Timeout) => rec("y\n".to_string()),
                     Err(e) => {
                         eprintln!("storm worker: take: {e}");
+                        return 2;
+                    }
+                }
+            }
+            7..=8 => {
+                // Lock (nested once) and log 1-3 messages while holding it: they are staged in
+                // this process's area of the log's segment and flushed at the outermost release.
+                rec(format!("K {} {}\n", now_ns(), timeout.as_nanos()));
+                match lock.lock_timeout(timeout) {
+                    Ok(outer) => {
+                        if let Some(w) = outer.recovered() {
+                            rec(format!("V {}\n", w.pid));
+                        }
+                        let inner = lock.lock();
+                        for _ in 0..1 + rng.below(3) {
+                            counter = counter.wrapping_add(1);
+                            let id = (u64::from(a.incarnation) << 32) | u64::from(counter);
+                            rec(format!("L {id}\n"));
+                            match log.log(format!("m {id}")) {
+                                Ok(()) => rec(format!("l {id}\n")),
+                                Err(_) => rec(format!("o {id}\n")),
+                            }
+                        }
+                        drop(inner);
+                        drop(outer);
+                        rec("k\n".to_string());
+                    }
+                    Err(SharedLockError::Timeout) => rec("z\n".to_string()),
+                    Err(e) => {
+                        eprintln!("storm worker: lock: {e}");
                         return 2;
                     }
                 }
