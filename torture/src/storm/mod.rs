@@ -179,6 +179,8 @@ pub struct StormReport {
     pub cut_logs: usize,
     /// Takeovers of the shared lock from dead holders.
     pub lock_recoveries: u64,
+    /// Lock acquisitions that were told they recovered it.
+    pub lock_recoveries_seen: usize,
 }
 
 impl StormReport {
@@ -210,8 +212,14 @@ impl StormReport {
         );
         let _ = writeln!(
             s,
-            "  lock + log: {} messages logged under the shared lock, {} delivered once in order ({} of them rescued from killed workers' staging areas; {} cut by a kill); {} kills of the lock's holder, {} lock takeovers",
-            self.logged, self.delivered, self.rescued, self.cut_logs, self.lock_holder_kills, self.lock_recoveries
+            "  lock + log: {} messages logged under the shared lock, {} delivered once in order ({} of them rescued from killed workers' staging areas; {} cut by a kill); {} kills of the lock's holder, {} lock takeovers (callers told: {})",
+            self.logged,
+            self.delivered,
+            self.rescued,
+            self.cut_logs,
+            self.lock_holder_kills,
+            self.lock_recoveries,
+            self.lock_recoveries_seen
         );
         let _ = writeln!(
             s,
@@ -765,6 +773,7 @@ pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport)
                 ("r", None) => {}
                 ("V", _) => r.recoveries_seen += 1,
                 // Lock and log traffic: checked by `check_log`.
+                ("W", _) => r.lock_recoveries_seen += 1,
                 ("K" | "k" | "z" | "L" | "l" | "o", _) => {}
                 ("X", _) => r
                     .failures

@@ -2,9 +2,14 @@
 //! operation recorded in its own ledger file *before* and *after* it runs, each record one
 //! `write(2)` (so a SIGKILL can cut the ledger only between records).
 //!
-//! Ledger records (one per line): `P id start_ns deadline_ns` put starts, `p id` put returned, `x id` put timed out;
-//! `T start_ns deadline_ns` take starts, `t id` take returned `id`, `y` take timed out; `R start_ns 0` (try-)read starts, `r id` read
-//! returned; `V pid` this call recovered the box from dead `pid`; `X id` a torn value was seen.
+//! Ledger records (one per line):
+//! * `P id start_ns deadline_ns` put starts, `p id` put returned, `x id` put timed out;
+//! * `T start_ns deadline_ns` take starts, `t id` take returned `id`, `y` take timed out;
+//! * `R start_ns 0` try-read starts, `r id` read returned `id` (`r -`: empty);
+//! * `K start_ns deadline_ns` shared lock starts, `k` released, `z` timed out; under it
+//!   `L id` logging message `m id` starts, `l id` log returned, `o id` log refused (overflow);
+//! * `V pid` this call recovered the box from dead `pid`, `W pid` the lock;
+//! * `X id` a torn value was seen.
 
 use super::payload;
 use primitives::lock::{Mode, SharedLockError, SharedReentrantLock, Validator};
@@ -140,7 +145,7 @@ pub fn run(a: &WorkerArgs) -> u8 {
                 match lock.lock_timeout(timeout) {
                     Ok(outer) => {
                         if let Some(w) = outer.recovered() {
-                            rec(format!("V {}\n", w.pid));
+                            rec(format!("W {}\n", w.pid));
                         }
                         let inner = lock.lock();
                         for _ in 0..1 + rng.below(3) {
