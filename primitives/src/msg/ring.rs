@@ -835,7 +835,14 @@ impl Inner {
         let head = h.head.load(Ordering::Relaxed);
         let tail = h.tail.load(Ordering::Relaxed);
         match tail.checked_sub(head) {
-            Some(n) if n <= self.geo.ring_capacity => Ok((head, tail)),
+            // The tail must also leave room for a full ring of appends without overflowing
+            // (a corrupted tail near u64::MAX, found by the shm_open fuzz target).
+            Some(n)
+                if n <= self.geo.ring_capacity
+                    && tail.checked_add(self.geo.ring_capacity).is_some() =>
+            {
+                Ok((head, tail))
+            }
             _ => Err(RingError::Corrupted(format!(
                 "ring head {head} and tail {tail} are inconsistent (capacity {})",
                 self.geo.ring_capacity
@@ -939,10 +946,10 @@ impl Inner {
                         t += 1;
                         step.appended += 1;
                     } else {
-                        lost += 1;
+                        lost = lost.saturating_add(1);
                     }
                 }
-                _ => corrupt += 1,
+                _ => corrupt = corrupt.saturating_add(1),
             }
             crash_point();
         }

@@ -182,7 +182,9 @@ pub enum SharedMVarError {
     Full,
     /// `try_take` / `try_read` on an empty box.
     Empty,
-    /// The deadline passed (the value, if any, was not put).
+    /// The deadline passed (the value, if any, was not put) — or, for a `try_*` operation, the
+    /// box's internal lock stayed held for [`shared::TRY_LOCK_WAIT`] (a stopped holder, or a
+    /// corrupted lock word naming a live participant).
     Timeout,
     /// The value's length is not the box's payload length.
     Length {

@@ -85,6 +85,11 @@ const GEN_ONE: u64 = 4;
 const TAKERS_BIT: u32 = 0;
 const PUTTERS_BIT: u32 = 1;
 
+/// How long a `try_*` operation waits for the box's internal lock before giving up with
+/// [`SharedMVarError::Timeout`].
+pub const TRY_LOCK_WAIT: crate::sync::time::Duration =
+    crate::sync::time::Duration::from_millis(100);
+
 /// Largest payload a shared MVar accepts (1 MiB).
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Size of [`BoxState`] in the segment.
@@ -316,7 +321,14 @@ impl<'a, S: Slots> Core<'a, S> {
             {
                 self.spin(|| ready(self.st.word.load(Ordering::Relaxed)));
             }
-            if !self.lock(me, op, deadline, &mut recovered) {
+            // A try never waits for the box, and waits for the lock only so long: a live holder
+            // keeps it for a copy, so a lock still held after TRY_LOCK_WAIT belongs to a stopped
+            // process or is a corrupted word naming a live participant (found by fuzzing).
+            let lock_deadline = match (try_only, deadline) {
+                (true, None) => crate::sync::time::deadline_after(TRY_LOCK_WAIT),
+                _ => deadline,
+            };
+            if !self.lock(me, op, lock_deadline, &mut recovered) {
                 return Err(SharedMVarError::Timeout);
             }
             if death_due() {

@@ -1,0 +1,9 @@
+#![no_main]
+//! `cargo fuzz run msg_ops`: see `fuzz/src/cases/msg_ops.rs`.
+
+#[cfg(not(shuttle))]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| primitives_fuzz::cases::msg_ops::fuzz(data));
+
+// Built with `--cfg shuttle` (for the `schedule` target) this target is empty.
+#[cfg(shuttle)]
+libfuzzer_sys::fuzz_target!(|_data: &[u8]| {});

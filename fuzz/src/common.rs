@@ -1,0 +1,12 @@
+// Shared by the fuzz crate and by `primitives/tests/regressions.rs` (which includes the case
+// files with `#[path]`): case files use `crate::control()`, `crate::MAX_INPUT` and
+// `crate::deadline`.
+
+/// Largest input a target accepts (bigger inputs are rejected, not truncated: libFuzzer then
+/// learns to stay small).
+pub const MAX_INPUT: usize = 4096;
+
+/// The negative control selected with the `FUZZ_CONTROL` environment variable, if any.
+pub fn control() -> Option<String> {
+    std::env::var("FUZZ_CONTROL").ok().filter(|s| !s.is_empty())
+}
