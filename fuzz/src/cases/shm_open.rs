@@ -100,7 +100,8 @@ impl std::fmt::Debug for Ms {
     }
 }
 
-/// The object the case creates, its initial state and the operations run after opening.
+/// The object the case creates, its initial state and the operations run after opening. Sizes
+/// are raw bytes: the size used is `lo + raw % (hi - lo + 1)` for the range documented.
 #[derive(Arbitrary, Debug)]
 pub enum Object {
     MVar {
@@ -670,7 +671,7 @@ fn ring_lock_busy(log: &SharedLog, file: &File) -> bool {
 
 fn ring_text(len: u8, fill: u8) -> String {
     let c = ['x', 'é', '€', '𝄞', '\n', '\0'][usize::from(fill % 6)];
-    std::iter::repeat(c).take(usize::from(len % 100)).collect()
+    std::iter::repeat_n(c, usize::from(len % 100)).collect()
 }
 
 fn open_ring(name: &ShmName, file: &File, ops: &[RingOp], budget: &mut Budget) {

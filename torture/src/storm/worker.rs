@@ -5,7 +5,7 @@
 //! Ledger records (one per line):
 //! * `P id start_ns deadline_ns` put starts, `p id` put returned, `x id` put timed out;
 //! * `T start_ns deadline_ns` take starts, `t id` take returned `id`, `y` take timed out;
-//! * `R start_ns 0` try-read starts, `r id` read returned `id` (`r -`: empty);
+//! * `R start_ns deadline_ns` try-read starts (its deadline: the try's lock wait), `r id` read returned `id` (`r -`: empty);
 //! * `K start_ns deadline_ns` shared lock starts, `k` released, `z` timed out; under it
 //!   `L id` logging message `m id` starts, `l id` log returned, `o id` log refused (overflow);
 //! * `V pid` this call recovered the box from dead `pid`, `W pid` the lock;
@@ -169,7 +169,12 @@ pub fn run(a: &WorkerArgs) -> u8 {
                 }
             }
             _ => {
-                rec(format!("R {} 0\n", now_ns()));
+                // A try may wait up to TRY_LOCK_WAIT for the box's lock: that is its deadline.
+                rec(format!(
+                    "R {} {}\n",
+                    now_ns(),
+                    primitives::mvar::shared::TRY_LOCK_WAIT.as_nanos()
+                ));
                 match mvar.try_read(&mut buf) {
                     Ok(_) => match payload::decode(&buf) {
                         Some(id) => rec(format!("r {id}\n")),
@@ -178,7 +183,10 @@ pub fn run(a: &WorkerArgs) -> u8 {
                             return 1;
                         }
                     },
-                    Err(SharedMVarError::Empty) => rec("r -\n".to_string()),
+                    // Empty, or the box's lock stayed held for TRY_LOCK_WAIT (no-recovery control).
+                    Err(SharedMVarError::Empty | SharedMVarError::Timeout) => {
+                        rec("r -\n".to_string())
+                    }
                     Err(e) => {
                         eprintln!("storm worker: read: {e}");
                         return 2;
