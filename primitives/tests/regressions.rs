@@ -87,6 +87,8 @@ fn replay(target: &str, file: &Path, control: Option<&str>) -> Ended {
         cmd.env("FUZZ_CONTROL", c);
     }
     let mut child = cmd.spawn().expect("spawn replay child");
+    #[cfg_attr(shuttle, allow(unused_variables))]
+    let pid = child.id();
     let stderr = child.stderr.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -106,6 +108,10 @@ fn replay(target: &str, file: &Path, control: Option<&str>) -> Ended {
         std::thread::sleep(Duration::from_millis(5));
     };
     let err = reader.join().unwrap_or_default();
+    // A child that crashed or hung (abort) could not unlink the segments it made: remove the
+    // ones named after it (their creator is dead, so cleanup judges them abandoned).
+    #[cfg(not(shuttle))]
+    let _ = primitives::shm::cleanup(&format!("{pid}-"));
     match status {
         Some(st) if st.success() => Ended::Passed,
         Some(st) => Ended::Failed(format!("{st}: {}", last_lines(&err))),

@@ -105,6 +105,15 @@ impl SharedMVar {
         Self::open_with(name, Flavor::REFERENCE)
     }
 
+    /// Negative control "unvalidated header" (see [`Segment::open_unchecked`]).
+    #[doc(hidden)]
+    pub fn open_unchecked(name: &ShmName) -> Result<SharedMVar, ShmError> {
+        Ok(SharedMVar {
+            seg: Segment::open_unchecked(name, Kind::MVar)?,
+            flavor: Flavor::REFERENCE,
+        })
+    }
+
     /// [`SharedMVar::open`] with a protocol flavour.
     pub fn open_with(name: &ShmName, flavor: Flavor) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {

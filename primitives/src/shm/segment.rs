@@ -127,6 +127,7 @@ pub(crate) fn decode_header(
     h: &[u8; HEADER_LEN],
     file_len: u64,
     expect: Option<Kind>,
+    checked: bool,
 ) -> Result<HeaderInfo, ShmError> {
     if h[..8] != MAGIC {
         if h.iter().all(|&b| b == 0) {
@@ -142,7 +143,7 @@ pub(crate) fn decode_header(
         });
     }
     let stored = get_u64(h, OFF_CHECKSUM);
-    if fnv1a(&h[..OFF_CHECKSUM]) != stored {
+    if checked && fnv1a(&h[..OFF_CHECKSUM]) != stored {
         return Err(ShmError::Corrupted("header checksum does not match".into()));
     }
     let kind_raw = get_u32(h, OFF_KIND);
@@ -184,6 +185,18 @@ pub(crate) fn decode_header(
         params,
         object_len,
     };
+    if !checked {
+        // Negative control: trust the sizes the header states.
+        return Ok(HeaderInfo {
+            layout,
+            creator: super::identity::Identity {
+                pid: get_u32(h, OFF_CREATOR_PID),
+                tid: 0,
+                pid_start: get_u64(h, OFF_CREATOR_START),
+                tid_start: 0,
+            },
+        });
+    }
     if layout.total_len() != total {
         return Err(ShmError::Corrupted(format!(
             "header says {total} bytes, its layout needs {}",
@@ -314,6 +327,19 @@ impl Segment {
     /// (magic, version, kind, checksum, sizes against the file's length) and claims a
     /// process-level participant slot.
     pub fn open(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
+        Self::open_as(name, kind, true)
+    }
+
+    /// **Negative control** "unvalidated header": opens like [`Segment::open`] but trusts the
+    /// header's sizes without the checksum and without checking them against the file — what a
+    /// segment reader that is not hostile-input-safe does. Used by the `shm_open` fuzz target
+    /// (`FUZZ_CONTROL=unvalidated-header`), which must then find a crash.
+    #[doc(hidden)]
+    pub fn open_unchecked(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
+        Self::open_as(name, kind, false)
+    }
+
+    fn open_as(name: &ShmName, kind: Kind, checked: bool) -> Result<Segment, ShmError> {
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| match e {
             nix::errno::Errno::ENOENT => ShmError::NotFound(name.clone()),
             e => ShmError::Os("shm_open", e),
@@ -322,7 +348,7 @@ impl Segment {
         // file for a moment: wait for it (bounded) rather than calling the segment foreign.
         let started = std::time::Instant::now();
         let info = loop {
-            match read_header(&fd, Some(kind)) {
+            match read_header_as(&fd, Some(kind), checked) {
                 Err(ShmError::Truncated { len: 0, .. }) | Err(ShmError::Blank)
                     if started.elapsed() < READY_WAIT =>
                 {
@@ -509,6 +535,10 @@ impl Drop for Mapping {
 
 /// Reads and checks the header of an open segment descriptor.
 pub(crate) fn read_header(fd: &OwnedFd, kind: Option<Kind>) -> Result<HeaderInfo, ShmError> {
+    read_header_as(fd, kind, true)
+}
+
+fn read_header_as(fd: &OwnedFd, kind: Option<Kind>, checked: bool) -> Result<HeaderInfo, ShmError> {
     let st = fstat(fd).map_err(|e| ShmError::Os("fstat", e))?;
     let file_len = st.st_size.max(0) as u64;
     if file_len < HEADER_LEN as u64 {
@@ -526,5 +556,5 @@ pub(crate) fn read_header(fd: &OwnedFd, kind: Option<Kind>) -> Result<HeaderInfo
     }
     // SAFETY: exactly the mapping made above, not referenced any more.
     let _ = unsafe { munmap(base.cast(), HEADER_LEN) };
-    decode_header(&h, file_len, kind)
+    decode_header(&h, file_len, kind, checked)
 }
