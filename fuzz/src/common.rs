@@ -1,6 +1,6 @@
 // Shared by the fuzz crate and by `primitives/tests/regressions.rs` (which includes the case
-// files with `#[path]`): case files use `crate::control()`, `crate::MAX_INPUT` and
-// `crate::deadline`.
+// files with `#[path]`): case files use `crate::control()`, `crate::MAX_INPUT`,
+// `crate::decode` and `crate::deadline`.
 
 /// Largest input a target accepts (bigger inputs are rejected, not truncated: libFuzzer then
 /// learns to stay small).
@@ -9,4 +9,13 @@ pub const MAX_INPUT: usize = 4096;
 /// The negative control selected with the `FUZZ_CONTROL` environment variable, if any.
 pub fn control() -> Option<String> {
     std::env::var("FUZZ_CONTROL").ok().filter(|s| !s.is_empty())
+}
+
+/// Decodes a whole input into a case: `None` for an input over [`MAX_INPUT`] (rejected, not
+/// truncated) or one `arbitrary` cannot decode.
+pub fn decode<T: for<'a> arbitrary::Arbitrary<'a>>(data: &[u8]) -> Option<T> {
+    if data.len() > MAX_INPUT {
+        return None;
+    }
+    T::arbitrary_take_rest(arbitrary::Unstructured::new(data)).ok()
 }

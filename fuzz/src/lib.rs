@@ -17,4 +17,4 @@ pub mod cases;
 pub mod schedule;
 
 mod common;
-pub use common::{control, MAX_INPUT};
+pub use common::{control, decode, MAX_INPUT};

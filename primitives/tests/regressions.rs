@@ -12,7 +12,7 @@
 
 #[path = "../../fuzz/src/common.rs"]
 mod common;
-pub use common::{control, MAX_INPUT};
+pub use common::{control, decode, MAX_INPUT};
 
 #[path = "../../fuzz/src/deadline.rs"]
 mod deadline;

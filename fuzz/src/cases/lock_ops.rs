@@ -7,7 +7,7 @@
 //! `FUZZ_CONTROL=lockdep-off`: the validator in `Off` mode (a validator that sees nothing) —
 //! caught as soon as a case inverts an order.
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 use primitives::lock::{Mode, Mutex, ReentrantLock, Validator, ViolationKind};
 use std::collections::BTreeSet;
 
@@ -33,10 +33,7 @@ pub struct Case {
 
 /// Decodes and runs one input.
 pub fn fuzz(data: &[u8]) {
-    if data.len() > crate::MAX_INPUT {
-        return;
-    }
-    let Ok(mut case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
+    let Some(mut case) = crate::decode::<Case>(data) else {
         return;
     };
     case.sequences.truncate(MAX_SEQUENCES);

@@ -7,7 +7,7 @@
 //! `FUZZ_CONTROL=logger-self-deadlock`: the unbuffered logger of seed 001 (it takes its sink
 //! lock on every call) — a log inside the sink lock deadlocks; the deadline watchdog reports it.
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 use primitives::controls::UnbufferedLog;
 use primitives::lock::{Mode, Mutex, Validator};
 use primitives::msg::{Message, MessageLog};
@@ -41,10 +41,7 @@ pub struct Case {
 
 /// Decodes and runs one input.
 pub fn fuzz(data: &[u8]) {
-    if data.len() > crate::MAX_INPUT {
-        return;
-    }
-    let Ok(mut case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
+    let Some(mut case) = crate::decode::<Case>(data) else {
         return;
     };
     case.threads.truncate(MAX_THREADS);

@@ -13,7 +13,7 @@
 //! `FUZZ_CONTROL`: `mvar-wake-before-grant`, `mvar-if-not-while`, `mvar-one-waiter-class` run
 //! the same case on that negative control.
 
-use arbitrary::{Arbitrary, Unstructured};
+use arbitrary::Arbitrary;
 use primitives::controls::{TakersOnly, WaitOnce, WakeBeforeGrant};
 use primitives::mvar::{MVar, Policy, Reference};
 use std::collections::HashSet;
@@ -81,10 +81,7 @@ const DONE: u8 = 3;
 
 /// Decodes and runs one input (rejecting oversized ones).
 pub fn fuzz(data: &[u8]) {
-    if data.len() > crate::MAX_INPUT {
-        return;
-    }
-    let Ok(mut case) = Case::arbitrary_take_rest(Unstructured::new(data)) else {
+    let Some(mut case) = crate::decode::<Case>(data) else {
         return;
     };
     case.threads.truncate(MAX_THREADS);

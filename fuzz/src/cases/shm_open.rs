@@ -677,7 +677,7 @@ fn ring_lock_busy(log: &SharedLog, file: &File) -> bool {
 
 fn ring_text(len: u8, fill: u8) -> String {
     let c = ['x', 'é', '€', '𝄞', '\n', '\0'][usize::from(fill % 6)];
-    std::iter::repeat_n(c, usize::from(len % 100)).collect()
+    (0..len % 100).map(|_| c).collect()
 }
 
 fn open_ring(name: &ShmName, file: &File, ops: &[RingOp], budget: &mut Budget) {

@@ -27,7 +27,6 @@
 //! `Release` unlock.
 
 use super::order::{self, LockClass};
-use crate::mvar::Outcome;
 use crate::shm::{Acquired, Kind, Layout, LockCx, RobustWord, Segment, ShmError, ShmName, Who};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::Scope;
@@ -236,17 +235,6 @@ impl SharedReentrantLock {
             0 => None,
             t => Some(self.seg.participants().who(t)),
         }
-    }
-
-    /// The [`Outcome`] form of [`SharedReentrantLock::lock`], for callers that treat the lock
-    /// like the other shared objects.
-    pub fn lock_outcome(&self) -> Result<Outcome<SharedGuard<'_>>, SharedLockError> {
-        let g = self.lock()?;
-        let recovered = g.recovered;
-        Ok(Outcome {
-            value: g,
-            recovered,
-        })
     }
 }
 

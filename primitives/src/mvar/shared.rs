@@ -55,8 +55,7 @@
 
 use super::{Outcome, SharedMVarError};
 use crate::shm::{
-    death_due, first_slice, next_slice, slice_deadline, Acquired, LockCx, Participants, RobustWord,
-    Token, Who,
+    death_due, next_slice, slice_deadline, Acquired, LockCx, Participants, RobustWord, Token, Who,
 };
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
@@ -307,7 +306,7 @@ impl<'a, S: Slots> Core<'a, S> {
         try_only: bool,
     ) -> Result<Outcome<()>, SharedMVarError> {
         let mut recovered = None;
-        let mut slice = first_slice();
+        let mut slice = crate::shm::FIRST_SLICE;
         let ready = |w: u64| full(w) == op.needs_full();
         let mut slept_out = false;
         let mut first = true;

@@ -82,6 +82,12 @@ pub fn process_exists(pid: u32) -> bool {
     pid != 0 && stat_of(pid, 0).is_some_and(|s| !s.is_dead())
 }
 
+/// The kernel state letter of process `pid` (`R`, `S`, `D`, `T` stopped, `Z` zombie, …), or
+/// `None` if it does not exist.
+pub fn process_state(pid: u32) -> Option<u8> {
+    stat_of(pid, 0).map(|s| s.state)
+}
+
 /// The calling thread's kernel thread id.
 pub fn gettid() -> u32 {
     // SAFETY: gettid has no preconditions and cannot fail.

@@ -32,7 +32,7 @@ mod participants;
 mod robust;
 
 pub use participants::{Participants, Slot, TableFull, Token, Who, MAX_PARTICIPANTS};
-pub(crate) use robust::{first_slice, next_slice, slice_deadline};
+pub(crate) use robust::{next_slice, slice_deadline, FIRST_SLICE};
 pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, OWNER_DIED, WAITERS};
 
 #[cfg(not(any(loom, shuttle)))]

@@ -43,7 +43,7 @@ pub const OWNER_DIED: u32 = 1 << 30;
 const OWNER: u32 = !(WAITERS | OWNER_DIED);
 
 /// First and longest sleep between two liveness checks of the owner.
-const FIRST_SLICE: Duration = Duration::from_millis(1);
+pub(crate) const FIRST_SLICE: Duration = Duration::from_millis(1);
 const LONGEST_SLICE: Duration = Duration::from_millis(50);
 
 /// How a lock was taken.
@@ -101,11 +101,6 @@ pub(crate) fn slice_deadline(slice: Duration, deadline: Option<Instant>) -> Opti
 /// The next slice length (doubling, capped).
 pub(crate) fn next_slice(slice: Duration) -> Duration {
     (slice * 2).min(LONGEST_SLICE)
-}
-
-/// The first slice length.
-pub(crate) const fn first_slice() -> Duration {
-    FIRST_SLICE
 }
 
 impl RobustWord {

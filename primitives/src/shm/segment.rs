@@ -185,25 +185,14 @@ pub(crate) fn decode_header(
         params,
         object_len,
     };
-    if !checked {
-        // Negative control: trust the sizes the header states.
-        return Ok(HeaderInfo {
-            layout,
-            creator: super::identity::Identity {
-                pid: get_u32(h, OFF_CREATOR_PID),
-                tid: 0,
-                pid_start: get_u64(h, OFF_CREATOR_START),
-                tid_start: 0,
-            },
-        });
-    }
-    if layout.total_len() != total {
+    // (Unchecked — the negative control — trusts the sizes the header states.)
+    if checked && layout.total_len() != total {
         return Err(ShmError::Corrupted(format!(
             "header says {total} bytes, its layout needs {}",
             layout.total_len()
         )));
     }
-    if file_len < total {
+    if checked && file_len < total {
         return Err(ShmError::Truncated {
             len: file_len,
             needed: total,
@@ -413,10 +402,11 @@ impl Segment {
         }
     }
 
-    fn attach(&self) -> Result<Token, ShmError> {
+    /// Claims a participant slot through this mapping (released when it is dropped).
+    fn claim(&self, process_level: bool) -> Result<Token, ShmError> {
         let t = self
             .participants()
-            .claim(true)
+            .claim(process_level)
             .map_err(|f| ShmError::TooManyParticipants(f.slots))?;
         self.inner
             .tokens
@@ -424,6 +414,10 @@ impl Segment {
             .unwrap_or_else(|e| e.into_inner())
             .push(t);
         Ok(t)
+    }
+
+    fn attach(&self) -> Result<Token, ShmError> {
+        self.claim(true)
     }
 
     /// The segment's name.
@@ -438,14 +432,7 @@ impl Segment {
 
     /// The participant table.
     pub fn participants(&self) -> Participants<'_> {
-        let n = self.inner.layout.participants as usize;
-        // SAFETY: the table lies inside the mapping (checked against its length when the header
-        // was validated), HEADER_LEN is 64-aligned as Slot requires, and any bit pattern is a
-        // valid Slot (it is made of atomics). It lives as long as `self`.
-        let slots = unsafe {
-            core::slice::from_raw_parts(self.inner.base.as_ptr().add(HEADER_LEN).cast::<Slot>(), n)
-        };
-        Participants::new(slots)
+        self.inner.participants()
     }
 
     /// Pointer to the object area (`layout().object_len` bytes, 64-aligned).
@@ -467,15 +454,7 @@ impl Segment {
         }) {
             return Ok(t);
         }
-        let t = self
-            .participants()
-            .claim(false)
-            .map_err(|f| ShmError::TooManyParticipants(f.slots))?;
-        self.inner
-            .tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(t);
+        let t = self.claim(false)?;
         MY_TOKENS.with(|m| m.borrow_mut().push((nonce, t)));
         Ok(t)
     }
@@ -506,14 +485,22 @@ impl Segment {
     }
 }
 
-impl Drop for Mapping {
-    fn drop(&mut self) {
+impl Mapping {
+    fn participants(&self) -> Participants<'_> {
         let n = self.layout.participants as usize;
-        // SAFETY: as in `Segment::participants`; the mapping is still live here.
+        // SAFETY: the table lies inside the mapping (checked against its length when the header
+        // was validated), HEADER_LEN is 64-aligned as Slot requires, and any bit pattern is a
+        // valid Slot (it is made of atomics). It lives as long as `self`.
         let slots = unsafe {
             core::slice::from_raw_parts(self.base.as_ptr().add(HEADER_LEN).cast::<Slot>(), n)
         };
-        let parts = Participants::new(slots);
+        Participants::new(slots)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let parts = self.participants();
         let tokens = std::mem::take(&mut *self.tokens.lock().unwrap_or_else(|e| e.into_inner()));
         for t in tokens {
             parts.release(t, |_| {});

@@ -27,6 +27,7 @@ pub mod worker;
 use primitives::lock::SharedReentrantLock;
 use primitives::msg::ring::{RingMessage, SharedLog};
 use primitives::mvar::{Flavor, SharedMVar, SharedMVarError};
+use primitives::shm::identity::process_state;
 use primitives::shm::ShmName;
 use primitives::sync::futex::Scope;
 use std::collections::{HashMap, HashSet};
@@ -439,49 +440,30 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
         // section — mid-copy, between a commit and its wake-up, before its unlock. The other
         // kills strike a random worker wherever it is.
         let mut victim = rng.below(crew.workers.len());
-        if report.kills % 2 == 1 {
-            let until = Instant::now() + Duration::from_millis(20);
-            while Instant::now() < until {
-                if let Some((who, true)) = mvar.lock_holder() {
-                    if let Some(i) = crew.workers.iter().position(|w| w.child.id() == who.pid) {
-                        if sleeps_holding_lock(&mvar, who.pid) {
-                            report.failures.push(format!(
-                                "HANG: worker {} (pid {}) sleeps in the kernel while holding the box's lock (the protocol never waits inside its critical section); everyone else's operations can only time out\n{}",
-                                crew.workers[i].incarnation,
-                                who.pid,
-                                diagnose(&mvar, &crew.workers)
-                            ));
-                            break;
-                        }
-                        // Freeze it and look again: if it still holds the lock, it is
-                        // stopped inside its critical section — kill it there. Otherwise
-                        // let it go on and keep looking.
-                        if stopped_holding(who.pid, || holds_box(&mvar, who.pid)) {
-                            victim = i;
-                            report.holder_kills += 1;
-                            break;
-                        }
-                    }
+        // (One in four: the same for the shared reentrant lock, held while logging.)
+        let box_holder = || mvar.lock_holder().filter(|h| h.1).map(|h| h.0.pid);
+        let lock_holder = || lock.owner().map(|w| w.pid);
+        let caught = match report.kills % 4 {
+            1 | 3 => catch_holder(&crew.workers, box_holder, true),
+            2 => catch_holder(&crew.workers, lock_holder, false),
+            _ => None,
+        };
+        match caught {
+            Some(Caught::Stopped(i)) => {
+                victim = i;
+                if report.kills % 2 == 1 {
+                    report.holder_kills += 1;
+                } else {
+                    report.lock_holder_kills += 1;
                 }
-                std::hint::spin_loop();
             }
-        } else if report.kills % 4 == 2 {
-            // The same for the shared reentrant lock, held while logging (staged messages).
-            let until = Instant::now() + Duration::from_millis(20);
-            while Instant::now() < until {
-                if let Some(who) = lock.owner() {
-                    if let Some(i) = crew.workers.iter().position(|w| w.child.id() == who.pid) {
-                        if stopped_holding(who.pid, || {
-                            lock.owner().is_some_and(|w| w.pid == who.pid)
-                        }) {
-                            victim = i;
-                            report.lock_holder_kills += 1;
-                            break;
-                        }
-                    }
-                }
-                std::hint::spin_loop();
-            }
+            Some(Caught::Asleep(i)) => report.failures.push(format!(
+                "HANG: worker {} (pid {}) sleeps in the kernel while holding the box's lock (the protocol never waits inside its critical section); everyone else's operations can only time out\n{}",
+                crew.workers[i].incarnation,
+                crew.workers[i].child.id(),
+                diagnose(&mvar, &crew.workers)
+            )),
+            None => {}
         }
         if !report.failures.is_empty() {
             break;
@@ -550,8 +532,13 @@ pub fn run(exe: &Path, cfg: &StormConfig) -> Result<StormReport, SetupError> {
     report.commits = mvar.generation();
     report.recoveries = mvar.recoveries();
     (report.sleeps, report.late_wakes) = mvar.sleep_stats();
-    let ledgers: Vec<PathBuf> = (1..next_inc)
+    // Read every ledger once (a worker killed before its first record has none).
+    let ledgers: Vec<Ledger> = (1..next_inc)
         .map(|i| dir.join(format!("worker-{i}.ledger")))
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(&path).ok()?;
+            Some(Ledger { path, text })
+        })
         .collect();
     check(&ledgers, final_value, &mut report);
     check_log(&ledgers, &delivered, &mut report);
@@ -589,34 +576,53 @@ fn lost_wakeups_text(sleeps: u64, late: u64) -> String {
     )
 }
 
-/// Whether `pid` is asleep (state `S`) while holding the box's lock, in two looks 2 ms apart. A
-/// reference participant holds the lock only for a copy and a commit, never across a sleep; a
-/// participant merely re-taking the lock between sleeps cannot be seen holding it asleep twice.
-fn sleeps_holding_lock(mvar: &SharedMVar, pid: u32) -> bool {
-    let holds = || mvar.lock_holder().is_some_and(|(w, _)| w.pid == pid);
-    let asleep = || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|t| {
-                t.rsplit_once(')')
-                    .map(|(_, r)| r.trim_start().starts_with('S'))
-            })
-            .unwrap_or(false)
-    };
+/// A lock holder caught by [`catch_holder`].
+enum Caught {
+    /// Worker `i` is stopped (SIGSTOP) inside its critical section: kill it there.
+    Stopped(usize),
+    /// Worker `i` sleeps in the kernel while holding the lock (a hang).
+    Asleep(usize),
+}
+
+/// Polls `holder()` (the pid holding a lock) for up to 20 ms for one of `workers`; freezes it
+/// and, if it still holds the lock, returns it stopped — otherwise lets it go on and keeps
+/// looking. With `detect_sleep`, a holder first seen asleep holding the lock is reported.
+fn catch_holder(
+    workers: &[Worker],
+    holder: impl Fn() -> Option<u32>,
+    detect_sleep: bool,
+) -> Option<Caught> {
+    let until = Instant::now() + Duration::from_millis(20);
+    while Instant::now() < until {
+        if let Some(pid) = holder() {
+            if let Some(i) = workers.iter().position(|w| w.child.id() == pid) {
+                let holds = || holder() == Some(pid);
+                if detect_sleep && sleeps_holding(pid, holds) {
+                    return Some(Caught::Asleep(i));
+                }
+                if stopped_holding(pid, holds) {
+                    return Some(Caught::Stopped(i));
+                }
+            }
+        }
+        std::hint::spin_loop();
+    }
+    None
+}
+
+/// Whether `pid` is asleep (state `S`) while `holds()` the lock, in two looks 2 ms apart. A
+/// reference participant holds the box's lock only for a copy and a commit, never across a
+/// sleep; one merely re-taking the lock between sleeps cannot be seen holding it asleep twice.
+fn sleeps_holding(pid: u32, holds: impl Fn() -> bool) -> bool {
     for look in 0..2 {
         if look > 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        if !(holds() && asleep() && holds()) {
+        if !(holds() && process_state(pid) == Some(b'S') && holds()) {
             return false;
         }
     }
     true
-}
-
-/// Whether `pid` holds the box's lock.
-fn holds_box(mvar: &SharedMVar, pid: u32) -> bool {
-    mvar.lock_holder().is_some_and(|(w, _)| w.pid == pid)
 }
 
 /// Stops `pid` (SIGSTOP) and reports whether it is stopped while `holds()` a lock; if not,
@@ -629,13 +635,9 @@ fn stopped_holding(pid: u32, holds: impl Fn() -> bool) -> bool {
     }
     let until = Instant::now() + Duration::from_millis(50);
     let stopped = loop {
-        let st = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        match st
-            .rsplit_once(')')
-            .map(|(_, r)| r.trim_start().as_bytes().first().copied())
-        {
-            Some(Some(b'T' | b't')) => break true,
-            Some(Some(b'Z' | b'X')) | None => break false,
+        match process_state(pid) {
+            Some(b'T' | b't') => break true,
+            Some(b'Z' | b'X') | None => break false,
             _ if Instant::now() > until => break false,
             _ => std::thread::yield_now(),
         }
@@ -705,13 +707,7 @@ fn diagnose(mvar: &SharedMVar, workers: &[Worker]) -> String {
     }
     for w in workers {
         let pid = w.child.id();
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|t| {
-                t.rsplit_once(')')
-                    .and_then(|(_, r)| r.split_whitespace().next().map(str::to_owned))
-            })
-            .unwrap_or_else(|| "gone".into());
+        let state = process_state(pid).map_or_else(|| "gone".into(), |c| char::from(c).to_string());
         let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
         let last = std::fs::read_to_string(&w.ledger)
             .ok()
@@ -729,17 +725,22 @@ fn diagnose(mvar: &SharedMVar, workers: &[Worker]) -> String {
     s
 }
 
+/// One worker's ledger, read.
+pub struct Ledger {
+    /// Where it is (for reports).
+    pub path: PathBuf,
+    /// Its records.
+    pub text: String,
+}
+
 /// Checks the ledgers against the box's commit count; see the module docs.
-pub fn check(ledgers: &[PathBuf], final_value: Option<u64>, r: &mut StormReport) {
+pub fn check(ledgers: &[Ledger], final_value: Option<u64>, r: &mut StormReport) {
     let mut put_intent: HashSet<u64> = HashSet::new();
     let mut put_done: Vec<u64> = Vec::new();
     let mut taken: Vec<u64> = Vec::new();
     let mut read_ids: Vec<u64> = Vec::new();
     let mut bad_records = 0usize;
-    for path in ledgers {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
+    for Ledger { path, text } in ledgers {
         let mut open_put: Option<u64> = None;
         let mut open_take = false;
         for line in text.lines() {
@@ -886,13 +887,10 @@ fn drain_log(log: &SharedLog, out: &mut Vec<RingMessage>, r: &mut StormReport) {
 
 /// Every message whose `log` returned was delivered exactly once, each worker's in order; no
 /// message was invented; messages cut by a kill were delivered at most once.
-pub fn check_log(ledgers: &[PathBuf], delivered: &[RingMessage], r: &mut StormReport) {
+pub fn check_log(ledgers: &[Ledger], delivered: &[RingMessage], r: &mut StormReport) {
     let mut logged: HashSet<u64> = HashSet::new();
     let mut started: HashSet<u64> = HashSet::new();
-    for path in ledgers {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            continue;
-        };
+    for Ledger { text, .. } in ledgers {
         let mut open = None;
         for line in text.lines() {
             let mut it = line.split(' ');
