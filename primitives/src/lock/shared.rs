@@ -97,11 +97,19 @@ impl fmt::Debug for SharedReentrantLock {
 }
 
 impl SharedReentrantLock {
-    /// Creates a free lock in a new segment `name`.
+    /// Creates a free lock in a new segment `name`, with
+    /// [`DEFAULT_PARTICIPANTS`](crate::shm::DEFAULT_PARTICIPANTS) participant slots.
     pub fn create(name: &ShmName) -> Result<Self, ShmError> {
+        Self::create_with_participants(name, crate::shm::DEFAULT_PARTICIPANTS)
+    }
+
+    /// [`SharedReentrantLock::create`] with `participants` slots (1..=
+    /// [`MAX_PARTICIPANTS`](crate::shm::MAX_PARTICIPANTS)): one per process and one per thread
+    /// that uses the lock at the same time, respawned processes included.
+    pub fn create_with_participants(name: &ShmName, participants: u32) -> Result<Self, ShmError> {
         let layout = Layout {
             kind: Kind::ReentrantLock,
-            participants: crate::shm::DEFAULT_PARTICIPANTS,
+            participants,
             params: [0; 4],
             object_len: 64,
         };

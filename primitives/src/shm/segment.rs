@@ -14,8 +14,9 @@ use std::ptr::NonNull;
 
 /// "TORTSHM" + NUL: the first eight bytes of every segment this crate creates.
 pub const MAGIC: [u8; 8] = *b"TORTSHM\0";
-/// Bumped whenever any layout in a segment changes.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Bumped whenever any layout in a segment changes. Version 2 added the creator's PID
+/// namespace (in bytes that were zero padding in version 1, under the checksum).
+pub const LAYOUT_VERSION: u32 = 2;
 /// Bytes reserved for the header at offset 0.
 pub const HEADER_LEN: usize = 128;
 /// Size of one participant slot.
@@ -34,6 +35,10 @@ const OFF_TOTAL_LEN: usize = 24;
 const OFF_PARAMS: usize = 32;
 const N_PARAMS: usize = 4;
 const OFF_CREATOR_PID: usize = 64;
+/// The inode number of the creator's `/proc/self/ns/pid` (the kernel's namespace inode numbers
+/// are 32 bit), 0 if unknown: the creator pid and the participants' pids mean something only
+/// in that PID namespace.
+const OFF_CREATOR_PIDNS: usize = 68;
 const OFF_CREATOR_START: usize = 72;
 const OFF_CHECKSUM: usize = 80;
 /// Not covered by the checksum: the one header word that changes after creation.
@@ -94,6 +99,14 @@ fn get_u64(h: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(h[off..off + 8].try_into().expect("8 bytes"))
 }
 
+/// The calling process's PID namespace: the inode number of `/proc/self/ns/pid`, or `None` if
+/// `/proc` cannot tell (not mounted, or the kernel's inode number does not fit 32 bits).
+pub(crate) fn pid_namespace() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
+    u32::try_from(ino).ok().filter(|&i| i != 0)
+}
+
 /// Encodes a header for `layout`.
 fn encode_header(layout: &Layout) -> [u8; HEADER_LEN] {
     let me = super::identity::Identity::current_process();
@@ -108,6 +121,7 @@ fn encode_header(layout: &Layout) -> [u8; HEADER_LEN] {
         put_u64(&mut h, OFF_PARAMS + 8 * i, *p);
     }
     put_u32(&mut h, OFF_CREATOR_PID, me.pid);
+    put_u32(&mut h, OFF_CREATOR_PIDNS, pid_namespace().unwrap_or(0));
     put_u64(&mut h, OFF_CREATOR_START, me.pid_start);
     let sum = fnv1a(&h[..OFF_CHECKSUM]);
     put_u64(&mut h, OFF_CHECKSUM, sum);
@@ -119,6 +133,8 @@ fn encode_header(layout: &Layout) -> [u8; HEADER_LEN] {
 pub(crate) struct HeaderInfo {
     pub layout: Layout,
     pub creator: super::identity::Identity,
+    /// The creator's PID namespace (see [`pid_namespace`]), 0 if unknown.
+    pub creator_pidns: u32,
 }
 
 /// Checks a header copied out of a segment of `file_len` bytes. `expect` = the kind the caller
@@ -206,6 +222,7 @@ pub(crate) fn decode_header(
             pid_start: get_u64(h, OFF_CREATOR_START),
             tid_start: 0,
         },
+        creator_pidns: get_u32(h, OFF_CREATOR_PIDNS),
     })
 }
 
@@ -241,6 +258,41 @@ unsafe impl Sync for Mapping {}
 #[derive(Clone, Debug)]
 pub struct Segment {
     inner: std::sync::Arc<Mapping>,
+}
+
+/// Reserves the pages of a fresh segment of `len` bytes, so that a full `/dev/shm` is an error
+/// here and not a `SIGBUS` in whichever participant first touches an unbacked page. tmpfs
+/// supports `fallocate`; where the filesystem does not (`EOPNOTSUPP`, `EINVAL`), one byte per
+/// page is written instead (`pwrite` reports `ENOSPC` where a store to the mapping would fault).
+fn reserve(fd: &OwnedFd, len: u64) -> Result<(), ShmError> {
+    let no_space = || {
+        ShmError::Invalid(format!(
+            "no space in /dev/shm for a segment of {len} bytes (ENOSPC); free or enlarge /dev/shm"
+        ))
+    };
+    match nix::fcntl::posix_fallocate(fd, 0, len as libc::off_t) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENOSPC) => Err(no_space()),
+        Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EINVAL) => {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::File::from(fd.try_clone().map_err(|e| {
+                ShmError::Os("dup", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+            })?);
+            // A stride of the smallest page size touches every page whatever the real size is.
+            for off in (0..len).step_by(4096) {
+                match file.write_at(&[0], off) {
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Err(no_space()),
+                    Err(e) => {
+                        let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                        return Err(ShmError::Os("pwrite", errno));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(ShmError::Os("posix_fallocate", e)),
+    }
 }
 
 fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, ShmError> {
@@ -289,6 +341,7 @@ impl Segment {
         let created = (|| {
             nix::unistd::ftruncate(&fd, layout.total_len() as i64)
                 .map_err(|e| ShmError::Os("ftruncate", e))?;
+            reserve(&fd, layout.total_len())?;
             let base = map(&fd, layout.total_len() as usize)?;
             Ok::<_, ShmError>(base)
         })();
