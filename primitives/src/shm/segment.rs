@@ -270,7 +270,13 @@ fn reserve(fd: &OwnedFd, len: u64) -> Result<(), ShmError> {
             "no space in /dev/shm for a segment of {len} bytes (ENOSPC); free or enlarge /dev/shm"
         ))
     };
-    match nix::fcntl::posix_fallocate(fd, 0, len as libc::off_t) {
+    let reserved = loop {
+        match nix::fcntl::posix_fallocate(fd, 0, len as libc::off_t) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    match reserved {
         Ok(()) => Ok(()),
         Err(nix::errno::Errno::ENOSPC) => Err(no_space()),
         Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EINVAL) => {
