@@ -1,127 +1,104 @@
-//! Command line: flags, value parsers (durations, catalogue names) and the replay line.
+//! The one command line: a clap `Command` with a subcommand per runner (`threads`, one per
+//! process scenario of [`crate::procs::CATALOGUE`], `list`, the hidden worker entry), value
+//! parsers shared by all of them (durations) and shell quoting for replay lines.
+//!
+//! `torture` with no subcommand runs `threads` (the thread runner came first; `torture
+//! --threads 8` still works), and `torture --list` is `torture list`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use primitives::scenarios::catalogue::{self, Control, Entry};
-use primitives::Mode;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-const LONG_ABOUT: &str = "\
-Runs the scenario catalogue of the `primitives` crate on real OS threads, round-robin in an \
-order shuffled by --seed, until --duration has elapsed (at least one full round). Each run \
-executes in its own thread under a watchdog: a run that panics has broken an invariant; a run \
-that has not finished after --deadline is a hang, reported with the wait registry (who sleeps \
-on what, since when, holding which locks) and a command line that replays the run.
+use crate::procs::{self, ProcScenario, WorkerArgs};
+use crate::threads::args::ThreadsArgs;
 
-With --control NAME, a negative control (a variant with one seeded defect) is run instead; the \
-engine is expected to catch it.";
+const ABOUT: &str = "\
+Torture concurrency primitives: on real OS threads (`threads`), across processes under \
+SIGKILL/SIGSTOP faults (the process scenarios), with hang reports instead of time-outs.";
 
 const AFTER_HELP: &str = "\
-Exit codes:
-  0  pass: no failure in the given duration
-     (with --control: the control was NOT CAUGHT; the output says so)
-  1  bug found: a panic (broken invariant, lock-order violation) or a hang
-     (with --control: the control was caught, as expected)
-  2  usage or setup error
+Without a command, `threads` runs (so `torture --threads 8` works as before).
 
-Durations are written like 500ms, 10s, 1.5s, 2m or 1h.
-Reports never show backtraces (RUST_BACKTRACE is ignored); TORTURE_BACKTRACE=1 adds one for
-the first panic of a failing run.";
+Exit codes (every command):
+  0  pass (with --control: the control was NOT CAUGHT; the output says so)
+  1  bug found: a broken invariant or a hang (with --control: caught, as expected)
+  2  usage or setup error (one line on stderr)
 
-/// The `torture` command line.
+Durations are written like 250us, 500ms, 10s, 1.5s, 2m or 1h.";
+
+/// The `torture` command line (the fixed commands; process scenarios are added by
+/// [`command`]).
 #[derive(Debug, Parser)]
-#[command(
-    name = "torture",
-    version,
-    about = "Torture the reference concurrency primitives on real threads, with a hang watchdog"
-)]
-#[command(long_about = LONG_ABOUT, after_help = AFTER_HELP)]
-pub struct Args {
-    /// Worker threads per scenario run (slaves, lockers, loggers).
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub threads: u32,
+#[command(name = "torture", version, about = ABOUT, after_help = AFTER_HELP)]
+#[command(subcommand_required = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Fixed,
+}
 
-    /// Rounds per worker (values handed off, nesting depth, messages).
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub rounds: u32,
+/// The commands that are not process scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Fixed {
+    /// Run the scenario catalogue on real OS threads, with a hang watchdog (the default).
+    Threads(ThreadsArgs),
+    /// List every command, scenario and negative control (with its story and blind spots).
+    List(ListArgs),
+    /// Internal: a worker process of a process scenario (started by the runner).
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
+}
 
-    /// How long to keep running scenarios (at least one full round is always run).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
-
-    /// Hang deadline: a single run not finished after this long is reported as a HANG.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_deadline)]
-    pub deadline: Duration,
-
-    /// Run only this reference scenario (repeatable; default: all). See --list.
-    #[arg(long = "scenario", value_name = "NAME", value_parser = parse_scenario)]
-    pub scenarios: Vec<&'static Entry>,
-
-    /// Run this negative control instead of the reference scenarios; it is expected to be
-    /// caught (exit 1). If it is not caught within --duration, "NOT CAUGHT" is printed and
-    /// the exit code is 0.
-    #[arg(long, value_name = "NAME", value_parser = parse_control, conflicts_with = "scenarios")]
-    pub control: Option<&'static Control>,
-
-    /// Mode of the lock-order validator in each run.
-    #[arg(long, value_enum, default_value_t = Lockdep::Panic)]
-    pub lockdep: Lockdep,
-
-    /// Seed of the scenario order shuffle (printed on every run, so that it can be replayed;
-    /// default: from the clock).
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// List the scenarios and the controls (with their defects and blind spots), then exit.
-    #[arg(long)]
-    pub list: bool,
-
-    /// Also write a machine-readable report (JSON) to PATH.
+/// `torture list` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Also write the listing as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
 }
 
-/// `--lockdep`: the lock-order validator's mode.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Lockdep {
-    /// No lock-order checking.
-    Off,
-    /// Print each violation once, carry on.
-    Report,
-    /// Panic at the offending acquisition (a failure of the run).
-    Panic,
-}
-
-impl Lockdep {
-    /// The validator mode.
-    pub fn mode(self) -> Mode {
-        match self {
-            Lockdep::Off => Mode::Off,
-            Lockdep::Report => Mode::Report,
-            Lockdep::Panic => Mode::Panic,
-        }
-    }
-
-    /// The spelling on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Lockdep::Off => "off",
-            Lockdep::Report => "report",
-            Lockdep::Panic => "panic",
-        }
-    }
+/// A parsed command.
+pub enum Command {
+    /// `threads`, `list` or the worker entry.
+    Fixed(Fixed),
+    /// A process scenario and its flags.
+    Proc(&'static dyn ProcScenario, Box<ArgMatches>),
 }
 
 /// Result of parsing the command line.
 pub enum Parsed {
-    /// Run (or list) with these arguments.
-    Run(Box<Args>),
+    /// Run this.
+    Run(Box<Command>),
     /// `--help` / `--version`: print this on stdout and exit 0.
     Info(String),
     /// A usage error: one line for stderr, exit 2.
     Usage(String),
+}
+
+/// The whole clap command: the fixed commands plus one subcommand per process scenario.
+pub fn command() -> clap::Command {
+    let mut c = Cli::command();
+    for s in procs::CATALOGUE {
+        c = c.subcommand(s.command());
+    }
+    c
+}
+
+/// `argv` with the default command made explicit.
+fn with_default(mut argv: Vec<OsString>) -> Vec<OsString> {
+    if argv.is_empty() {
+        argv.push("torture".into());
+    }
+    match argv.get(1).and_then(|a| a.to_str()) {
+        None => argv.push("threads".into()),
+        Some("--list") => argv[1] = "list".into(),
+        Some("-h" | "--help" | "-V" | "--version") => {}
+        Some(a) if a.starts_with('-') => argv.insert(1, "threads".into()),
+        _ => {}
+    }
+    argv
 }
 
 /// Parses `argv` (program name first). Never panics and never exits.
@@ -130,25 +107,53 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    match Args::try_parse_from(argv) {
-        Ok(args) => Parsed::Run(Box::new(args)),
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let text = e.to_string();
-            match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Parsed::Info(text),
-                _ => {
-                    let first = text
-                        .lines()
-                        .next()
-                        .unwrap_or("error: invalid command line")
-                        .trim();
-                    let first = first.strip_prefix("error: ").unwrap_or(first);
-                    Parsed::Usage(format!("torture: error: {first} (see torture --help)"))
-                }
+    let argv = with_default(argv.into_iter().map(Into::into).collect());
+    let sub = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| command().get_subcommands().any(|c| c.get_name() == *a))
+        .map(|a| format!("torture {a}"))
+        .unwrap_or_else(|| "torture".to_string());
+    let usage = |e: clap::Error| {
+        use clap::error::ErrorKind;
+        let text = e.to_string();
+        match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Parsed::Info(text),
+            _ => {
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("error: invalid command line")
+                    .trim();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                Parsed::Usage(format!("{sub}: error: {first} (see {sub} --help)"))
             }
         }
+    };
+    let matches = match command().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => return usage(e),
+    };
+    if let Some((name, m)) = matches.subcommand() {
+        if let Some(s) = procs::find(name) {
+            return Parsed::Run(Box::new(Command::Proc(s, Box::new(m.clone()))));
+        }
     }
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => Parsed::Run(Box::new(Command::Fixed(cli.command))),
+        Err(e) => usage(e),
+    }
+}
+
+/// A duration flag that must be more than zero.
+pub fn parse_positive(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    Ok(d)
 }
 
 /// Parses a duration with a unit: `500ms`, `10s`, `1.5s`, `2m`, `1h` (also `us`).
@@ -163,59 +168,47 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "expected a number with a unit, like 500ms, 10s or 2m; got {s:?}"
         ));
     }
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("bad number {num:?} in duration {s:?}"))?;
-    let scale = match unit.trim() {
+    let unit_ns: u128 = match unit.trim() {
         "" => {
             return Err(format!(
                 "missing unit in {s:?}: write e.g. {num}s or {num}ms"
             ))
         }
-        "us" | "µs" => 1e-6,
-        "ms" => 1e-3,
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         other => {
             return Err(format!(
-                "unknown unit {other:?} in {s:?}: use us, ms, s, m or h"
+                "unknown unit {other:?} in {s:?}: use ns, us, ms, s, m or h"
             ))
         }
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("duration {s:?} out of range"))
-}
-
-fn parse_deadline(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_millis(1) {
-        return Err("the deadline must be at least 1ms".to_string());
+    // Exact decimal arithmetic: what `format_duration` prints reads back to the same value.
+    let bad = || format!("bad number {num:?} in duration {s:?}");
+    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (whole.is_empty() && frac.is_empty()) || frac.contains('.') || frac.len() > 18 {
+        return Err(bad());
     }
-    Ok(d)
-}
-
-fn parse_scenario(s: &str) -> Result<&'static Entry, String> {
-    catalogue::scenario(s).ok_or_else(|| {
-        let known: Vec<&str> = catalogue::SCENARIOS.iter().map(|e| e.name).collect();
-        let hint = if catalogue::control(s).is_some() {
-            " (that is a control: use --control)"
-        } else {
-            ""
-        };
-        format!("unknown scenario {s:?}{hint}; known: {}", known.join(", "))
-    })
-}
-
-fn parse_control(s: &str) -> Result<&'static Control, String> {
-    catalogue::control(s).ok_or_else(|| {
-        let known: Vec<&str> = catalogue::CONTROLS.iter().map(|c| c.name).collect();
-        let hint = if catalogue::scenario(s).is_some() {
-            " (that is a scenario: use --scenario)"
-        } else {
-            ""
-        };
-        format!("unknown control {s:?}{hint}; known: {}", known.join(", "))
-    })
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac_ns = if frac.is_empty() {
+        0
+    } else {
+        let digits: u128 = frac.parse().map_err(|_| bad())?;
+        digits * unit_ns / 10u128.pow(frac.len() as u32)
+    };
+    let ns = whole
+        .checked_mul(unit_ns)
+        .and_then(|n| n.checked_add(frac_ns))
+        .filter(|n| *n <= u128::from(u64::MAX))
+        .ok_or_else(|| format!("duration {s:?} out of range"))?;
+    Ok(Duration::from_nanos(ns as u64))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it back, exactly.
@@ -225,8 +218,10 @@ pub fn format_duration(d: Duration) -> String {
         format!("{}s", ns / 1_000_000_000)
     } else if ns % 1_000_000 == 0 {
         format!("{}ms", ns / 1_000_000)
+    } else if ns % 1_000 == 0 {
+        format!("{}us", ns / 1_000)
     } else {
-        format!("{}us", ns.div_ceil(1_000))
+        format!("{ns}ns")
     }
 }
 
@@ -242,25 +237,8 @@ pub fn human(d: Duration) -> String {
     }
 }
 
-/// The command line that replays a run: the same configuration, with the seed made explicit.
-pub fn replay_line(program: &str, args: &Args, seed: u64) -> String {
-    let mut v: Vec<String> = vec![shell_word(program)];
-    if let Some(c) = args.control {
-        v.push(format!("--control {}", c.name));
-    }
-    for e in &args.scenarios {
-        v.push(format!("--scenario {}", e.name));
-    }
-    v.push(format!("--threads {}", args.threads));
-    v.push(format!("--rounds {}", args.rounds));
-    v.push(format!("--lockdep {}", args.lockdep.as_str()));
-    v.push(format!("--deadline {}", format_duration(args.deadline)));
-    v.push(format!("--duration {}", format_duration(args.duration)));
-    v.push(format!("--seed {seed}"));
-    v.join(" ")
-}
-
-fn shell_word(s: &str) -> String {
+/// `s` quoted for a POSIX shell when it needs to be.
+pub fn shell_word(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,".contains(c))
@@ -271,9 +249,11 @@ fn shell_word(s: &str) -> String {
     }
 }
 
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::threads::args::{replay_line, Lockdep};
 
     #[test]
     fn durations_round_trip() {
@@ -283,6 +263,10 @@ mod tests {
             ("2m", Duration::from_secs(120)),
             ("1.5s", Duration::from_millis(1500)),
             ("250us", Duration::from_micros(250)),
+            ("1500us", Duration::from_micros(1500)),
+            ("1001ms", Duration::from_millis(1001)),
+            ("1ns", Duration::from_nanos(1)),
+            ("1234567ns", Duration::from_nanos(1_234_567)),
         ] {
             assert_eq!(parse_duration(s), Ok(d), "{s}");
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{s}");
@@ -292,37 +276,61 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unknown_name_is_one_line_usage_error() {
-        match parse(["torture", "--scenario", "nope"]) {
-            Parsed::Usage(msg) => {
-                assert!(!msg.contains('\n'), "{msg}");
-                assert!(msg.contains("unknown scenario \"nope\""), "{msg}");
-            }
-            _ => panic!("expected a usage error"),
+    fn threads_args(argv: &[&str]) -> ThreadsArgs {
+        match parse(argv) {
+            Parsed::Run(c) => match *c {
+                Command::Fixed(Fixed::Threads(a)) => a,
+                _ => panic!("not the threads command: {argv:?}"),
+            },
+            _ => panic!("does not parse: {argv:?}"),
         }
     }
 
     #[test]
+    fn unknown_name_is_one_line_usage_error() {
+        for argv in [
+            &["torture", "--scenario", "nope"][..],
+            &["torture", "threads", "--scenario", "nope"],
+            &["torture", "storm", "--procs", "x"],
+            &["torture", "list", "--bogus"],
+            &["torture", "nope"],
+        ] {
+            match parse(argv) {
+                Parsed::Usage(msg) => {
+                    assert!(!msg.contains('\n'), "{msg}");
+                    assert!(msg.contains("error:"), "{msg}");
+                }
+                _ => panic!("expected a usage error for {argv:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn default_command_is_threads() {
+        assert_eq!(threads_args(&["torture", "--threads", "3"]).threads, 3);
+        assert_eq!(threads_args(&["torture"]).threads, 4);
+        assert!(matches!(
+            parse(["torture", "--list"]),
+            Parsed::Run(c) if matches!(*c, Command::Fixed(Fixed::List(_)))
+        ));
+    }
+
+    #[test]
     fn replay_line_parses_back() {
-        let Parsed::Run(args) = parse([
+        let args = threads_args(&[
             "torture",
             "--control",
             "exch-same-bucket",
             "--lockdep",
             "off",
             "--deadline",
-            "1s",
-        ]) else {
-            panic!("parse failed")
-        };
+            "1500us",
+        ]);
         let line = replay_line("torture", &args, 42);
-        let Parsed::Run(again) = parse(line.split(' ')) else {
-            panic!("replay line does not parse: {line}")
-        };
+        let again = threads_args(&line.split(' ').collect::<Vec<_>>());
         assert_eq!(again.seed, Some(42));
         assert_eq!(again.control.map(|c| c.name), Some("exch-same-bucket"));
         assert_eq!(again.lockdep, Lockdep::Off);
-        assert_eq!(again.deadline, Duration::from_secs(1));
+        assert_eq!(again.deadline, Duration::from_micros(1500));
     }
 }

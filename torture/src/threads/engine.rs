@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use primitives::scenarios::Params;
 use primitives::sync::waitreg::{self, WaitEntry};
 
-use crate::panics::{self, Captured};
+use super::panics::{self, Captured};
 use crate::prng::SplitMix64;
 
 /// Something the engine can run: a reference scenario or a negative control.

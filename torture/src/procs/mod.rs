@@ -1,0 +1,91 @@
+//! Process scenarios: worker *processes* sharing primitives in POSIX shared memory, under
+//! faults (SIGKILL, SIGSTOP), checked from their ledgers.
+//!
+//! - [`crew`]: spawn by re-executing this binary with a typed spec, kill, respawn, reap;
+//! - [`ledger`]: the typed record every worker writes around every operation, one parser;
+//! - [`capture`]: `/proc` state, wait channel and run-queue delay; catching a lock holder
+//!   inside its critical section; telling a hung participant from a slow one;
+//! - [`controls`]: the cross-process negative controls;
+//! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
+//!   [`CATALOGUE`] — a new scenario is one file plus one line.
+
+pub mod capture;
+pub mod controls;
+pub mod crew;
+pub mod ledger;
+pub mod scenarios;
+
+use clap::{ArgMatches, Args};
+use std::path::PathBuf;
+
+/// A run that could not start (exit 2): the text is one line.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+/// A multi-process scenario: its command line, its runner and its worker.
+pub trait ProcScenario: Sync {
+    /// Its command name (`torture NAME ...`) and the worker's scenario argument.
+    fn name(&self) -> &'static str;
+    /// Its subcommand, flags included (clap), named [`ProcScenario::name`].
+    fn command(&self) -> clap::Command;
+    /// The negative controls it can run (`--control NAME`): names and defects.
+    fn controls(&self) -> Vec<(&'static str, &'static str)>;
+    /// Runs the scenario from its parsed flags; returns the exit code (0, 1 or 2).
+    fn main(&self, program: &str, flags: &ArgMatches) -> u8;
+    /// The worker side (in a re-executed child); returns its exit code.
+    fn worker(&self, w: &WorkerArgs) -> u8;
+}
+
+/// Every process scenario.
+pub static CATALOGUE: &[&dyn ProcScenario] = &[&scenarios::kill_storm::KillStorm];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static dyn ProcScenario> {
+    CATALOGUE.iter().copied().find(|s| s.name() == name)
+}
+
+/// The hidden worker entry's flags (`torture __worker SCENARIO ...`), written by [`crew`].
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The scenario whose worker this is.
+    pub scenario: String,
+    /// Unique per spawned worker of a run (its incarnation).
+    #[arg(long)]
+    pub id: u32,
+    /// The runner's pid: the worker's parent, or the worker must not run.
+    #[arg(long)]
+    pub runner: u32,
+    /// Its ledger file.
+    #[arg(long)]
+    pub ledger: PathBuf,
+    /// The scenario's spec for this worker, as JSON.
+    #[arg(long)]
+    pub spec: String,
+}
+
+impl WorkerArgs {
+    /// The spec, decoded.
+    pub fn spec<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_str(&self.spec).map_err(|e| format!("bad worker spec: {e}"))
+    }
+}
+
+/// Runs the hidden worker entry.
+pub fn worker_main(w: &WorkerArgs) -> u8 {
+    // The crew set PR_SET_PDEATHSIG before exec and checked the parent then; a worker started
+    // by hand (or whose runner is gone) does not run.
+    if nix::unistd::getppid().as_raw() as u32 != w.runner {
+        crate::warn!(
+            "torture __worker: the runner (pid {}) is not this process's parent; this is an internal command of the process scenarios",
+            w.runner
+        );
+        return 2;
+    }
+    match find(&w.scenario) {
+        Some(s) => s.worker(w),
+        None => {
+            crate::warn!("torture __worker: unknown scenario {:?}", w.scenario);
+            2
+        }
+    }
+}

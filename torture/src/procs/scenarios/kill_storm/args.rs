@@ -1,0 +1,198 @@
+//! `torture storm` flags, the replay line, and the scenario's entry in the catalogue.
+
+use super::{StormConfig, StormReport};
+use crate::cli::{format_duration, parse_positive, shell_word};
+use crate::procs::{controls, ProcScenario, WorkerArgs};
+use crate::report::{Report, Verdict};
+use clap::{ArgMatches, Args, FromArgMatches};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const ABOUT: &str = "Kill storm: worker processes share one MVar, lock and log in shared memory while the runner SIGKILLs them";
+
+const LONG_ABOUT: &str = "\
+Kill storm: --procs worker processes put, take and read values through one shared-memory MVar, \
+and log messages under a shared reentrant lock, while the runner SIGKILLs a random worker every \
+~--gap and starts a new one, --kills times (every other kill freezes the box's lock holder inside \
+its critical section first). Then every value and message is accounted for from the workers' \
+ledgers and the box's commit count: none torn, invented, duplicated or lost; no worker waited \
+past its deadline; the box never wedged.";
+
+const AFTER: &str = "\
+Exit codes: 0 every invariant held (with --control: the control was NOT caught), \
+1 a broken invariant or a hang (with --control: caught, as expected), 2 usage or setup error.";
+
+fn parse_control(s: &str) -> Result<String, String> {
+    controls::find(s).map(|c| c.name.to_string()).ok_or_else(|| {
+        let known: Vec<_> = controls::MVAR_CONTROLS.iter().map(|c| c.name).collect();
+        format!("unknown control {s:?}; known: {}", known.join(", "))
+    })
+}
+
+/// `torture storm` flags.
+#[derive(Debug, Clone, Args)]
+pub struct StormArgs {
+    /// Worker processes alive at any time.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub procs: u32,
+    /// SIGKILLs to deliver.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub kills: u32,
+    /// Mean pause between two kills.
+    #[arg(long, default_value = "10ms", value_parser = parse_positive)]
+    pub gap: Duration,
+    /// Longest deadline of one worker operation.
+    #[arg(long = "op-timeout", default_value = "50ms", value_parser = parse_positive)]
+    pub op_timeout: Duration,
+    /// No commit for this long is a wedge; a worker silent for op-timeout + this is stuck
+    /// (scaled up when there are more than two workers per core).
+    #[arg(long, default_value = "3s", value_parser = parse_positive)]
+    pub stall: Duration,
+    /// A worker seen inside an operation longer than this past the operation's deadline, and
+    /// still there, asleep, after as long again, is hung (scaled by workers per core).
+    #[arg(long, default_value = "50ms", value_parser = parse_positive)]
+    pub grace: Duration,
+    /// Upper bound of the whole storm.
+    #[arg(long = "max-time", default_value = "120s", value_parser = parse_positive)]
+    pub max_time: Duration,
+    /// Bytes per value (16 B to 1 MiB; bigger values keep the lock held longer, so more kills
+    /// land mid-copy).
+    #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(16..=1_048_576))]
+    pub payload: u32,
+    /// Seed of the kill schedule and the traffic (default: from the clock; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run a negative control instead of the reference protocol (it should be caught).
+    #[arg(long, value_parser = parse_control)]
+    pub control: Option<String>,
+    /// Also write a machine-readable report (JSON) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+impl StormArgs {
+    /// The configuration these flags describe.
+    pub fn config(&self) -> StormConfig {
+        StormConfig {
+            procs: self.procs as usize,
+            kills: self.kills as usize,
+            gap: self.gap,
+            op_timeout: self.op_timeout,
+            stall: self.stall,
+            grace: self.grace,
+            max_time: self.max_time,
+            seed: self.seed.unwrap_or_else(crate::prng::fresh_seed),
+            payload: self.payload as usize,
+            control: self.control.clone(),
+        }
+    }
+}
+
+/// The command line that replays `cfg`, durations exact.
+pub fn replay_line(program: &str, cfg: &StormConfig) -> String {
+    format!(
+        "{} storm --procs {} --kills {} --payload {} --gap {} --op-timeout {} --stall {} --grace {} --max-time {} --seed {}{}",
+        shell_word(program),
+        cfg.procs,
+        cfg.kills,
+        cfg.payload,
+        format_duration(cfg.gap),
+        format_duration(cfg.op_timeout),
+        format_duration(cfg.stall),
+        format_duration(cfg.grace),
+        format_duration(cfg.max_time),
+        cfg.seed,
+        cfg.control
+            .as_ref()
+            .map(|c| format!(" --control {c}"))
+            .unwrap_or_default()
+    )
+}
+
+/// The kill storm in the process-scenario catalogue.
+pub struct KillStorm;
+
+impl ProcScenario for KillStorm {
+    fn name(&self) -> &'static str {
+        "storm"
+    }
+
+    fn command(&self) -> clap::Command {
+        StormArgs::augment_args(clap::Command::new("storm"))
+            .about(ABOUT)
+            .long_about(LONG_ABOUT)
+            .after_help(AFTER)
+    }
+
+    fn controls(&self) -> Vec<(&'static str, &'static str)> {
+        controls::MVAR_CONTROLS
+            .iter()
+            .map(|c| (c.name, c.defect))
+            .collect()
+    }
+
+    fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
+        let args = match StormArgs::from_arg_matches(flags) {
+            Ok(a) => a,
+            Err(e) => {
+                crate::warn!("torture storm: error: {}", e.to_string().trim());
+                return 2;
+            }
+        };
+        let cfg = args.config();
+        crate::signals::install();
+        // Leftovers of storms whose runner was killed (their users are all dead).
+        if let Ok(cleaned) = primitives::shm::cleanup("") {
+            for c in cleaned {
+                crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
+            }
+        }
+        let replay = replay_line(program, &cfg);
+        crate::say!(
+            "storm: {} workers, {} kills, seed {}, {}",
+            cfg.procs,
+            cfg.kills,
+            cfg.seed,
+            cfg.control
+                .as_deref()
+                .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
+        );
+        let report = match super::run(&cfg) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::warn!("torture storm: setup error: {}", e.0);
+                return 2;
+            }
+        };
+        if let Some(sig) = &report.interrupted {
+            crate::say_raw!("{}", report.text());
+            crate::warn!(
+                "torture storm: interrupted by {sig} after {} kills; workers reaped, segments and ledgers removed",
+                report.kills
+            );
+            return 2;
+        }
+        envelope(report, &cfg, replay).emit(args.json.as_deref())
+    }
+
+    fn worker(&self, w: &WorkerArgs) -> u8 {
+        super::worker::run(w)
+    }
+}
+
+fn envelope(report: StormReport, cfg: &StormConfig, replay: String) -> Report {
+    let verdict = Verdict::of(cfg.control.is_some(), !report.findings.is_empty());
+    Report {
+        tool: "torture",
+        version: env!("CARGO_PKG_VERSION"),
+        command: "storm",
+        control: cfg.control.clone(),
+        seed: cfg.seed,
+        verdict,
+        exit_code: verdict.exit_code(),
+        summary: report.text(),
+        figures: serde_json::to_value(&report).unwrap_or_default(),
+        findings: report.findings,
+        replay,
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per process scenario; each is listed once in [`super::CATALOGUE`].
+
+pub mod kill_storm;
