@@ -1,0 +1,385 @@
+//! The process harness under the conditions it meets outside a lab: every exit path (pass,
+//! fail, SIGINT, SIGTERM, a closed stdout) reaps the workers and removes the segments and the
+//! ledger folder; PID 1 in a container; a full `/dev/shm`; a missing `TMPDIR`; 128 processes;
+//! bad flags of every command. Real processes, real signals, real shared memory.
+
+mod common;
+
+use common::{reader, torture, torture_env, Reaper};
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A fresh folder to serve as the runner's `TMPDIR`; removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(label: &str) -> TempDir {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let p = std::env::temp_dir().join(format!(
+            "torture-test-{label}-{}-{stamp}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&p).expect("create a test TMPDIR");
+        TempDir(p)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+
+    /// What the runner left in it.
+    fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(&self.0)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Live (not zombie) processes whose command line mentions `needle`.
+fn live_processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmd).contains(needle) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next());
+        if !matches!(state, Some('Z' | 'X') | None) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Segments in `/dev/shm` created by process `pid`.
+fn segments_of(pid: u32) -> Vec<String> {
+    let prefix = format!("torture-{pid}-");
+    std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// Waits up to `limit` for `cond`.
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn json_of(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("JSON report written");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+/// Kill storms, one after another in one test (they are timing-sensitive: several at once on a
+/// two-core machine would measure each other). The reference must pass; every control must be
+/// caught, told apart by the *kind* of its finding in the JSON report; each run must leave no
+/// segment, no worker and no ledger folder behind.
+#[test]
+fn kill_storms_pass_on_the_reference_and_catch_every_control() {
+    let tmp = TempDir::new("storms");
+    let json = tmp.0.join("report.json");
+    let json_arg = json.to_str().expect("utf-8").to_string();
+    let mut segments = Vec::new();
+    let mut run = |extra: &[&str]| {
+        let mut a = vec!["storm", "--procs", "4", "--seed", "5", "--json", &json_arg];
+        a.extend_from_slice(extra);
+        let r = torture_env(&a, &[("TMPDIR", tmp.path())], Duration::from_secs(90));
+        segments.extend(
+            r.stdout
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("segment "))
+                .filter_map(|l| l.split(' ').next())
+                .map(str::to_owned),
+        );
+        let v = json_of(&json);
+        let _ = std::fs::remove_file(&json);
+        assert_eq!(
+            tmp.leftovers(),
+            Vec::<String>::new(),
+            "the ledger folder is removed after every run\n{}",
+            r.all()
+        );
+        (r, v)
+    };
+    let (r, v) = run(&["--kills", "150"]);
+    assert_eq!(r.code, Some(0), "reference storm failed\n{}", r.all());
+    assert!(r.stdout.contains("every invariant held") && r.stdout.contains("PASS"));
+    assert_eq!(v["verdict"], "pass");
+    assert_eq!(v["command"], "storm");
+    assert!(v["figures"]["commits"].as_u64().unwrap_or(0) > 0, "{v}");
+    for (control, kinds, signature) in [
+        ("no-recovery", &["wedged", "hang"][..], "DEAD: nobody took it over"),
+        ("stale-waiter-count", &["hang"][..], "holding the box's lock"),
+        ("private-futex", &["lost-wakeups"][..], "LOST WAKE-UPS"),
+    ] {
+        // Controls stop at their first detection; a larger budget only costs time when one is
+        // missed (no-recovery needs a kill inside the box's critical section).
+        let (r, v) = run(&["--kills", "600", "--control", control]);
+        assert_eq!(r.code, Some(1), "control {control} not caught\n{}", r.all());
+        assert!(
+            r.stdout.contains(&format!("CAUGHT: control {control}"))
+                && r.stdout.contains(signature),
+            "control {control}: expected {signature:?}\n{}",
+            r.all()
+        );
+        assert_eq!(v["verdict"], "caught");
+        let kind = v["findings"][0]["kind"].as_str().unwrap_or("");
+        assert!(kinds.contains(&kind), "control {control}: finding kind {kind:?}\n{v}");
+    }
+    assert_eq!(segments.len(), 4, "every storm names its segment");
+    for s in &segments {
+        assert!(
+            !Path::new(&format!("/dev/shm{s}")).exists(),
+            "storm left its segment {s} behind"
+        );
+    }
+}
+
+/// SIGINT and SIGTERM: the runner stops, reaps its workers, removes its segments and ledger
+/// folder, says so in one line and exits 2.
+#[test]
+fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
+    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+        let tmp = TempDir::new("signal");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_torture"))
+            .args(["storm", "--procs", "4", "--kills", "1000000", "--seed", "3"])
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn torture");
+        let pid = child.id();
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let err = reader(child.stderr.take().expect("stderr"));
+        let mut reaper = Reaper(Some(child));
+        let mut first = String::new();
+        let _ = out.read_line(&mut first);
+        assert!(first.starts_with("storm:"), "{first}");
+        assert!(
+            eventually(Duration::from_secs(5), || live_processes_mentioning(tmp.path()).len() >= 4),
+            "workers started"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
+        let rest = reader(out);
+        let c = reaper.0.as_mut().expect("child");
+        let status = eventually(Duration::from_secs(15), || matches!(c.try_wait(), Ok(Some(_))));
+        assert!(status, "the runner did not stop after {sig}");
+        let code = c.wait().expect("reap").code();
+        reaper.0 = None;
+        let stderr = err.join().unwrap_or_default();
+        let stdout = rest.join().unwrap_or_default();
+        assert_eq!(code, Some(2), "{sig}\n{stdout}\n{stderr}");
+        assert!(stderr.contains(&format!("interrupted by {}", sig.as_str())), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(live_processes_mentioning(tmp.path()), Vec::<u32>::new(), "workers reaped");
+        assert_eq!(segments_of(pid), Vec::<String>::new(), "segments removed");
+        assert_eq!(tmp.leftovers(), Vec::<String>::new(), "ledger folder removed");
+    }
+}
+
+/// `torture storm | head -1`: the reader goes away; the runner finishes quietly (no panic, no
+/// exit 101), reaps its workers and removes its segments.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let tmp = TempDir::new("pipe");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_torture"))
+        .args(["storm", "--procs", "3", "--kills", "60", "--seed", "4"])
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn torture");
+    let pid = child.id();
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let err = reader(child.stderr.take().expect("stderr"));
+    let mut reaper = Reaper(Some(child));
+    let mut first = String::new();
+    let _ = out.read_line(&mut first);
+    drop(out);
+    let c = reaper.0.as_mut().expect("child");
+    assert!(
+        eventually(Duration::from_secs(60), || matches!(c.try_wait(), Ok(Some(_)))),
+        "the runner did not finish"
+    );
+    let code = c.wait().expect("reap").code();
+    reaper.0 = None;
+    let stderr = err.join().unwrap_or_default();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(segments_of(pid), Vec::<String>::new());
+    assert_eq!(tmp.leftovers(), Vec::<String>::new());
+}
+
+/// 128 worker processes fit: the segments are sized from `--procs`.
+#[test]
+fn a_storm_of_128_processes_runs() {
+    let tmp = TempDir::new("p128");
+    let r = torture_env(
+        &["storm", "--procs", "128", "--kills", "30", "--seed", "3"],
+        &[("TMPDIR", tmp.path())],
+        Duration::from_secs(120),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(r.stdout.contains("PASS"), "{}", r.all());
+    assert_eq!(tmp.leftovers(), Vec::<String>::new());
+}
+
+/// A `TMPDIR` that does not exist is a setup error, not silently created.
+#[test]
+fn a_missing_tmpdir_is_a_setup_error() {
+    let missing = "/nonexistent-torture-tmpdir/x";
+    let r = torture_env(
+        &["storm", "--kills", "3"],
+        &[("TMPDIR", missing)],
+        Duration::from_secs(20),
+    );
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.all());
+    assert!(r.stderr.contains("TMPDIR"), "{}", r.all());
+    assert!(!Path::new(missing).exists());
+}
+
+/// Whether `unshare ARGS true` works here (root, namespaces allowed); prints why not.
+fn unshare_works(args: &[&str]) -> bool {
+    let ok = Command::new("unshare")
+        .args(args)
+        .arg("true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIP: `unshare {}` is not available here (needs root and util-linux)", args.join(" "));
+    }
+    ok
+}
+
+/// The runner as PID 1 of its own PID namespace (a container's entrypoint): workers see their
+/// parent as pid 1 and must still run; without a /proc of that namespace the runner refuses in
+/// one line instead of misjudging every participant.
+#[test]
+fn the_runner_works_as_pid_1() {
+    if !unshare_works(&["--pid", "--fork", "--mount-proc"]) {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_torture");
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", bin])
+        .args(["storm", "--procs", "3", "--kills", "40", "--seed", "1"])
+        .output()
+        .expect("run unshare");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("every invariant held") && text.contains("PASS"), "{text}");
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", bin])
+        .args(["storm", "--procs", "3", "--kills", "40", "--seed", "1"])
+        .output()
+        .expect("run unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("/proc is not this PID namespace's"), "{err}");
+}
+
+/// A `/dev/shm` too small for the segments is one clear setup error, never workers dying of
+/// SIGBUS reported as a hang (in a private mount namespace: the host's /dev/shm is untouched).
+#[test]
+fn a_full_dev_shm_is_a_setup_error() {
+    if !unshare_works(&["--mount", "--propagation", "private"]) {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_torture");
+    let script = format!(
+        "mount -t tmpfs -o size=64k none /dev/shm || exit 77; exec {bin} storm --procs 2 --kills 5"
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .expect("run unshare");
+    if out.status.code() == Some(77) {
+        eprintln!("SKIP: cannot mount a tmpfs here");
+        return;
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no space in /dev/shm"), "{err}");
+}
+
+/// Bad flags of every command: one line on stderr, exit 2, no panic.
+#[test]
+fn bad_flags_of_every_command_are_one_line() {
+    for args in [
+        &["bogus"][..],
+        &["threads", "--threads", "0"],
+        &["--deadline", "0ms"],
+        &["storm", "--procs", "1"],
+        &["storm", "--gap", "soon"],
+        &["storm", "--control", "nope"],
+        &["list", "--bogus"],
+        &["__worker", "storm"],
+        &["__worker", "storm", "--id", "1", "--runner", "1", "--ledger", "/x", "--spec", "{"],
+    ] {
+        let r = torture(args, Duration::from_secs(20));
+        assert_eq!(r.code, Some(2), "{args:?}\n{}", r.all());
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}\n{}", r.all());
+        assert!(!r.stderr.contains("panicked"), "{args:?}\n{}", r.all());
+    }
+}
+
+/// `torture --help` names every command; `torture list` every scenario and control.
+#[test]
+fn help_and_list_show_every_command_scenario_and_control() {
+    let help = torture(&["--help"], Duration::from_secs(10));
+    assert_eq!(help.code, Some(0));
+    for c in ["threads", "storm", "list"] {
+        assert!(help.stdout.contains(&format!("  {c} ")), "{c}\n{}", help.stdout);
+    }
+    let list = torture(&["list"], Duration::from_secs(10));
+    assert_eq!(list.code, Some(0));
+    for name in primitives::scenarios::catalogue::SCENARIOS
+        .iter()
+        .map(|e| e.name)
+        .chain(primitives::scenarios::catalogue::CONTROLS.iter().map(|c| c.name))
+        .chain(["storm", "private-futex", "no-recovery", "stale-waiter-count"])
+    {
+        assert!(list.stdout.contains(name), "{name}\n{}", list.stdout);
+    }
+}
