@@ -9,13 +9,13 @@ duration="${1:-20s}"
 threads="${2:-4}"
 cargo build -q -p torture --release
 bin=target/release/torture
-controls=$("$bin" --list | awk '/^Controls/ {c=1; next} c && /^  [a-z]/ {print $1}')
+controls=$("$bin" list | awk '/^Thread controls/ {c=1; next} /^$/ {c=0} c && /^  [a-z]/ {print $1}')
 for c in $controls; do
   for lockdep in panic off; do
     case "$c:$lockdep" in
       mvar-*:off | midas-*:off) continue ;;
     esac
-    line=$("$bin" --control "$c" --lockdep "$lockdep" --threads "$threads" --deadline 1s \
+    line=$("$bin" threads --control "$c" --lockdep "$lockdep" --threads "$threads" --deadline 1s \
       --duration "$duration" 2>&1 | grep -E '^torture: control .* (caught|NOT CAUGHT)' || true)
     printf '%-24s lockdep=%-5s %s\n' "$c" "$lockdep" "${line#torture: control $c }"
   done

@@ -229,7 +229,22 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
             let _ = tx.send(result.map_err(|p| panics::payload_message(&*p)));
         })
         .map_err(|e| SetupError(format!("cannot spawn a run thread: {e}")))?;
-    match rx.recv_timeout(deadline) {
+    // A hang needs the deadline passed *and* no progress: a thread that only waits for a CPU
+    // (thousands of threads on two cores), or a wait that began within the last quarter
+    // deadline, means the run still moves. Progress extends the wait in quarter-deadline steps,
+    // up to the deadline scaled by threads per core (a livelock moves forever: it is reported
+    // then).
+    let cap = deadline * crate::procs::capture::load_factor(params.threads + 1, 64);
+    let mut wait = deadline;
+    let received = loop {
+        match rx.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) if started.elapsed() < cap && progressing(deadline) => {
+                wait = (deadline / 4).max(Duration::from_millis(1));
+            }
+            other => break other,
+        }
+    };
+    match received {
         Ok(result) => {
             let after = started.elapsed();
             // The run thread has sent its last word; joining it is immediate.
@@ -277,6 +292,36 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
             })
         }
     }
+}
+
+/// Whether the run still moves: a thread is runnable, or a thread began to wait within the
+/// last quarter of `deadline` (a hung run's sleepers have all been asleep since it stopped).
+fn progressing(deadline: Duration) -> bool {
+    if others_runnable() {
+        return true;
+    }
+    let now = primitives::sync::time::Instant::now();
+    waitreg::snapshot()
+        .iter()
+        .map(|e| now.saturating_duration_since(e.since))
+        .min()
+        .is_some_and(|youngest| youngest < deadline / 4)
+}
+
+/// Whether a thread of this process other than the calling one is runnable (state `R`).
+fn others_runnable() -> bool {
+    let me = nix::unistd::gettid().as_raw().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        let tid = t.file_name();
+        tid.to_str() != Some(me.as_str())
+            && std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|st| st.rsplit_once(") ").map(|(_, r)| r.starts_with('R')))
+                .unwrap_or(false)
+    })
 }
 
 /// Groups waiters by the object they wait on, keeping the longest-waiting object first.

@@ -33,6 +33,47 @@ fn indent(text: &str, by: &str) -> String {
     text.lines().map(|l| format!("{by}{l}\n")).collect()
 }
 
+/// Waiters beyond this many in one operation, holding the same locks, are one line with a count.
+const SHOWN_ONE_BY_ONE: usize = 4;
+
+/// One line per waiter, except that waiters of one object in the same operation holding the same
+/// locks are one line with a count once they are more than [`SHOWN_ONE_BY_ONE`].
+fn waiter_lines(ws: &[&Waiter]) -> Vec<String> {
+    let mut kinds: Vec<(&str, &Vec<&'static str>, Vec<&Waiter>)> = Vec::new();
+    for w in ws {
+        match kinds
+            .iter_mut()
+            .find(|(op, holding, _)| *op == w.op && **holding == w.holding)
+        {
+            Some((_, _, v)) => v.push(w),
+            None => kinds.push((w.op, &w.holding, vec![w])),
+        }
+    }
+    let mut lines = Vec::new();
+    for (op, holding, v) in kinds {
+        if v.len() <= SHOWN_ONE_BY_ONE {
+            lines.extend(v.iter().map(|w| waiter_line(w)));
+            continue;
+        }
+        let min = v.iter().map(|w| w.waited).min().unwrap_or_default();
+        let max = v.iter().map(|w| w.waited).max().unwrap_or_default();
+        let ids: Vec<String> = v.iter().take(3).map(|w| format!("#{}", w.thread)).collect();
+        let holding = if holding.is_empty() {
+            "holding no tracked lock".to_string()
+        } else {
+            format!("holding [{}]", holding.join(", "))
+        };
+        lines.push(format!(
+            "{} threads ({}, ...) in {op}, waiting {} to {}, {holding}",
+            v.len(),
+            ids.join(", "),
+            human(min),
+            human(max)
+        ));
+    }
+    lines
+}
+
 fn waiter_line(w: &Waiter) -> String {
     let name = w
         .thread_name
@@ -127,8 +168,12 @@ fn registry_block(s: &mut String, waiters: &[Waiter]) {
         plural(groups.len())
     );
     for (object, ws) in &groups {
-        let mut ops: Vec<&str> = ws.iter().map(|w| w.op).collect();
-        ops.dedup();
+        let mut ops: Vec<&str> = Vec::new();
+        for w in ws {
+            if !ops.contains(&w.op) {
+                ops.push(w.op);
+            }
+        }
         let _ = writeln!(
             s,
             "    object {object:#x} ({}): {} waiter{}",
@@ -136,8 +181,8 @@ fn registry_block(s: &mut String, waiters: &[Waiter]) {
             ws.len(),
             plural(ws.len())
         );
-        for w in ws {
-            let _ = writeln!(s, "      {}", waiter_line(w));
+        for line in waiter_lines(ws) {
+            let _ = writeln!(s, "      {line}");
         }
     }
     let edges = wait_for_edges(waiters);
