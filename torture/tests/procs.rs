@@ -171,7 +171,8 @@ fn kill_storms_pass_on_the_reference_and_catch_every_control() {
 fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
     for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
         let tmp = TempDir::new("signal");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_torture"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_torture"));
+        let mut child = torture::procs::tied::tie(&mut cmd)
             .args(["storm", "--procs", "4", "--kills", "1000000", "--seed", "3"])
             .env("TMPDIR", tmp.path())
             .stdin(Stdio::null())
@@ -214,7 +215,8 @@ fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let tmp = TempDir::new("pipe");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_torture"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torture"));
+    let mut child = torture::procs::tied::tie(&mut cmd)
         .args(["storm", "--procs", "3", "--kills", "60", "--seed", "4"])
         .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())

@@ -3,32 +3,28 @@
 //! from the threaded runner, with a typed, serialised spec instead of positional arguments.
 //!
 //! Discipline (each point was a reproduced failure of the first runner):
-//! - **Workers die with their runner**, also under a subreaper (systemd, CI agents) and when the
-//!   runner is PID 1: between `fork` and `exec` the child sets `PR_SET_PDEATHSIG = SIGKILL` and
-//!   then checks that its parent is still the runner (a runner killed before that point would
-//!   otherwise leave it adopted by the subreaper, alive). Spawning happens on the runner's main
-//!   thread (the death signal follows the *thread* that forked).
-//! - Each worker leads its own **process group**: a terminal's Ctrl-C reaches the runner only,
-//!   which stops the run in order; killing a worker kills its group (anything it started).
+//! - Each worker is a [`Tied`] child: it **dies with its runner**, also under a subreaper and
+//!   when the runner is PID 1, leads its own **process group**, and is killed and reaped when
+//!   dropped. Spawning happens on the runner's main thread.
 //! - **Every exit path reaps**: [`Crew`]'s `Drop` kills and reaps every worker and removes the
 //!   ledger folder, passing or failing (a report quotes what it needs from the ledgers first).
 //! - The ledger folder is made under `TMPDIR` (or `/tmp`), which must exist: a missing one is a
 //!   setup error, never created silently.
 
 use serde::Serialize;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
+use super::tied::Tied;
 use super::SetupError;
 
 /// One worker process.
 pub struct Member {
     /// Unique per spawned worker of this crew (1, 2, ...): its incarnation.
     pub id: u32,
-    /// The process.
-    pub child: Child,
+    /// The process (tied to the runner: see [`super::tied`]).
+    pub child: Tied,
     /// Its ledger file.
     pub ledger: PathBuf,
     /// Ledger length at the last look.
@@ -41,6 +37,11 @@ impl Member {
     /// Its pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its exit status, if it has ended.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait()
     }
 }
 
@@ -163,14 +164,13 @@ impl Crew {
         let ledger = self.ledger_of(id);
         let spec = serde_json::to_string(spec)
             .map_err(|e| SetupError(format!("cannot encode a worker spec: {e}")))?;
-        let runner = std::process::id();
         let mut cmd = Command::new(&self.exe);
         cmd.arg("__worker")
             .arg(self.scenario)
             .arg("--id")
             .arg(id.to_string())
             .arg("--runner")
-            .arg(runner.to_string())
+            .arg(std::process::id().to_string())
             .arg("--ledger")
             .arg(&ledger)
             .arg("--spec")
@@ -178,24 +178,7 @@ impl Crew {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        // SAFETY: the closure runs in the child between fork and exec and calls only
-        // async-signal-safe system calls (prctl, getppid, setpgid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The runner died before the line above: nobody would ever kill this worker.
-                if libc::getppid() != runner as libc::pid_t {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                if libc::setpgid(0, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| {
+        let child = Tied::spawn(&mut cmd).map_err(|e| {
             SetupError(format!(
                 "cannot start a worker ({}): {e}",
                 self.exe.display()
@@ -235,7 +218,7 @@ impl Crew {
         self.members
             .iter_mut()
             .enumerate()
-            .filter_map(|(i, m)| m.child.try_wait().ok().flatten().map(|s| (i, s)))
+            .filter_map(|(i, m)| m.exited().map(|s| (i, s)))
             .collect()
     }
 
@@ -248,16 +231,7 @@ impl Crew {
 }
 
 fn kill_member(m: &mut Member) {
-    if let Ok(None) = m.child.try_wait() {
-        let pid = m.child.id() as libc::pid_t;
-        // The worker leads its own group: kill it and anything it started.
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = m.child.kill();
-    }
-    let _ = m.child.wait();
+    m.child.kill();
 }
 
 impl Drop for Crew {

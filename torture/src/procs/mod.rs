@@ -2,6 +2,8 @@
 //! faults (SIGKILL, SIGSTOP), checked from their ledgers.
 //!
 //! - [`crew`]: spawn by re-executing this binary with a typed spec, kill, respawn, reap;
+//! - [`tied`]: a child process tied to its parent (dies with it, own process group, reaped on
+//!   drop) — also used, by path, by the `primitives` tests and benchmark;
 //! - [`ledger`]: the typed record every worker writes around every operation, one parser;
 //! - [`capture`]: `/proc` state, wait channel and run-queue delay; catching a lock holder
 //!   inside its critical section; telling a hung participant from a slow one;
@@ -14,6 +16,7 @@ pub mod controls;
 pub mod crew;
 pub mod ledger;
 pub mod scenarios;
+pub mod tied;
 
 use clap::{ArgMatches, Args};
 use std::path::PathBuf;

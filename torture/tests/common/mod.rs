@@ -48,7 +48,8 @@ pub fn torture(args: &[&str], limit: Duration) -> Run {
 
 /// As [`torture`], with extra environment variables.
 pub fn torture_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_torture"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torture"));
+    let mut child = torture::procs::tied::tie(&mut cmd)
         .args(args)
         .envs(env.iter().copied())
         .env_remove("TORTURE_BACKTRACE")
