@@ -272,8 +272,11 @@ fn cleanup_skips_fifos_symlinks_and_directories() {
             target.clone(),
         ],
     );
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR)
-        .expect("mkfifo");
+    nix::unistd::mkfifo(
+        &fifo,
+        nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+    )
+    .expect("mkfifo");
     std::fs::write(&target, b"garbage, not a segment").unwrap();
     std::os::unix::fs::symlink(&target, &link).unwrap();
     std::fs::create_dir(&dir).unwrap();
@@ -291,12 +294,27 @@ fn cleanup_skips_fifos_symlinks_and_directories() {
         [regular_name.as_str()],
         "only the garbage regular file may go: {cleaned:?}"
     );
-    assert!(!regular.exists(), "control: the regular leftover was removed");
+    assert!(
+        !regular.exists(),
+        "control: the regular leftover was removed"
+    );
     let kind = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.file_type());
-    assert!(kind(&fifo).is_ok_and(|t| t.is_fifo()), "the FIFO is still there");
-    assert!(kind(&link).is_ok_and(|t| t.is_symlink()), "the symlink is still there");
-    assert!(kind(&dir).is_ok_and(|t| t.is_dir()), "the directory is still there");
-    assert!(kind(&target).is_ok_and(|t| t.is_file()), "the symlink's target is untouched");
+    assert!(
+        kind(&fifo).is_ok_and(|t| t.is_fifo()),
+        "the FIFO is still there"
+    );
+    assert!(
+        kind(&link).is_ok_and(|t| t.is_symlink()),
+        "the symlink is still there"
+    );
+    assert!(
+        kind(&dir).is_ok_and(|t| t.is_dir()),
+        "the directory is still there"
+    );
+    assert!(
+        kind(&target).is_ok_and(|t| t.is_file()),
+        "the symlink's target is untouched"
+    );
 }
 
 /// Cleanup never removes another user's file: an abandoned segment (its creator exited) owned
@@ -326,13 +344,23 @@ fn cleanup_skips_a_segment_of_another_uid() {
 
     std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
     let cleaned = shm::cleanup(&tag).unwrap();
-    assert!(cleaned.is_empty(), "another user's segment was judged: {cleaned:?}");
+    assert!(
+        cleaned.is_empty(),
+        "another user's segment was judged: {cleaned:?}"
+    );
     assert!(path.exists(), "another user's segment was removed");
 
     std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
     let cleaned = shm::cleanup(&tag).unwrap();
-    assert_eq!(cleaned.len(), 1, "control: our own abandoned segment goes: {cleaned:?}");
-    assert!(!path.exists(), "control: our own abandoned segment was removed");
+    assert_eq!(
+        cleaned.len(),
+        1,
+        "control: our own abandoned segment goes: {cleaned:?}"
+    );
+    assert!(
+        !path.exists(),
+        "control: our own abandoned segment was removed"
+    );
 }
 
 /// Cleanup leaves a live segment whose creator runs in another PID namespace that shares
@@ -386,8 +414,14 @@ fn cleanup_leaves_a_live_segment_of_another_pid_namespace() {
     );
 
     let cleaned = shm::cleanup(&tag).unwrap();
-    assert!(cleaned.is_empty(), "a live foreign-namespace segment was judged: {cleaned:?}");
-    assert!(path.exists(), "a live foreign-namespace segment was removed");
+    assert!(
+        cleaned.is_empty(),
+        "a live foreign-namespace segment was judged: {cleaned:?}"
+    );
+    assert!(
+        path.exists(),
+        "a live foreign-namespace segment was removed"
+    );
 
     // Kill the namespace (unshare's child gets SIGKILL when unshare dies) and reap it; the
     // guard unlinks the segment.
@@ -442,7 +476,10 @@ fn creating_a_segment_larger_than_dev_shm_is_an_error_not_sigbus() {
         host_dev,
         "the host's /dev/shm was replaced"
     );
-    assert!(!shm_path(&name).exists(), "the segment appeared in the host's /dev/shm");
+    assert!(
+        !shm_path(&name).exists(),
+        "the segment appeared in the host's /dev/shm"
+    );
     let Some(result) = result else {
         if status.is_some_and(|s| s.signal() == Some(libc::SIGBUS)) {
             panic!("the helper died of SIGBUS: {err}");
@@ -470,5 +507,8 @@ fn creating_a_segment_larger_than_dev_shm_is_an_error_not_sigbus() {
         result.starts_with("ERROR unlinked=true"),
         "the half-made segment was unlinked: {result}"
     );
-    assert!(status.is_some_and(|s| s.success()), "helper: {status:?} {err}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "helper: {status:?} {err}"
+    );
 }

@@ -249,7 +249,6 @@ pub fn shell_word(s: &str) -> String {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,7 +83,10 @@ pub fn text() -> String {
             let _ = writeln!(s, "  {:w$}    blind spot ({engine}): {why}", "");
         }
     }
-    let _ = writeln!(s, "\nProcess scenarios (torture NAME; see torture NAME --help):");
+    let _ = writeln!(
+        s,
+        "\nProcess scenarios (torture NAME; see torture NAME --help):"
+    );
     for p in CATALOGUE {
         let about = p
             .command()

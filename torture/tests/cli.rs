@@ -222,4 +222,3 @@ fn help_documents_exit_codes_and_not_caught() {
     assert!(run.stdout.contains("Exit codes"), "{}", run.all());
     assert!(run.stdout.contains("NOT CAUGHT"), "{}", run.all());
 }
-

@@ -138,8 +138,16 @@ fn kill_storms_pass_on_the_reference_and_catch_every_control() {
     assert_eq!(v["command"], "storm");
     assert!(v["figures"]["commits"].as_u64().unwrap_or(0) > 0, "{v}");
     for (control, kinds, signature) in [
-        ("no-recovery", &["wedged", "hang"][..], "DEAD: nobody took it over"),
-        ("stale-waiter-count", &["hang"][..], "holding the box's lock"),
+        (
+            "no-recovery",
+            &["wedged", "hang"][..],
+            "DEAD: nobody took it over",
+        ),
+        (
+            "stale-waiter-count",
+            &["hang"][..],
+            "holding the box's lock",
+        ),
         ("private-futex", &["lost-wakeups"][..], "LOST WAKE-UPS"),
     ] {
         // Controls stop at their first detection; a larger budget only costs time when one is
@@ -154,7 +162,10 @@ fn kill_storms_pass_on_the_reference_and_catch_every_control() {
         );
         assert_eq!(v["verdict"], "caught");
         let kind = v["findings"][0]["kind"].as_str().unwrap_or("");
-        assert!(kinds.contains(&kind), "control {control}: finding kind {kind:?}\n{v}");
+        assert!(
+            kinds.contains(&kind),
+            "control {control}: finding kind {kind:?}\n{v}"
+        );
     }
     assert_eq!(segments.len(), 4, "every storm names its segment");
     for s in &segments {
@@ -169,7 +180,10 @@ fn kill_storms_pass_on_the_reference_and_catch_every_control() {
 /// folder, says so in one line and exits 2.
 #[test]
 fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
-    for sig in [nix::sys::signal::Signal::SIGINT, nix::sys::signal::Signal::SIGTERM] {
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
         let tmp = TempDir::new("signal");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_torture"));
         let mut child = torture::procs::tied::tie(&mut cmd)
@@ -188,25 +202,42 @@ fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
         let _ = out.read_line(&mut first);
         assert!(first.starts_with("storm:"), "{first}");
         assert!(
-            eventually(Duration::from_secs(5), || live_processes_mentioning(tmp.path()).len() >= 4),
+            eventually(Duration::from_secs(5), || live_processes_mentioning(
+                tmp.path()
+            )
+            .len()
+                >= 4),
             "workers started"
         );
         std::thread::sleep(Duration::from_millis(500));
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
         let rest = reader(out);
         let c = reaper.0.as_mut().expect("child");
-        let status = eventually(Duration::from_secs(15), || matches!(c.try_wait(), Ok(Some(_))));
+        let status = eventually(Duration::from_secs(15), || {
+            matches!(c.try_wait(), Ok(Some(_)))
+        });
         assert!(status, "the runner did not stop after {sig}");
         let code = c.wait().expect("reap").code();
         reaper.0 = None;
         let stderr = err.join().unwrap_or_default();
         let stdout = rest.join().unwrap_or_default();
         assert_eq!(code, Some(2), "{sig}\n{stdout}\n{stderr}");
-        assert!(stderr.contains(&format!("interrupted by {}", sig.as_str())), "{stderr}");
+        assert!(
+            stderr.contains(&format!("interrupted by {}", sig.as_str())),
+            "{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(live_processes_mentioning(tmp.path()), Vec::<u32>::new(), "workers reaped");
+        assert_eq!(
+            live_processes_mentioning(tmp.path()),
+            Vec::<u32>::new(),
+            "workers reaped"
+        );
         assert_eq!(segments_of(pid), Vec::<String>::new(), "segments removed");
-        assert_eq!(tmp.leftovers(), Vec::<String>::new(), "ledger folder removed");
+        assert_eq!(
+            tmp.leftovers(),
+            Vec::<String>::new(),
+            "ledger folder removed"
+        );
     }
 }
 
@@ -233,7 +264,10 @@ fn a_closed_stdout_ends_quietly() {
     drop(out);
     let c = reaper.0.as_mut().expect("child");
     assert!(
-        eventually(Duration::from_secs(60), || matches!(c.try_wait(), Ok(Some(_)))),
+        eventually(Duration::from_secs(60), || matches!(
+            c.try_wait(),
+            Ok(Some(_))
+        )),
         "the runner did not finish"
     );
     let code = c.wait().expect("reap").code();
@@ -284,7 +318,10 @@ fn unshare_works(args: &[&str]) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIP: `unshare {}` is not available here (needs root and util-linux)", args.join(" "));
+        eprintln!(
+            "SKIP: `unshare {}` is not available here (needs root and util-linux)",
+            args.join(" ")
+        );
     }
     ok
 }
@@ -309,7 +346,10 @@ fn the_runner_works_as_pid_1() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("every invariant held") && text.contains("PASS"), "{text}");
+    assert!(
+        text.contains("every invariant held") && text.contains("PASS"),
+        "{text}"
+    );
     let out = Command::new("unshare")
         .args(["--pid", "--fork", bin])
         .args(["storm", "--procs", "3", "--kills", "40", "--seed", "1"])
@@ -357,7 +397,9 @@ fn bad_flags_of_every_command_are_one_line() {
         &["storm", "--control", "nope"],
         &["list", "--bogus"],
         &["__worker", "storm"],
-        &["__worker", "storm", "--id", "1", "--runner", "1", "--ledger", "/x", "--spec", "{"],
+        &[
+            "__worker", "storm", "--id", "1", "--runner", "1", "--ledger", "/x", "--spec", "{",
+        ],
     ] {
         let r = torture(args, Duration::from_secs(20));
         assert_eq!(r.code, Some(2), "{args:?}\n{}", r.all());
@@ -372,15 +414,28 @@ fn help_and_list_show_every_command_scenario_and_control() {
     let help = torture(&["--help"], Duration::from_secs(10));
     assert_eq!(help.code, Some(0));
     for c in ["threads", "storm", "list"] {
-        assert!(help.stdout.contains(&format!("  {c} ")), "{c}\n{}", help.stdout);
+        assert!(
+            help.stdout.contains(&format!("  {c} ")),
+            "{c}\n{}",
+            help.stdout
+        );
     }
     let list = torture(&["list"], Duration::from_secs(10));
     assert_eq!(list.code, Some(0));
     for name in primitives::scenarios::catalogue::SCENARIOS
         .iter()
         .map(|e| e.name)
-        .chain(primitives::scenarios::catalogue::CONTROLS.iter().map(|c| c.name))
-        .chain(["storm", "private-futex", "no-recovery", "stale-waiter-count"])
+        .chain(
+            primitives::scenarios::catalogue::CONTROLS
+                .iter()
+                .map(|c| c.name),
+        )
+        .chain([
+            "storm",
+            "private-futex",
+            "no-recovery",
+            "stale-waiter-count",
+        ])
     {
         assert!(list.stdout.contains(name), "{name}\n{}", list.stdout);
     }

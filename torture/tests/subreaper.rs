@@ -4,7 +4,6 @@
 //! "is my parent pid 1?" would miss its runner's death. It is the only test of its binary: it
 //! reaps every orphan adopted by this process.
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

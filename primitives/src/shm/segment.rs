@@ -282,7 +282,10 @@ fn reserve(fd: &OwnedFd, len: u64) -> Result<(), ShmError> {
         Err(nix::errno::Errno::EOPNOTSUPP | nix::errno::Errno::EINVAL) => {
             use std::os::unix::fs::FileExt;
             let file = std::fs::File::from(fd.try_clone().map_err(|e| {
-                ShmError::Os("dup", nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+                ShmError::Os(
+                    "dup",
+                    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+                )
             })?);
             // A stride of the smallest page size touches every page whatever the real size is.
             for off in (0..len).step_by(4096) {

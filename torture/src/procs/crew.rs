@@ -114,10 +114,7 @@ impl Crew {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = root.join(format!(
-            "torture-{scenario}-{}-{stamp}",
-            std::process::id()
-        ));
+        let dir = root.join(format!("torture-{scenario}-{}-{stamp}", std::process::id()));
         std::fs::create_dir(&dir)
             .map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
         Ok(Crew {

@@ -333,7 +333,14 @@ mod tests {
         for r in all {
             assert_eq!(r.to_string().parse::<Record>(), Ok(r.clone()), "{r}");
         }
-        for bad in ["", "begin put", "done jump 1", "torn x", "begin put 1 2 3 4", "P 1"] {
+        for bad in [
+            "",
+            "begin put",
+            "done jump 1",
+            "torn x",
+            "begin put 1 2 3 4",
+            "P 1",
+        ] {
             assert!(bad.parse::<Record>().is_err(), "{bad:?}");
         }
     }

@@ -55,7 +55,9 @@ impl Tied {
 
     /// The child (for its pipes and pid).
     pub fn child(&mut self) -> &mut Child {
-        self.child.as_mut().expect("a Tied child is present until dropped")
+        self.child
+            .as_mut()
+            .expect("a Tied child is present until dropped")
     }
 
     /// Its pid.

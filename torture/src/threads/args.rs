@@ -155,4 +155,3 @@ pub fn replay_line(program: &str, args: &ThreadsArgs, seed: u64) -> String {
     v.push(format!("--seed {seed}"));
     v.join(" ")
 }
-

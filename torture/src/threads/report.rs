@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::human;
 use super::engine::{
     group_by_object, wait_for_cycle, wait_for_edges, Failure, FailureKind, Outcome, Plan, Waiter,
 };
 use super::panics::Captured;
+use crate::cli::human;
 use crate::report::Verdict;
 
 /// The first lines of a session: what runs, and the seed to replay it.

@@ -86,4 +86,3 @@ pub fn torture_env(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run 
     );
     run
 }
-

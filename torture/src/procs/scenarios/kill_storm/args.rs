@@ -23,10 +23,12 @@ Exit codes: 0 every invariant held (with --control: the control was NOT caught),
 1 a broken invariant or a hang (with --control: caught, as expected), 2 usage or setup error.";
 
 fn parse_control(s: &str) -> Result<String, String> {
-    controls::find(s).map(|c| c.name.to_string()).ok_or_else(|| {
-        let known: Vec<_> = controls::MVAR_CONTROLS.iter().map(|c| c.name).collect();
-        format!("unknown control {s:?}; known: {}", known.join(", "))
-    })
+    controls::find(s)
+        .map(|c| c.name.to_string())
+        .ok_or_else(|| {
+            let known: Vec<_> = controls::MVAR_CONTROLS.iter().map(|c| c.name).collect();
+            format!("unknown control {s:?}; known: {}", known.join(", "))
+        })
 }
 
 /// `torture storm` flags.

@@ -133,8 +133,9 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                                 start_ns: now_ns(),
                                 deadline_ns: None,
                             });
+                            let text = format!("m {id}");
                             let id = Some(id);
-                            match log.log(format!("m {}", id.unwrap_or(0))) {
+                            match log.log(text) {
                                 Ok(()) => ledger.record(&Record::Done { op: Op::Log, id }),
                                 Err(_) => ledger.record(&Record::Refused { op: Op::Log, id }),
                             }
