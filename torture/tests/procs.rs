@@ -176,18 +176,19 @@ fn kill_storms_pass_on_the_reference_and_catch_every_control() {
     }
 }
 
-/// SIGINT and SIGTERM: the runner stops, reaps its workers, removes its segments and ledger
-/// folder, says so in one line and exits 2.
-#[test]
-fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
-    for sig in [
-        nix::sys::signal::Signal::SIGINT,
-        nix::sys::signal::Signal::SIGTERM,
-    ] {
-        let tmp = TempDir::new("signal");
+/// A storm runner started with `args` and `TMPDIR=tmp`, its first line of output read.
+struct Started {
+    pid: u32,
+    out: Option<BufReader<std::process::ChildStdout>>,
+    err: std::thread::JoinHandle<String>,
+    reaper: Reaper,
+}
+
+impl Started {
+    fn new(args: &[&str], tmp: &TempDir) -> Started {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_torture"));
         let mut child = torture::procs::tied::tie(&mut cmd)
-            .args(["storm", "--procs", "4", "--kills", "1000000", "--seed", "3"])
+            .args(args)
             .env("TMPDIR", tmp.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -197,29 +198,52 @@ fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
         let pid = child.id();
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let err = reader(child.stderr.take().expect("stderr"));
-        let mut reaper = Reaper(Some(child));
         let mut first = String::new();
         let _ = out.read_line(&mut first);
         assert!(first.starts_with("storm:"), "{first}");
+        Started {
+            pid,
+            out: Some(out),
+            err,
+            reaper: Reaper(Some(child)),
+        }
+    }
+
+    /// Waits up to `limit` for the runner to end; its exit code and stderr.
+    fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let c = self.reaper.0.as_mut().expect("child");
+        let ended = eventually(limit, || matches!(c.try_wait(), Ok(Some(_))));
+        assert!(ended, "the runner did not end within {limit:?}");
+        let code = c.wait().expect("reap").code();
+        self.reaper.0 = None;
+        (code, self.err.join().unwrap_or_default())
+    }
+}
+
+/// SIGINT and SIGTERM: the runner stops, reaps its workers, removes its segments and ledger
+/// folder, says so in one line and exits 2.
+#[test]
+fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
+    for sig in [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+    ] {
+        let tmp = TempDir::new("signal");
+        let mut run = Started::new(
+            &["storm", "--procs", "4", "--kills", "1000000", "--seed", "3"],
+            &tmp,
+        );
+        let pid = run.pid;
         assert!(
-            eventually(Duration::from_secs(5), || live_processes_mentioning(
-                tmp.path()
-            )
-            .len()
-                >= 4),
+            eventually(Duration::from_secs(5), || {
+                live_processes_mentioning(tmp.path()).len() >= 4
+            }),
             "workers started"
         );
         std::thread::sleep(Duration::from_millis(500));
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
-        let rest = reader(out);
-        let c = reaper.0.as_mut().expect("child");
-        let status = eventually(Duration::from_secs(15), || {
-            matches!(c.try_wait(), Ok(Some(_)))
-        });
-        assert!(status, "the runner did not stop after {sig}");
-        let code = c.wait().expect("reap").code();
-        reaper.0 = None;
-        let stderr = err.join().unwrap_or_default();
+        let rest = reader(run.out.take().expect("stdout"));
+        let (code, stderr) = run.finish(Duration::from_secs(15));
         let stdout = rest.join().unwrap_or_default();
         assert_eq!(code, Some(2), "{sig}\n{stdout}\n{stderr}");
         assert!(
@@ -246,33 +270,13 @@ fn sigint_and_sigterm_clean_up_like_a_normal_exit() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let tmp = TempDir::new("pipe");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_torture"));
-    let mut child = torture::procs::tied::tie(&mut cmd)
-        .args(["storm", "--procs", "3", "--kills", "60", "--seed", "4"])
-        .env("TMPDIR", tmp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn torture");
-    let pid = child.id();
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let err = reader(child.stderr.take().expect("stderr"));
-    let mut reaper = Reaper(Some(child));
-    let mut first = String::new();
-    let _ = out.read_line(&mut first);
-    drop(out);
-    let c = reaper.0.as_mut().expect("child");
-    assert!(
-        eventually(Duration::from_secs(60), || matches!(
-            c.try_wait(),
-            Ok(Some(_))
-        )),
-        "the runner did not finish"
+    let mut run = Started::new(
+        &["storm", "--procs", "3", "--kills", "60", "--seed", "4"],
+        &tmp,
     );
-    let code = c.wait().expect("reap").code();
-    reaper.0 = None;
-    let stderr = err.join().unwrap_or_default();
+    let pid = run.pid;
+    drop(run.out.take());
+    let (code, stderr) = run.finish(Duration::from_secs(60));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(segments_of(pid), Vec::<String>::new());
