@@ -12,6 +12,7 @@ pub mod mvar;
 pub mod scenarios;
 pub mod shm;
 pub mod sync;
+pub mod track;
 pub mod traits;
 
 pub use lock::{LockClass, Mode, Mutex, ReentrantLock, Validator};

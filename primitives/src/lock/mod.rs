@@ -2,9 +2,10 @@
 //! the lockdep-style [`order`] validator and the [`ordered`] multi-lock.
 //!
 //! Any lock may be *tracked* by giving it a [`LockClass`]: its acquisitions are then checked by
-//! the class's [`Validator`] and pushed on the calling thread's held stack (which the buffered
+//! the class's [`Validator`] and pushed on the calling thread's held stack in [`crate::track`] (which the buffered
 //! message log reads to decide whether to stage a message).
 
+mod acquisition;
 pub mod order;
 #[cfg(not(any(loom, shuttle)))]
 pub mod order_shared;
@@ -14,9 +15,8 @@ mod reentrant;
 #[cfg(not(any(loom, shuttle)))]
 pub mod shared;
 
-pub use order::{
-    held_classes, held_depth, held_locks, LockClass, Mode, Validator, Violation, ViolationKind,
-};
+pub use crate::track::{held_classes, held_depth, held_locks};
+pub use order::{LockClass, Mode, Validator, Violation, ViolationKind};
 pub use ordered::{lock_many, MultiGuard};
 pub use raw::RawMutex;
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};

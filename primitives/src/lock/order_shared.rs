@@ -78,7 +78,7 @@
 //!   at least one of them reports the inversion.
 //! - An edge still WRITING is followed by the search, so a report never waits for a commit.
 
-use super::order::RemoteAcquisition;
+use super::acquisition::RemoteAcquisition;
 use crate::shm::identity::{process_exists, Identity};
 use crate::shm::{Kind, Layout, Segment, ShmError, ShmName};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -323,7 +323,7 @@ impl SharedGraph {
                 Err(ShmError::Exists(_)) => {}
                 Err(e) => return Err(e),
             }
-            match Segment::open(name, Kind::LockOrder) {
+            match Segment::open_object(name, Kind::LockOrder, self::object_len) {
                 Ok(seg) => return Self::from_segment(seg),
                 // Unlinked by its last user between our create and our open: create again.
                 Err(ShmError::NotFound(_)) => {}
@@ -351,7 +351,7 @@ impl SharedGraph {
                 expected: Kind::LockOrder,
             });
         }
-        // Validated when the header was read (object_len accepted it).
+        // Checked here too: the segment may have been opened without its size formula.
         let classes = layout.params[0] as usize;
         if object_len(&layout.params) != Some(layout.object_len) {
             return Err(ShmError::Corrupted("lock-order graph parameters".into()));

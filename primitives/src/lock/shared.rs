@@ -110,9 +110,10 @@ impl SharedReentrantLock {
 
     /// Opens the lock `name`.
     pub fn open(name: &ShmName) -> Result<Self, ShmError> {
-        Ok(Self::from_segment(Segment::open(
+        Ok(Self::from_segment(Segment::open_object(
             name,
             Kind::ReentrantLock,
+            object_len,
         )?))
     }
 

@@ -6,8 +6,8 @@
 //! segment**. A thread that logs while it holds a tracked lock (`held_depth() > 0`, or the ring
 //! lock itself) never takes the ring lock: it writes the message into its *own* staging area and
 //! commits it with one store. The staged messages move to the ring, in order, when the thread
-//! releases its outermost tracked lock ([`crate::msg::flush_staged`] calls
-//! [`flush_thread_staged`]), calls [`SharedLog::flush`], logs again without a lock, or exits.
+//! releases its outermost tracked lock ([`flush_thread_staged`] is a release hook installed in
+//! [`crate::track`]), calls [`SharedLog::flush`], logs again without a lock, or exits.
 //! Because the staging areas live in shared memory they outlive their process: any survivor
 //! finds the areas of dead participants and delivers them ([`SharedLog::rescue_dead`]), so a
 //! process that logs and is SIGKILLed at once loses nothing — MIDAS's buffered `cm_msg` lost
@@ -102,7 +102,7 @@
 //! * Text bytes are copied with plain byte copies into private memory and validated there
 //!   (length first, then the checksum), as the shared MVar copies its payload.
 
-use crate::lock::held_depth;
+use crate::track::{held_depth, ReleaseHook};
 use crate::shm::{
     crash_point, Acquired, Kind, Layout, LockCx, RobustWord, Segment, ShmError, ShmName, Token,
     Who, DEFAULT_PARTICIPANTS, MAX_PARTICIPANTS,
@@ -552,8 +552,13 @@ fn entry_key(inner: &Inner) -> usize {
     inner as *const Inner as usize
 }
 
+/// Runs [`flush_thread_staged`] at every outermost release of a tracked lock; installed in
+/// [`crate::track`] by the first `SharedLog` a process creates or opens.
+static FLUSH_RING_STAGES: ReleaseHook = ReleaseHook::new(flush_thread_staged);
+
 /// Flushes everything the calling thread staged, in every shared log, unless it still holds a
-/// tracked lock. Called by [`crate::msg::flush_staged`] at the outermost release.
+/// tracked lock. Runs at the outermost release (a [`crate::track`] release hook) and from
+/// [`crate::msg::flush_staged`].
 pub fn flush_thread_staged() {
     if held_depth() > 0 {
         return;
@@ -1223,6 +1228,7 @@ impl SharedLog {
             params,
             object_len: geo.object_len,
         };
+        FLUSH_RING_STAGES.install();
         let log = SharedLog {
             inner: Arc::new(Inner {
                 seg: Segment::create(name, layout)?,
@@ -1236,7 +1242,7 @@ impl SharedLog {
 
     /// Opens the message ring `name` and rescues the staged messages of dead participants.
     pub fn open(name: &ShmName) -> Result<SharedLog, ShmError> {
-        let seg = Segment::open(name, Kind::MessageRing)?;
+        let seg = Segment::open_object(name, Kind::MessageRing, object_len)?;
         let layout = *seg.layout();
         let geo = RingLayout::from_params(&layout.params)
             .ok_or_else(|| ShmError::Corrupted("message ring parameters are invalid".into()))?;
@@ -1246,6 +1252,7 @@ impl SharedLog {
                 geo.stages, layout.participants
             )));
         }
+        FLUSH_RING_STAGES.install();
         let log = SharedLog {
             inner: Arc::new(Inner {
                 seg,

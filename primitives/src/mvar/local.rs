@@ -6,7 +6,8 @@ use crate::lock::RawMutex;
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
 use crate::sync::time::{deadline_after, Duration, Instant};
-use crate::sync::{spin_until, waitreg, Arc, UnsafeCell};
+use crate::sync::{spin_until, Arc, UnsafeCell};
+use crate::track::waitreg;
 use core::marker::PhantomData;
 use std::collections::VecDeque;
 

@@ -480,7 +480,7 @@ impl<'a, S: Slots> Core<'a, S> {
         #[cfg(any(loom, shuttle))]
         crate::shm::trace(|| format!("{} me={me:x} sleeps seq={seen}", op.name()));
         let result = {
-            let _registered = crate::sync::waitreg::enter(op.name(), self.st);
+            let _registered = crate::track::waitreg::enter(op.name(), self.st);
             futex::wait_in(
                 self.flavor.scope,
                 seq,
@@ -530,7 +530,7 @@ impl<'a, S: Slots> Core<'a, S> {
                 break;
             }
             let _registered =
-                crate::sync::waitreg::enter("SharedMVar::wake (waits for acks)", &self.st.acks);
+                crate::track::waitreg::enter("SharedMVar::wake (waits for acks)", &self.st.acks);
             futex::wait_in(self.flavor.scope, &self.st.acks, a, None);
         }
     }

@@ -109,7 +109,7 @@ impl SharedMVar {
     #[doc(hidden)]
     pub fn open_unchecked(name: &ShmName) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {
-            seg: Segment::open_unchecked(name, Kind::MVar)?,
+            seg: Segment::open_unchecked(name, Kind::MVar, super::shared::object_len)?,
             flavor: Flavor::REFERENCE,
         })
     }
@@ -117,7 +117,7 @@ impl SharedMVar {
     /// [`SharedMVar::open`] with a protocol flavour.
     pub fn open_with(name: &ShmName, flavor: Flavor) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {
-            seg: Segment::open(name, Kind::MVar)?,
+            seg: Segment::open_object(name, Kind::MVar, super::shared::object_len)?,
             flavor,
         })
     }

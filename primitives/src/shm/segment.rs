@@ -176,22 +176,25 @@ pub(crate) fn decode_header(
             "segment length {total} too large"
         )));
     }
-    let object_len = kind
-        .object_len(&params)
-        .ok_or_else(|| ShmError::Corrupted(format!("{kind} parameters {params:?} are invalid")))?;
-    let layout = Layout {
+    // The header's total length gives the object area; the object checks its own parameters
+    // against it when it is opened (`Kind` is a tag only).
+    let mut layout = Layout {
         kind,
         participants,
         params,
-        object_len,
+        object_len: 0,
     };
-    // (Unchecked — the negative control — trusts the sizes the header states.)
-    if checked && layout.total_len() != total {
-        return Err(ShmError::Corrupted(format!(
-            "header says {total} bytes, its layout needs {}",
-            layout.total_len()
-        )));
-    }
+    let offset = layout.object_offset() as u64;
+    layout.object_len = match total.checked_sub(offset) {
+        Some(n) if n > 0 => n,
+        // (Unchecked — the negative control — lets the object's formula decide, below.)
+        _ if !checked => 0,
+        _ => {
+            return Err(ShmError::Corrupted(format!(
+                "header says {total} bytes, its header and participant table need more than {offset}"
+            )))
+        }
+    };
     if checked && file_len < total {
         return Err(ShmError::Truncated {
             len: file_len,
@@ -314,9 +317,18 @@ impl Segment {
 
     /// Opens the existing segment `name`, which must hold a `kind` object; checks its header
     /// (magic, version, kind, checksum, sizes against the file's length) and claims a
-    /// process-level participant slot.
+    /// process-level participant slot. The object's own parameters are not checked: an object
+    /// opens its segment with [`Segment::open_object`].
     pub fn open(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
-        Self::open_as(name, kind, true)
+        Self::open_as(name, kind, None, true)
+    }
+
+    /// [`Segment::open`] for the object that knows its size formula: `object_len` maps the
+    /// header's parameters to the object area's length (`None`: invalid), which must equal the
+    /// area the header's total length leaves. Checked before anything beyond the header is
+    /// mapped or a participant slot is claimed.
+    pub fn open_object(name: &ShmName, kind: Kind, object_len: ObjectLen) -> Result<Segment, ShmError> {
+        Self::open_as(name, kind, Some(object_len), true)
     }
 
     /// **Negative control** "unvalidated header": opens like [`Segment::open`] but trusts the
@@ -324,11 +336,20 @@ impl Segment {
     /// segment reader that is not hostile-input-safe does. Used by the `shm_open` fuzz target
     /// (`FUZZ_CONTROL=unvalidated-header`), which must then find a crash.
     #[doc(hidden)]
-    pub fn open_unchecked(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
-        Self::open_as(name, kind, false)
+    pub fn open_unchecked(
+        name: &ShmName,
+        kind: Kind,
+        object_len: ObjectLen,
+    ) -> Result<Segment, ShmError> {
+        Self::open_as(name, kind, Some(object_len), false)
     }
 
-    fn open_as(name: &ShmName, kind: Kind, checked: bool) -> Result<Segment, ShmError> {
+    fn open_as(
+        name: &ShmName,
+        kind: Kind,
+        object_len: Option<ObjectLen>,
+        checked: bool,
+    ) -> Result<Segment, ShmError> {
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| match e {
             nix::errno::Errno::ENOENT => ShmError::NotFound(name.clone()),
             e => ShmError::Os("shm_open", e),
@@ -347,6 +368,18 @@ impl Segment {
                 other => break other?,
             }
         };
+        let mut info = info;
+        match object_len {
+            Some(f) if checked => check_object_len(&info.layout, f)?,
+            // The control trusts the size the parameters give, whatever the header's length and
+            // the file's say.
+            Some(f) => {
+                info.layout.object_len = f(&info.layout.params).ok_or_else(|| {
+                    ShmError::Corrupted(format!("{kind} parameters are invalid"))
+                })?
+            }
+            None => {}
+        }
         let base = map(&fd, info.layout.total_len() as usize)?;
         let seg = Segment::from_parts(name.clone(), base, info.layout, fd);
         // Do not unlink a segment we failed to open properly.
@@ -517,6 +550,27 @@ impl Drop for Mapping {
         // SAFETY: `base`/`len` are exactly what mmap returned; no reference into the mapping
         // outlives the last `Segment` clone (objects borrow from a `Segment`).
         let _ = unsafe { munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// An object's size formula: the length of its object area for the header's parameters, or
+/// `None` if they are invalid for it.
+pub type ObjectLen = fn(&[u64; N_PARAMS]) -> Option<u64>;
+
+/// Checks that `layout`'s object area is what the object's formula needs for its parameters.
+pub fn check_object_len(layout: &Layout, object_len: ObjectLen) -> Result<(), ShmError> {
+    let kind = layout.kind;
+    let params = layout.params;
+    match object_len(&params) {
+        None => Err(ShmError::Corrupted(format!(
+            "{kind} parameters {params:?} are invalid"
+        ))),
+        Some(n) if n != layout.object_len => Err(ShmError::Corrupted(format!(
+            "{kind} parameters {params:?} need an object area of {n} bytes, the header's length \
+             leaves {}",
+            layout.object_len
+        ))),
+        Some(_) => Ok(()),
     }
 }
 
