@@ -50,4 +50,3 @@ impl fmt::Display for RemoteAcquisition {
         }
     }
 }
-

@@ -13,7 +13,7 @@ pub mod ordered;
 mod raw;
 mod reentrant;
 #[cfg(not(any(loom, shuttle)))]
-pub mod shared;
+pub mod robust;
 
 pub use crate::track::{held_classes, held_depth, held_locks};
 pub use order::{LockClass, Mode, Validator, Violation, ViolationKind};
@@ -21,7 +21,7 @@ pub use ordered::{lock_many, MultiGuard};
 pub use raw::RawMutex;
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 #[cfg(not(any(loom, shuttle)))]
-pub use shared::{SharedGuard, SharedLockError, SharedReentrantLock};
+pub use robust::{SharedGuard, SharedLockError, SharedReentrantLock};
 
 use crate::sync::time::{deadline_after, Duration};
 use crate::sync::UnsafeCell;

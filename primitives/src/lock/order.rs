@@ -33,11 +33,11 @@
 // loom's `thread_local!` does not accept a `const { }` initializer.
 #![allow(clippy::missing_const_for_thread_local)]
 
+pub use super::acquisition::{Acquisition, RemoteAcquisition};
 use crate::sync::BookOrdering;
 use crate::sync::{book_lock, BookMutex};
-use crate::track::held::{self, HeldLock};
-pub use super::acquisition::{Acquisition, RemoteAcquisition};
 use crate::sync::{BookArc, BookAtomicU64};
+use crate::track::held::{self, HeldLock};
 use core::fmt;
 use core::panic::Location;
 use std::collections::HashMap;
@@ -420,13 +420,14 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
         return;
     }
     let me = crate::sync::current_thread_id();
-    let held: Vec<(usize, usize, &'static str, &'static Location<'static>)> = held::with_held(|h| {
-        h.iter()
-            .filter(|e| e.tracker == v.inner.id)
-            .map(|e| (e.class, e.lock, e.name, e.at))
-            .collect()
-    })
-    .unwrap_or_default();
+    let held: Vec<(usize, usize, &'static str, &'static Location<'static>)> =
+        held::with_held(|h| {
+            h.iter()
+                .filter(|e| e.tracker == v.inner.id)
+                .map(|e| (e.class, e.lock, e.name, e.at))
+                .collect()
+        })
+        .unwrap_or_default();
     if let Some(&(_, _, name, held_at)) = held.iter().find(|e| e.1 == lock) {
         if !class.reentrant {
             v.raise(Violation {

@@ -21,9 +21,9 @@
 pub mod ring;
 
 use crate::lock::{LockClass, Mode, Mutex, Validator};
-use crate::track::{held_depth, run_release_hooks, ReleaseHook};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{current_thread_id, engine_thread_local, BookArc};
+use crate::track::{held_depth, run_release_hooks, ReleaseHook};
 use core::cell::RefCell;
 use core::fmt;
 use core::panic::Location;

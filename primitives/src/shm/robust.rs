@@ -30,8 +30,8 @@
 use super::participants::{Participants, Token, Who};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
-use crate::sync::time::{Duration, Instant};
 use crate::sync::spin_until;
+use crate::sync::time::{Duration, Instant};
 use crate::track::waitreg;
 
 /// Set in the lock word when a waiter may be sleeping on it.

@@ -189,11 +189,9 @@ pub(crate) fn decode_header(
         Some(n) if n > 0 => n,
         // (Unchecked — the negative control — lets the object's formula decide, below.)
         _ if !checked => 0,
-        _ => {
-            return Err(ShmError::Corrupted(format!(
-                "header says {total} bytes, its header and participant table need more than {offset}"
-            )))
-        }
+        _ => return Err(ShmError::Corrupted(format!(
+            "header says {total} bytes, its header and participant table need more than {offset}"
+        ))),
     };
     if checked && file_len < total {
         return Err(ShmError::Truncated {
@@ -327,7 +325,11 @@ impl Segment {
     /// header's parameters to the object area's length (`None`: invalid), which must equal the
     /// area the header's total length leaves. Checked before anything beyond the header is
     /// mapped or a participant slot is claimed.
-    pub fn open_object(name: &ShmName, kind: Kind, object_len: ObjectLen) -> Result<Segment, ShmError> {
+    pub fn open_object(
+        name: &ShmName,
+        kind: Kind,
+        object_len: ObjectLen,
+    ) -> Result<Segment, ShmError> {
         Self::open_as(name, kind, Some(object_len), true)
     }
 
@@ -374,9 +376,8 @@ impl Segment {
             // The control trusts the size the parameters give, whatever the header's length and
             // the file's say.
             Some(f) => {
-                info.layout.object_len = f(&info.layout.params).ok_or_else(|| {
-                    ShmError::Corrupted(format!("{kind} parameters are invalid"))
-                })?
+                info.layout.object_len = f(&info.layout.params)
+                    .ok_or_else(|| ShmError::Corrupted(format!("{kind} parameters are invalid")))?
             }
             None => {}
         }

@@ -6,8 +6,10 @@
 //! short bookkeeping lock per sleep. Under a model engine the registry is empty: the engine
 //! itself reports deadlocks.
 
+#[cfg(not(any(loom, shuttle)))]
 use super::held;
 use crate::sync::time::Instant;
+#[cfg(not(any(loom, shuttle)))]
 use crate::sync::{book_lock, current_thread_id, BookMutex};
 
 /// What one sleeping thread waits for.

@@ -1,8 +1,8 @@
 //! [`SharedMVar`]: the shared-memory MVar's handle — a [`Segment`] holding one
-//! [`shared::BoxState`](super::shared) and its two payload slots.
+//! [`BoxState`](super::core::BoxState) and its two payload slots.
 
-use super::shared::{BoxState, Core, Flavor, Slots};
-use super::{Outcome, SharedMVarError};
+use super::core::{BoxState, Core, Flavor, Slots};
+use crate::mvar::{Outcome, SharedMVarError};
 use crate::shm::{Kind, Layout, Segment, ShmError, ShmName, Who, DEFAULT_PARTICIPANTS};
 use crate::sync::time::{deadline_after, Duration};
 use core::ptr::NonNull;
@@ -19,7 +19,7 @@ impl Slots for SegSlots {
     fn len(&self) -> usize {
         self.len
     }
-    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), super::shared::Died> {
+    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), super::core::Died> {
         debug_assert!(i < 2 && src.len() == self.len);
         // SAFETY: slot `i` lies inside the validated object area; the caller holds the lock, so
         // no one else accesses it; `src` is a distinct, private buffer.
@@ -47,7 +47,7 @@ impl Slots for SegSlots {
 
 /// An MVar of `payload_len`-byte values in a named shared-memory segment, usable from any
 /// process that opens it, robust to any participant being killed at any instruction. See
-/// [`super::shared`] for the protocol, its state table and the recovery rules.
+/// [`super::core`] for the protocol, its state table and the recovery rules.
 ///
 /// Every operation returns an [`Outcome`] whose `recovered` names a dead participant this call
 /// took the box over from. `Clone` shares the mapping.
@@ -82,10 +82,10 @@ impl SharedMVar {
         flavor: Flavor,
     ) -> Result<SharedMVar, ShmError> {
         let params = [payload_len as u64, 0, 0, 0];
-        let object_len = super::shared::object_len(&params).ok_or_else(|| {
+        let object_len = super::core::object_len(&params).ok_or_else(|| {
             ShmError::Invalid(format!(
                 "payload length must be 1..={} bytes, not {payload_len}",
-                super::shared::MAX_PAYLOAD
+                super::core::MAX_PAYLOAD
             ))
         })?;
         let layout = Layout {
@@ -109,7 +109,7 @@ impl SharedMVar {
     #[doc(hidden)]
     pub fn open_unchecked(name: &ShmName) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {
-            seg: Segment::open_unchecked(name, Kind::MVar, super::shared::object_len)?,
+            seg: Segment::open_unchecked(name, Kind::MVar, super::core::object_len)?,
             flavor: Flavor::REFERENCE,
         })
     }
@@ -117,7 +117,7 @@ impl SharedMVar {
     /// [`SharedMVar::open`] with a protocol flavour.
     pub fn open_with(name: &ShmName, flavor: Flavor) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {
-            seg: Segment::open_object(name, Kind::MVar, super::shared::object_len)?,
+            seg: Segment::open_object(name, Kind::MVar, super::core::object_len)?,
             flavor,
         })
     }

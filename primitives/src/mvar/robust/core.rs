@@ -1,5 +1,7 @@
-//! The MVar in shared memory: a box of a fixed number of bytes that any process may `put` into
-//! or `take` from, robust to any participant being SIGKILLed at any instruction.
+//! The robust MVar's protocol, written once: a box of a fixed number of bytes that any process
+//! may `put` into or `take` from, robust to any participant being SIGKILLed at any instruction.
+//! Its two homes hold the same [`Core`] over different memory: [`super::segment`] (a named
+//! shared-memory segment) and [`super::model`] (ordinary memory, for loom and shuttle).
 //!
 //! ## Layout of the object area (`#[repr(C)]`, offsets only)
 //! [`BoxState`] (64 bytes) then two payload slots of `align8(payload_len)` bytes each.
@@ -53,7 +55,7 @@
 //! * The futex re-checks the sequence word in the kernel, closing the window between a waiter's
 //!   unlock and its sleep.
 
-use super::{Outcome, SharedMVarError};
+use crate::mvar::{Outcome, SharedMVarError};
 use crate::shm::{
     death_due, next_slice, slice_deadline, Acquired, LockCx, Participants, RobustWord, Token, Who,
 };

@@ -1,0 +1,18 @@
+//! The crash-robust MVar: one protocol ([`core`]) with two homes.
+//!
+//! * [`core`] — the protocol, its state table, recovery rule and memory-ordering notes, written
+//!   once against a [`Slots`](self::core) abstraction of the two payload slots.
+//! * [`segment`] — the real home: [`SharedMVar`], a box in a named shared-memory segment,
+//!   usable from any process, non-private futex operations, offsets only.
+//! * [`model`] — the ordinary-memory home that loom and shuttle run, where a participant can be
+//!   killed at any crash point (`--cfg loom` / `--cfg shuttle` only).
+
+pub mod core;
+#[cfg(any(loom, shuttle))]
+pub mod model;
+#[cfg(not(any(loom, shuttle)))]
+pub mod segment;
+
+pub use self::core::{BoxState, Died, Flavor, MAX_PAYLOAD, TRY_LOCK_WAIT};
+#[cfg(not(any(loom, shuttle)))]
+pub use segment::SharedMVar;
