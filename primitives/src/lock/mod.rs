@@ -170,3 +170,21 @@ impl<T> Drop for MutexGuard<'_, T> {
         }
     }
 }
+
+impl<T: Send> crate::traits::LockApi for Mutex<T> {
+    type Guard<'a>
+        = MutexGuard<'a, T>
+    where
+        T: 'a;
+    #[track_caller]
+    fn lock(&self) -> Self::Guard<'_> {
+        Mutex::lock(self)
+    }
+    #[track_caller]
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        Mutex::lock_timeout(self, timeout).ok()
+    }
+    fn is_reentrant(&self) -> bool {
+        false
+    }
+}

@@ -281,3 +281,16 @@ impl<S: MessageSink> Drop for MessageLog<S> {
         }
     }
 }
+
+impl<S: MessageSink + 'static> crate::traits::LogApi for MessageLog<S> {
+    #[track_caller]
+    fn log(&self, text: String) {
+        MessageLog::log(self, text)
+    }
+    fn flush(&self) {
+        MessageLog::flush(self)
+    }
+    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
+        MessageLog::with_sink(self, |_| f())
+    }
+}

@@ -422,3 +422,24 @@ impl<T, P: Policy> core::fmt::Debug for MVar<T, P> {
             .finish_non_exhaustive()
     }
 }
+
+impl<T: Send, P: Policy> crate::traits::MVarApi<T> for MVar<T, P> {
+    fn put(&self, value: T) {
+        MVar::put(self, value)
+    }
+    fn take(&self) -> T {
+        MVar::take(self)
+    }
+    fn try_put(&self, value: T) -> Result<(), T> {
+        MVar::try_put(self, value).map_err(|e| e.into_inner())
+    }
+    fn try_take(&self) -> Option<T> {
+        MVar::try_take(self).ok()
+    }
+    fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), T> {
+        MVar::put_timeout(self, value, timeout).map_err(|e| e.into_inner())
+    }
+    fn take_timeout(&self, timeout: Duration) -> Option<T> {
+        MVar::take_timeout(self, timeout).ok()
+    }
+}

@@ -60,9 +60,9 @@ pub mod local;
 pub mod robust;
 
 pub use local::MVar;
-#[cfg(not(any(loom, shuttle)))]
-pub use robust::SharedMVar;
 pub use robust::{Flavor, TRY_LOCK_WAIT};
+#[cfg(not(any(loom, shuttle)))]
+pub use robust::{SharedMVar, WordMVar};
 
 /// The robust core under its former name (`mvar::shared::TRY_LOCK_WAIT`, …); new code names
 /// [`robust::core`] or the re-exports above.

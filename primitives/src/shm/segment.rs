@@ -189,9 +189,11 @@ pub(crate) fn decode_header(
         Some(n) if n > 0 => n,
         // (Unchecked — the negative control — lets the object's formula decide, below.)
         _ if !checked => 0,
-        _ => return Err(ShmError::Corrupted(format!(
+        _ => {
+            return Err(ShmError::Corrupted(format!(
             "header says {total} bytes, its header and participant table need more than {offset}"
-        ))),
+        )))
+        }
     };
     if checked && file_len < total {
         return Err(ShmError::Truncated {

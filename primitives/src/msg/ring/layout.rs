@@ -34,7 +34,6 @@ pub const MAX_STAGE_CAPACITY: u64 = 1 << 16;
 pub const MAX_OBJECT_LEN: u64 = 1 << 30;
 /// Appended to a text cut to fit a record.
 pub const TRUNCATION_MARKER: &str = "\u{2026}";
-/// How long an operation waits for the ring lock held by a live (e.g. stopped) participant.
 
 /// Index of each parameter in the segment header's parameter array.
 pub const PARAM_RING_CAPACITY: usize = 0;

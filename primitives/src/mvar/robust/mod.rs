@@ -3,7 +3,8 @@
 //! * [`core`] — the protocol, its state table, recovery rule and memory-ordering notes, written
 //!   once against a [`Slots`](self::core) abstraction of the two payload slots.
 //! * [`segment`] — the real home: [`SharedMVar`], a box in a named shared-memory segment,
-//!   usable from any process, non-private futex operations, offsets only.
+//!   usable from any process, non-private futex operations, offsets only; [`WordMVar`] is it
+//!   over `u64` values under the public `MVarApi`, so the scenario catalogue runs on it.
 //! * [`model`] — the ordinary-memory home that loom and shuttle run, where a participant can be
 //!   killed at any crash point (`--cfg loom` / `--cfg shuttle` only).
 
@@ -15,4 +16,4 @@ pub mod segment;
 
 pub use self::core::{BoxState, Died, Flavor, MAX_PAYLOAD, TRY_LOCK_WAIT};
 #[cfg(not(any(loom, shuttle)))]
-pub use segment::SharedMVar;
+pub use segment::{SharedMVar, WordMVar, WORD_PAYLOAD};

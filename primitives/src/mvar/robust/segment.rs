@@ -260,3 +260,83 @@ impl SharedMVar {
         self.core().reap()
     }
 }
+
+/// Bytes of a [`WordMVar`]'s payload.
+pub const WORD_PAYLOAD: usize = core::mem::size_of::<u64>();
+
+/// A [`SharedMVar`] of `u64` values (an 8-byte payload in native byte order): the robust MVar
+/// under the public [`MVarApi`](crate::traits::MVarApi), so the scenario catalogue runs on it.
+/// `Clone` shares the mapping.
+#[derive(Clone, Debug)]
+pub struct WordMVar {
+    inner: SharedMVar,
+}
+
+impl WordMVar {
+    /// Creates an empty MVar of `u64` values in a new segment `name`.
+    pub fn create(name: &ShmName) -> Result<WordMVar, ShmError> {
+        SharedMVar::create(name, WORD_PAYLOAD).map(|inner| WordMVar { inner })
+    }
+
+    /// Wraps a shared MVar whose payload is 8 bytes.
+    pub fn from_shared(inner: SharedMVar) -> Result<WordMVar, ShmError> {
+        match inner.payload_len() {
+            WORD_PAYLOAD => Ok(WordMVar { inner }),
+            n => Err(ShmError::Invalid(format!(
+                "a WordMVar needs {WORD_PAYLOAD}-byte values, this MVar holds {n}-byte ones"
+            ))),
+        }
+    }
+
+    /// The shared MVar underneath (recoveries, generation, the segment).
+    pub fn shared(&self) -> &SharedMVar {
+        &self.inner
+    }
+}
+
+/// What an operation's error means under the trait: `Err(())` for "not now" (full, empty, timed
+/// out — the trait gives the value back); anything else is a broken run and panics with it, as a
+/// scenario does on a broken invariant.
+fn not_now(r: Result<Outcome<()>, SharedMVarError>) -> Result<(), ()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(SharedMVarError::Full | SharedMVarError::Empty | SharedMVarError::Timeout) => Err(()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+impl crate::traits::MVarApi<u64> for WordMVar {
+    fn put(&self, value: u64) {
+        if let Err(e) = self.inner.put(&value.to_ne_bytes()) {
+            panic!("{e}");
+        }
+    }
+
+    fn take(&self) -> u64 {
+        let mut b = [0; WORD_PAYLOAD];
+        if let Err(e) = self.inner.take_into(&mut b) {
+            panic!("{e}");
+        }
+        u64::from_ne_bytes(b)
+    }
+
+    fn try_put(&self, value: u64) -> Result<(), u64> {
+        not_now(self.inner.try_put(&value.to_ne_bytes())).map_err(|()| value)
+    }
+
+    fn try_take(&self) -> Option<u64> {
+        let mut b = [0; WORD_PAYLOAD];
+        not_now(self.inner.try_take(&mut b)).ok()?;
+        Some(u64::from_ne_bytes(b))
+    }
+
+    fn put_timeout(&self, value: u64, timeout: Duration) -> Result<(), u64> {
+        not_now(self.inner.put_timeout(&value.to_ne_bytes(), timeout)).map_err(|()| value)
+    }
+
+    fn take_timeout(&self, timeout: Duration) -> Option<u64> {
+        let mut b = [0; WORD_PAYLOAD];
+        not_now(self.inner.take_timeout(&mut b, timeout)).ok()?;
+        Some(u64::from_ne_bytes(b))
+    }
+}
