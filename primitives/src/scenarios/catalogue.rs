@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::controls::{
-    exch_naive, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
+    exch_naive, registry, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
 };
 use crate::lock::{LockClass, ReentrantLock, Validator};
 use crate::msg::{Message, MessageLog, MessageSink};
@@ -89,15 +89,15 @@ pub const SCENARIOS: &[Entry] = &[
 pub const CONTROLS: &[Control] = &[
     Control {
         name: "mvar-wake-before-grant",
-        seed: "000",
-        defect: "lost wake-up: the waiter is woken before its grant is published",
+        seed: registry::entry("mvar-wake-before-grant").story,
+        defect: registry::entry("mvar-wake-before-grant").defect,
         blind_spots: &[("proptest", "sequential: no second thread to lose a wake-up")],
         run: |p| run_master_slaves(p, &reference_mvar::<WakeBeforeGrant>),
     },
     Control {
         name: "mvar-if-not-while",
-        seed: "000",
-        defect: "a waiter sleeps once (`if`, not `while`) and trusts any wake-up",
+        seed: registry::entry("mvar-if-not-while").story,
+        defect: registry::entry("mvar-if-not-while").defect,
         blind_spots: &[
             ("proptest", "sequential: never sleeps"),
             ("torture", "real futex waits on a private per-waiter word are almost never woken spuriously"),
@@ -106,43 +106,43 @@ pub const CONTROLS: &[Control] = &[
     },
     Control {
         name: "mvar-one-waiter-class",
-        seed: "000",
-        defect: "an emptied box never serves queued putters: only takers are woken",
+        seed: registry::entry("mvar-one-waiter-class").story,
+        defect: registry::entry("mvar-one-waiter-class").defect,
         blind_spots: &[("proptest", "sequential: a blocked put would block the test itself; try_put is unaffected")],
         run: |p| run_master_slaves(p, &reference_mvar::<TakersOnly>),
     },
     Control {
         name: "midas-nested-lock",
-        seed: "001",
-        defect: "nested lock counts per process, not per thread: a second thread walks in",
+        seed: registry::entry("midas-nested-lock").story,
+        defect: registry::entry("midas-nested-lock").defect,
         blind_spots: &[],
         run: |p| run_nested(p, &|_| MidasNestedLock::default()),
     },
     Control {
         name: "abba-odb-sysmsg",
-        seed: "001",
-        defect: "the watchdog takes SYSMSG then ODB while cm_msg takes ODB then SYSMSG",
+        seed: registry::entry("abba-odb-sysmsg").story,
+        defect: registry::entry("abba-odb-sysmsg").defect,
         blind_spots: &[],
         run: |p| run_odb_sysmsg(p, true, &reference_lock),
     },
     Control {
         name: "logger-self-deadlock",
-        seed: "001",
-        defect: "unbuffered logger re-takes its own sink lock when called under it",
+        seed: registry::entry("logger-self-deadlock").story,
+        defect: registry::entry("logger-self-deadlock").defect,
         blind_spots: &[],
         run: |p| run_log_inside_sink(p, true),
     },
     Control {
         name: "exch-same-bucket",
-        seed: "004",
-        defect: "exch locks bucket a then bucket b; both keys in one bucket lock it twice",
+        seed: registry::entry("exch-same-bucket").story,
+        defect: registry::entry("exch-same-bucket").defect,
         blind_spots: &[],
         run: |p| run_exch(p, exch_naive, &EXCH_SAME),
     },
     Control {
         name: "exch-unordered",
-        seed: "004",
-        defect: "exch locks its two buckets in argument order; exch(a,b) against exch(b,a) deadlocks",
+        seed: registry::entry("exch-unordered").story,
+        defect: registry::entry("exch-unordered").defect,
         blind_spots: &[
             ("lockdep", "both buckets are one lock class; instance order within a class is not checked (as in Linux lockdep)"),
             ("proptest", "sequential: needs two concurrent exch calls"),
