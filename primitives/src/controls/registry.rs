@@ -1,5 +1,5 @@
 //! The one registry of negative controls: every deliberately broken variant in the repository,
-//! whichever engine runs it — the thread catalogue ([`crate::scenarios::catalogue::CONTROLS`]),
+//! whichever engine runs it — the thread catalogue (the scenario catalogue's `CONTROLS`),
 //! the cross-process storm (a [`Flavor`] of the robust MVar, see [`flavor`]), constructor flags
 //! of the robust objects, and the fuzz targets' `FUZZ_CONTROL` choices. Every runner looks its
 //! controls up here by name; adding a control is one entry here plus its code.

@@ -82,9 +82,9 @@ use super::acquisition::RemoteAcquisition;
 use crate::shm::identity::{process_exists, Identity};
 use crate::shm::{Kind, Layout, Segment, ShmError, ShmName};
 use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::BookMutex as Mutex;
 use core::fmt;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Class capacity of a graph created by [`crate::lock::Validator::shared`].

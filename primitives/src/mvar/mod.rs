@@ -72,7 +72,7 @@ pub use robust::core as shared;
 use core::fmt;
 
 /// Compile-time knobs of the MVar state machine: the reference turns none, each negative control
-/// turns exactly one (see [`crate::controls`]).
+/// turns exactly one (the negative controls, listed in the controls registry).
 pub trait Policy: Send + Sync + 'static {
     /// Name used in reports.
     const NAME: &'static str;

@@ -119,8 +119,8 @@ impl ShmName {
     /// A name unique to this run: `/torture-<pid>-<time>-<n>-<label>`. The pid lets
     /// [`cleanup`] remove leftovers of a dead run even when their header is unreadable.
     pub fn unique(label: &str) -> ShmName {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static N: crate::sync::BookAtomicU64 = crate::sync::BookAtomicU64::new(0);
+        let n = N.fetch_add(1, crate::sync::BookOrdering::Relaxed);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -280,7 +280,7 @@ pub fn disarm_death() {
 
 /// Model engines: an event trace for debugging a failing execution (cleared by the test).
 #[cfg(any(loom, shuttle))]
-pub static TRACE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+pub static TRACE: crate::sync::BookMutex<Vec<String>> = crate::sync::BookMutex::new(Vec::new());
 
 /// Model engines: records an event in [`TRACE`].
 #[cfg(any(loom, shuttle))]

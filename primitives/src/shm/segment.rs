@@ -212,7 +212,7 @@ pub(crate) fn decode_header(
     })
 }
 
-static NEXT_NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static NEXT_NONCE: crate::sync::BookAtomicU64 = crate::sync::BookAtomicU64::new(1);
 
 thread_local! {
     /// (mapping nonce, token) of the participant slots this thread holds.
@@ -228,8 +228,8 @@ struct Mapping {
     layout: Layout,
     nonce: u64,
     /// Tokens claimed through this mapping (released on drop).
-    tokens: std::sync::Mutex<Vec<Token>>,
-    unlink_on_drop: std::sync::atomic::AtomicBool,
+    tokens: crate::sync::BookMutex<Vec<Token>>,
+    unlink_on_drop: crate::sync::BookAtomicBool,
     /// Keeps the descriptor for `fstat` identity checks.
     _fd: OwnedFd,
 }
@@ -243,7 +243,7 @@ unsafe impl Sync for Mapping {}
 /// A mapped segment (cheap to clone; all clones share one mapping).
 #[derive(Clone, Debug)]
 pub struct Segment {
-    inner: std::sync::Arc<Mapping>,
+    inner: crate::sync::BookArc<Mapping>,
 }
 
 fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, ShmError> {
@@ -388,7 +388,7 @@ impl Segment {
         // Do not unlink a segment we failed to open properly.
         seg.inner
             .unlink_on_drop
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+            .store(false, crate::sync::BookOrdering::Relaxed);
         while seg.ready_word().load(Ordering::Acquire) != READY {
             if started.elapsed() > READY_WAIT || !info.creator.is_alive() {
                 return Err(ShmError::NotReady(name.clone()));
@@ -403,20 +403,20 @@ impl Segment {
         }
         seg.inner
             .unlink_on_drop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .store(true, crate::sync::BookOrdering::Relaxed);
         Ok(seg)
     }
 
     fn from_parts(name: ShmName, base: NonNull<u8>, layout: Layout, fd: OwnedFd) -> Segment {
         Segment {
-            inner: std::sync::Arc::new(Mapping {
+            inner: crate::sync::BookArc::new(Mapping {
                 name,
                 base,
                 len: layout.total_len() as usize,
                 layout,
-                nonce: NEXT_NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                tokens: std::sync::Mutex::new(Vec::new()),
-                unlink_on_drop: std::sync::atomic::AtomicBool::new(true),
+                nonce: NEXT_NONCE.fetch_add(1, crate::sync::BookOrdering::Relaxed),
+                tokens: crate::sync::BookMutex::new(Vec::new()),
+                unlink_on_drop: crate::sync::BookAtomicBool::new(true),
                 _fd: fd,
             }),
         }
@@ -505,7 +505,7 @@ impl Segment {
     pub fn unlink(&self) -> Result<(), ShmError> {
         self.inner
             .unlink_on_drop
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+            .store(false, crate::sync::BookOrdering::Relaxed);
         shm_unlink(self.inner.name.as_str()).map_err(|e| match e {
             nix::errno::Errno::ENOENT => ShmError::NotFound(self.inner.name.clone()),
             e => ShmError::Os("shm_unlink", e),
@@ -517,7 +517,7 @@ impl Segment {
     pub fn set_unlink_on_drop(&self, yes: bool) {
         self.inner
             .unlink_on_drop
-            .store(yes, std::sync::atomic::Ordering::Relaxed);
+            .store(yes, crate::sync::BookOrdering::Relaxed);
     }
 }
 
@@ -543,11 +543,7 @@ impl Drop for Mapping {
         }
         let nonce = self.nonce;
         let _ = MY_TOKENS.try_with(|m| m.borrow_mut().retain(|(n, _)| *n != nonce));
-        if self
-            .unlink_on_drop
-            .load(std::sync::atomic::Ordering::Relaxed)
-            && parts.live().is_empty()
-        {
+        if self.unlink_on_drop.load(crate::sync::BookOrdering::Relaxed) && parts.live().is_empty() {
             let _ = shm_unlink(self.name.as_str());
         }
         // SAFETY: `base`/`len` are exactly what mmap returned; no reference into the mapping

@@ -133,6 +133,8 @@ pub(crate) type BookOnce = std::sync::Once;
 pub(crate) type BookArc<T> = std::sync::Arc<T>;
 /// A counter for bookkeeping that is not model-checked.
 pub(crate) type BookAtomicU64 = std::sync::atomic::AtomicU64;
+/// A flag for bookkeeping that is not model-checked.
+pub(crate) type BookAtomicBool = std::sync::atomic::AtomicBool;
 /// A counter for bookkeeping that is not model-checked.
 pub(crate) type BookAtomicUsize = std::sync::atomic::AtomicUsize;
 pub(crate) use std::sync::atomic::Ordering as BookOrdering;

@@ -4,7 +4,7 @@
 //! ## State and who moves it
 //! | word                       | meaning                                             | moved by                                           |
 //! |----------------------------|-----------------------------------------------------|----------------------------------------------------|
-//! | ring `lock`                | [`RobustWord`]: free / held by a token             | appenders, flushers, drainers, rescuers            |
+//! | ring `lock`                | [`RobustWord`](crate::shm::RobustWord): free / held by a token             | appenders, flushers, drainers, rescuers            |
 //! | ring `tail`                | next ring position; `[head, tail)` are messages     | ring-lock holder: **commit** of a direct append (one store); flush step; journal undo |
 //! | ring `head`                | first undrained position, `tail - head ≤ R`         | ring-lock holder in `drain`: **commit** of a drain |
 //! | ring `lost`                | messages dropped because the ring was full          | ring-lock holder; journal undo                     |
@@ -34,11 +34,11 @@
 //! `lost`, `corrupt` are restored from the journal (nothing between `tail` and the restored
 //! value was ever visible: `drain` needs the lock). The `n` messages are then still staged in
 //! area `p`, whose owner is dead (it was the flusher, or the rescuer was flushing a dead
-//! owner's area), and the recoverer's automatic [`SharedLog::rescue_dead`] delivers them.
+//! owner's area), and the recoverer's automatic [`SharedLog::rescue_dead`](super::SharedLog::rescue_dead) delivers them.
 //! A killed flusher therefore delivers each message once or not yet, never twice, never lost.
 //! A direct append (`tail + 1`) and a drain (`head + n`) are single-store commits.
 //!
-//! **Rescue** ([`SharedLog::rescue_dead`], run automatically after every lock takeover, and by
+//! **Rescue** ([`SharedLog::rescue_dead`](super::SharedLog::rescue_dead), run automatically after every lock takeover, and by
 //! `open`/`create` unless a live participant holds the ring lock): under the ring lock, every staging area with undelivered messages whose
 //! `owner` is dead gets a flush step; only then are the dead participants' slots freed
 //! ([`crate::shm::Participants::reap`]). A participant dying after the scan keeps its
@@ -52,7 +52,7 @@
 //! * A flusher's reads of a staged record happen before its `delivered.store(Release)`; the
 //!   stager's `delivered.load(Acquire)` before reusing that record's place orders them.
 //! * Everything else in the ring header and the ring records is accessed under the
-//!   [`RobustWord`]: its `Acquire` takeover/lock pairs with the previous `Release` unlock.
+//!   [`RobustWord`](crate::shm::RobustWord): its `Acquire` takeover/lock pairs with the previous `Release` unlock.
 //!   After a death there is no unlock to pair with: the settle step reads `delivered` with
 //!   `Acquire` (pairing with the commit's `Release`, so a committed step's `tail` is seen), and
 //!   the journal `state` with `Acquire` (pairing with the `Release` that published its fields).

@@ -25,9 +25,9 @@
 //! ([`Drained::corrupt`]); inconsistent ring indices give [`RingError::Corrupted`]. The ring
 //! lock is taken with a deadline ([`LOCK_TIMEOUT`]).
 
-mod journal;
+pub mod journal;
 pub mod layout;
-mod staging;
+pub mod staging;
 
 pub use journal::LOCK_TIMEOUT;
 pub use layout::{

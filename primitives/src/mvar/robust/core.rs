@@ -1,7 +1,7 @@
 //! The robust MVar's protocol, written once: a box of a fixed number of bytes that any process
 //! may `put` into or `take` from, robust to any participant being SIGKILLed at any instruction.
-//! Its two homes hold the same [`Core`] over different memory: [`super::segment`] (a named
-//! shared-memory segment) and [`super::model`] (ordinary memory, for loom and shuttle).
+//! Its two homes hold the same `Core` over different memory: [`super::segment`] (a named
+//! shared-memory segment) and `model` (ordinary memory, for loom and shuttle).
 //!
 //! ## Layout of the object area (`#[repr(C)]`, offsets only)
 //! [`BoxState`] (64 bytes) then two payload slots of `align8(payload_len)` bytes each.
@@ -144,8 +144,8 @@ pub struct BoxState {
     late_wakes: AtomicU64,
 }
 
-/// How one handle runs the protocol. [`Flavor::REFERENCE`] is the reference; the controls in
-/// [`crate::controls`] each change one field.
+/// How one handle runs the protocol. [`Flavor::REFERENCE`] is the reference; the cross-process
+/// negative controls (in the controls registry) each change one field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flavor {
     /// Futex flavour of every word (`Private` = seed 000's defect: wakes never cross processes).

@@ -5,7 +5,7 @@
 //! * [`segment`] — the real home: [`SharedMVar`], a box in a named shared-memory segment,
 //!   usable from any process, non-private futex operations, offsets only; [`WordMVar`] is it
 //!   over `u64` values under the public `MVarApi`, so the scenario catalogue runs on it.
-//! * [`model`] — the ordinary-memory home that loom and shuttle run, where a participant can be
+//! * `model` — the ordinary-memory home that loom and shuttle run, where a participant can be
 //!   killed at any crash point (`--cfg loom` / `--cfg shuttle` only).
 
 pub mod core;
