@@ -133,7 +133,9 @@ pub(crate) type BookOnce = std::sync::Once;
 pub(crate) type BookArc<T> = std::sync::Arc<T>;
 /// A counter for bookkeeping that is not model-checked.
 pub(crate) type BookAtomicU64 = std::sync::atomic::AtomicU64;
-/// A flag for bookkeeping that is not model-checked.
+/// A flag for bookkeeping that is not model-checked (used by the segments, absent under the
+/// model engines).
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) type BookAtomicBool = std::sync::atomic::AtomicBool;
 /// A counter for bookkeeping that is not model-checked.
 pub(crate) type BookAtomicUsize = std::sync::atomic::AtomicUsize;
