@@ -28,8 +28,10 @@ pub fn control() -> Option<String> {
 }
 
 /// Decodes a whole input into a case: `None` for an input over [`MAX_INPUT`] (rejected, not
-/// truncated) or one `arbitrary` cannot decode.
+/// truncated) or one `arbitrary` cannot decode. Checks `FUZZ_CONTROL` first (see [`control`]),
+/// so that an unknown name stops the run at its first input, whatever the input.
 pub fn decode<T: for<'a> arbitrary::Arbitrary<'a>>(data: &[u8]) -> Option<T> {
+    control();
     if data.len() > MAX_INPUT {
         return None;
     }
