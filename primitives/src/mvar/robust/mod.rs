@@ -2,6 +2,7 @@
 //!
 //! * [`core`] — the protocol, its state table, recovery rule and memory-ordering notes, written
 //!   once against a [`Slots`](self::core) abstraction of the two payload slots.
+//! * `wait` — the blocking part of the protocol: spin, sleep, wake, pass a wake on, recover.
 //! * [`segment`] — the real home: [`SharedMVar`], a box in a named shared-memory segment,
 //!   usable from any process, non-private futex operations, offsets only; [`WordMVar`] is it
 //!   over `u64` values under the public `MVarApi`, so the scenario catalogue runs on it.
@@ -13,6 +14,7 @@ pub mod core;
 pub mod model;
 #[cfg(not(any(loom, shuttle)))]
 pub mod segment;
+mod wait;
 
 pub use self::core::{BoxState, Died, Flavor, MAX_PAYLOAD, TRY_LOCK_WAIT};
 #[cfg(not(any(loom, shuttle)))]
