@@ -1,7 +1,8 @@
 //! Finding and removing segments whose users are all dead.
 
+use super::header::{HEADER_LEN, SLOT_LEN};
 use super::participants::{Participants, Slot};
-use super::segment::{read_header, HEADER_LEN};
+use super::segment::read_header;
 use super::{ShmError, ShmName};
 use nix::fcntl::OFlag;
 use nix::sys::mman::{mmap, munmap, shm_open, shm_unlink, MapFlags, ProtFlags};
@@ -71,7 +72,7 @@ fn abandoned(name: &ShmName, rest: &str) -> Option<String> {
         return None;
     }
     let n = info.layout.participants as usize;
-    let len = NonZeroUsize::new(HEADER_LEN + n * super::segment::SLOT_LEN)?;
+    let len = NonZeroUsize::new(HEADER_LEN + n * SLOT_LEN)?;
     // SAFETY: maps the header and participant table, whose size the validated header gives and
     // the file is at least as long as (checked by read_header); never executable.
     let base = unsafe {

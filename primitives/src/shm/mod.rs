@@ -36,13 +36,17 @@ pub(crate) use robust::{next_slice, slice_deadline, FIRST_SLICE};
 pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, OWNER_DIED, WAITERS};
 
 #[cfg(not(any(loom, shuttle)))]
+mod header;
+#[cfg(not(any(loom, shuttle)))]
 pub mod identity;
 #[cfg(not(any(loom, shuttle)))]
 mod segment;
 #[cfg(not(any(loom, shuttle)))]
-pub use segment::{
-    check_object_len, Layout, ObjectLen, Segment, HEADER_LEN, LAYOUT_VERSION, MAGIC, SLOT_LEN,
+pub use header::{
+    check_object_len, Layout, ObjectLen, HEADER_LEN, LAYOUT_VERSION, MAGIC, SLOT_LEN,
 };
+#[cfg(not(any(loom, shuttle)))]
+pub use segment::Segment;
 
 #[cfg(not(any(loom, shuttle)))]
 mod cleanup;

@@ -32,7 +32,7 @@
 //! since nothing of the box is touched between the commit and the return.
 //!
 //! ## Waiting
-//! How a blocked operation spins, sleeps and is woken is in [`super::wait`].
+//! How a blocked operation spins, sleeps and is woken is in `wait.rs` (its "Waiting" notes).
 //!
 //! ## Notes about memory ordering
 //! * The lock's `Acquire`/`Release` order everything in a critical section: slot copies, the
