@@ -5,13 +5,13 @@
 //! the class's [`Validator`] and pushed on the calling thread's held stack in [`crate::track`] (which the buffered
 //! message log reads to decide whether to stage a message).
 
-mod acquisition;
 pub mod order;
 #[cfg(not(any(loom, shuttle)))]
 pub mod order_shared;
 pub mod ordered;
 mod raw;
 mod reentrant;
+mod report;
 #[cfg(not(any(loom, shuttle)))]
 pub mod robust;
 

@@ -33,7 +33,7 @@
 // loom's `thread_local!` does not accept a `const { }` initializer.
 #![allow(clippy::missing_const_for_thread_local)]
 
-pub use super::acquisition::{Acquisition, RemoteAcquisition};
+pub use super::report::{Acquisition, RemoteAcquisition, Violation, ViolationKind};
 use crate::sync::BookOrdering;
 use crate::sync::{book_lock, BookMutex};
 use crate::sync::{BookArc, BookAtomicU64};
@@ -51,112 +51,6 @@ pub enum Mode {
     Report,
     /// Panic with the report at the offending acquisition.
     Panic,
-}
-
-/// What kind of violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ViolationKind {
-    /// A cycle in the acquisition order: a potential deadlock.
-    Inversion,
-    /// A non-reentrant lock re-acquired by its holder: a certain self-deadlock.
-    Recursive,
-}
-
-/// A lock-order violation, with both chains.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// Which kind.
-    pub kind: ViolationKind,
-    /// The cycle of classes, first class repeated at the end (`[A, B, A]`).
-    pub cycle: Vec<&'static str>,
-    /// This thread's chain: the held lock(s), then the acquisition that closed the cycle.
-    pub this_chain: Vec<Acquisition>,
-    /// The chain(s) seen earlier that establish the opposite order, edge by edge.
-    pub earlier_chain: Vec<Acquisition>,
-    /// The same, when the opposite order was found only in the shared graph
-    /// ([`Validator::shared`]): the acquisitions of the processes that recorded it, edge by
-    /// edge (then `earlier_chain` is empty).
-    pub remote_chain: Vec<RemoteAcquisition>,
-}
-
-impl Violation {
-    /// One-line summary of an inversion found through the shared graph: `A -> B here (pid …,
-    /// at … then …); earlier B -> A in pid … (at … then …)`.
-    fn remote_summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let here: Vec<_> = self.this_chain.iter().map(|a| a.class).collect();
-        let at: Vec<String> = self.this_chain.iter().map(|a| a.at.to_string()).collect();
-        let thread = self.this_chain.first().map_or(0, |a| a.thread);
-        write!(
-            f,
-            "  {} here (pid {}, thread #{thread}, at {})",
-            here.join(" -> "),
-            std::process::id(),
-            at.join(" then ")
-        )?;
-        for (i, edge) in self.remote_chain.chunks(2).enumerate() {
-            let sep = if i == 0 { "; earlier" } else { ", then" };
-            let names: Vec<_> = edge.iter().map(|a| a.class).collect();
-            let pid = edge.first().map_or(0, |a| a.pid);
-            let at: Vec<String> = edge
-                .iter()
-                .map(|a| a.at.clone().unwrap_or_else(|| "?".into()))
-                .collect();
-            write!(f, "{sep} {} in pid {pid}", names.join(" -> "))?;
-            match edge.first() {
-                Some(a) if a.at.is_some() => {
-                    write!(f, " (tid {}, at {})", a.tid, at.join(" then "))?
-                }
-                Some(a) if a.writer_died => {
-                    f.write_str(" (details lost: it died recording them)")?
-                }
-                _ => f.write_str(" (details still being recorded)")?,
-            }
-        }
-        writeln!(f)
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let title = match self.kind {
-            ViolationKind::Inversion => "lock-order inversion (potential deadlock)",
-            ViolationKind::Recursive => {
-                "recursive acquisition of a non-reentrant lock (self-deadlock)"
-            }
-        };
-        writeln!(f, "{title}: {}", self.cycle.join(" -> "))?;
-        if !self.remote_chain.is_empty() {
-            self.remote_summary(f)?;
-        }
-        writeln!(f, "  this chain:")?;
-        for a in &self.this_chain {
-            writeln!(
-                f,
-                "    thread #{} acquires {:?} at {}",
-                a.thread, a.class, a.at
-            )?;
-        }
-        if !self.earlier_chain.is_empty() {
-            writeln!(f, "  earlier chain establishing the opposite order:")?;
-            for a in &self.earlier_chain {
-                writeln!(
-                    f,
-                    "    thread #{} acquired {:?} at {}",
-                    a.thread, a.class, a.at
-                )?;
-            }
-        }
-        if !self.remote_chain.is_empty() {
-            writeln!(
-                f,
-                "  earlier chain establishing the opposite order, from the shared graph:"
-            )?;
-            for a in &self.remote_chain {
-                writeln!(f, "    {a}")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// An order edge `held → acquired`, as first seen: the two acquisitions, in order.

@@ -78,7 +78,7 @@
 //!   at least one of them reports the inversion.
 //! - An edge still WRITING is followed by the search, so a report never waits for a commit.
 
-use super::acquisition::RemoteAcquisition;
+use super::report::RemoteAcquisition;
 use crate::shm::identity::{process_exists, Identity};
 use crate::shm::{Kind, Layout, Segment, ShmError, ShmName};
 use crate::sync::atomic::{AtomicU64, Ordering};
