@@ -72,7 +72,7 @@ pub struct Violation {
     /// The chain(s) seen earlier that establish the opposite order, edge by edge.
     pub earlier_chain: Vec<Acquisition>,
     /// The same, when the opposite order was found only in the shared graph
-    /// ([`Validator::shared`]): the acquisitions of the processes that recorded it, edge by
+    /// ([`Validator::shared`](super::Validator::shared)): the acquisitions of the processes that recorded it, edge by
     /// edge (then `earlier_chain` is empty).
     pub remote_chain: Vec<RemoteAcquisition>,
 }
