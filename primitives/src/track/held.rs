@@ -38,13 +38,13 @@ engine_thread_local! {
 }
 
 /// Records that the calling thread now holds `entry.lock`.
-pub fn push_held(entry: HeldLock) {
+pub(crate) fn push_held(entry: HeldLock) {
     let _ = HELD.try_with(|h| h.borrow_mut().push(entry));
 }
 
 /// Records that the calling thread released (one acquisition of) `lock`; when it was the
 /// outermost tracked lock, every installed [`ReleaseHook`] runs.
-pub fn pop_held(lock: usize) {
+pub(crate) fn pop_held(lock: usize) {
     let now_empty = HELD
         .try_with(|h| {
             let mut h = h.borrow_mut();
@@ -126,5 +126,51 @@ pub fn run_release_hooks() {
     // a later one is already set.
     for hook in HOOKS.iter().filter_map(BookOnceLock::get) {
         hook();
+    }
+}
+
+#[cfg(all(test, not(any(loom, shuttle))))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        static RUNS: Cell<u32> = const { Cell::new(0) };
+    }
+
+    fn count() {
+        RUNS.with(|r| r.set(r.get() + 1));
+    }
+
+    static COUNT: ReleaseHook = ReleaseHook::new(count);
+
+    fn entry(lock: usize) -> HeldLock {
+        HeldLock {
+            tracker: 0,
+            class: 0,
+            name: "test",
+            lock,
+            at: Location::caller(),
+        }
+    }
+
+    #[test]
+    fn hooks_run_at_the_outermost_release_only() {
+        COUNT.install();
+        COUNT.install(); // idempotent: still one slot, one run per release
+        let runs = || RUNS.with(Cell::get);
+        push_held(entry(1));
+        push_held(entry(2));
+        push_held(entry(2));
+        assert_eq!((held_depth(), held_locks()[0], runs()), (3, ("test", 1), 0));
+        pop_held(2);
+        pop_held(1);
+        assert_eq!(
+            (held_depth(), runs()),
+            (1, 0),
+            "released out of order: not outermost yet"
+        );
+        pop_held(2);
+        assert_eq!((held_depth(), runs()), (0, 1));
     }
 }

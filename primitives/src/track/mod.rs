@@ -13,7 +13,7 @@ pub mod held;
 pub mod waitreg;
 
 pub use held::{
-    held_classes, held_depth, held_locks, pop_held, push_held, run_release_hooks, with_held,
-    HeldLock, ReleaseHook, MAX_RELEASE_HOOKS,
+    held_classes, held_depth, held_locks, run_release_hooks, with_held, HeldLock, ReleaseHook,
+    MAX_RELEASE_HOOKS,
 };
 pub use waitreg::{snapshot, WaitEntry, WaitToken};
