@@ -85,71 +85,73 @@ pub const SCENARIOS: &[Entry] = &[
     },
 ];
 
-/// The negative controls.
+/// The negative controls (each one's story and defect come from the one registry,
+/// [`registry`]; a name missing there fails the build).
 pub const CONTROLS: &[Control] = &[
-    Control {
-        name: "mvar-wake-before-grant",
-        seed: registry::entry("mvar-wake-before-grant").story,
-        defect: registry::entry("mvar-wake-before-grant").defect,
-        blind_spots: &[("proptest", "sequential: no second thread to lose a wake-up")],
-        run: |p| run_master_slaves(p, &reference_mvar::<WakeBeforeGrant>),
-    },
-    Control {
-        name: "mvar-if-not-while",
-        seed: registry::entry("mvar-if-not-while").story,
-        defect: registry::entry("mvar-if-not-while").defect,
-        blind_spots: &[
+    registered(
+        "mvar-wake-before-grant",
+        &[("proptest", "sequential: no second thread to lose a wake-up")],
+        |p| run_master_slaves(p, &reference_mvar::<WakeBeforeGrant>),
+    ),
+    registered(
+        "mvar-if-not-while",
+        &[
             ("proptest", "sequential: never sleeps"),
             ("torture", "real futex waits on a private per-waiter word are almost never woken spuriously"),
         ],
-        run: |p| run_master_slaves(p, &reference_mvar::<WaitOnce>),
-    },
-    Control {
-        name: "mvar-one-waiter-class",
-        seed: registry::entry("mvar-one-waiter-class").story,
-        defect: registry::entry("mvar-one-waiter-class").defect,
-        blind_spots: &[("proptest", "sequential: a blocked put would block the test itself; try_put is unaffected")],
-        run: |p| run_master_slaves(p, &reference_mvar::<TakersOnly>),
-    },
-    Control {
-        name: "midas-nested-lock",
-        seed: registry::entry("midas-nested-lock").story,
-        defect: registry::entry("midas-nested-lock").defect,
-        blind_spots: &[],
-        run: |p| run_nested(p, &|_| MidasNestedLock::default()),
-    },
-    Control {
-        name: "abba-odb-sysmsg",
-        seed: registry::entry("abba-odb-sysmsg").story,
-        defect: registry::entry("abba-odb-sysmsg").defect,
-        blind_spots: &[],
-        run: |p| run_odb_sysmsg(p, true, &reference_lock),
-    },
-    Control {
-        name: "logger-self-deadlock",
-        seed: registry::entry("logger-self-deadlock").story,
-        defect: registry::entry("logger-self-deadlock").defect,
-        blind_spots: &[],
-        run: |p| run_log_inside_sink(p, true),
-    },
-    Control {
-        name: "exch-same-bucket",
-        seed: registry::entry("exch-same-bucket").story,
-        defect: registry::entry("exch-same-bucket").defect,
-        blind_spots: &[],
-        run: |p| run_exch(p, exch_naive, &EXCH_SAME),
-    },
-    Control {
-        name: "exch-unordered",
-        seed: registry::entry("exch-unordered").story,
-        defect: registry::entry("exch-unordered").defect,
-        blind_spots: &[
+        |p| run_master_slaves(p, &reference_mvar::<WaitOnce>),
+    ),
+    registered(
+        "mvar-one-waiter-class",
+        &[("proptest", "sequential: a blocked put would block the test itself; try_put is unaffected")],
+        |p| run_master_slaves(p, &reference_mvar::<TakersOnly>),
+    ),
+    registered(
+        "midas-nested-lock",
+        &[],
+        |p| run_nested(p, &|_| MidasNestedLock::default()),
+    ),
+    registered(
+        "abba-odb-sysmsg",
+        &[],
+        |p| run_odb_sysmsg(p, true, &reference_lock),
+    ),
+    registered(
+        "logger-self-deadlock",
+        &[],
+        |p| run_log_inside_sink(p, true),
+    ),
+    registered(
+        "exch-same-bucket",
+        &[],
+        |p| run_exch(p, exch_naive, &EXCH_SAME),
+    ),
+    registered(
+        "exch-unordered",
+        &[
             ("lockdep", "both buckets are one lock class; instance order within a class is not checked (as in Linux lockdep)"),
             ("proptest", "sequential: needs two concurrent exch calls"),
         ],
-        run: |p| run_exch(p, exch_naive, &EXCH_CROSSED),
-    },
+        |p| run_exch(p, exch_naive, &EXCH_CROSSED),
+    ),
 ];
+
+/// A catalogue control named `name` in the registry of controls, with this engine-by-engine list
+/// of blind spots and its runner.
+const fn registered(
+    name: &'static str,
+    blind_spots: &'static [(&'static str, &'static str)],
+    run: fn(&Params),
+) -> Control {
+    let r = registry::entry(name);
+    Control {
+        name: r.name,
+        seed: r.story,
+        defect: r.defect,
+        blind_spots,
+        run,
+    }
+}
 
 /// Looks a scenario up by name.
 pub fn scenario(name: &str) -> Option<&'static Entry> {
