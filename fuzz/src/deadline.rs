@@ -55,7 +55,7 @@ fn report_and_abort(target: &str, case: &str, took: Duration) -> ! {
         deadline().as_millis()
     );
     s.push_str(&format!("case: {case}\n"));
-    let waiting = primitives::sync::waitreg::snapshot();
+    let waiting = primitives::track::waitreg::snapshot();
     if waiting.is_empty() {
         s.push_str(
             "no thread sleeps in a primitive (a busy loop, or a wait outside the registry)\n",

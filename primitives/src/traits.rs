@@ -1,6 +1,9 @@
 //! Public traits: the operations the scenario catalogue, the torture runner, the fuzzers and the
 //! detection matrix exercise. Implement them for your own primitive and every engine can test it
 //! (see the README's "Checking your own primitive").
+//!
+//! Definitions only, naming nothing but the [`sync`](crate::sync) facade: this layer sits just
+//! above `sync`, so every primitive implements the traits beside its own type.
 
 use crate::sync::time::Duration;
 
@@ -48,75 +51,5 @@ pub trait LogApi: Send + Sync {
     /// runs `f`.
     fn under_sink_lock(&self, f: &mut dyn FnMut()) {
         f()
-    }
-}
-
-impl<T: Send, P: crate::mvar::Policy> MVarApi<T> for crate::mvar::MVar<T, P> {
-    fn put(&self, value: T) {
-        crate::mvar::MVar::put(self, value)
-    }
-    fn take(&self) -> T {
-        crate::mvar::MVar::take(self)
-    }
-    fn try_put(&self, value: T) -> Result<(), T> {
-        crate::mvar::MVar::try_put(self, value).map_err(|e| e.into_inner())
-    }
-    fn try_take(&self) -> Option<T> {
-        crate::mvar::MVar::try_take(self).ok()
-    }
-    fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), T> {
-        crate::mvar::MVar::put_timeout(self, value, timeout).map_err(|e| e.into_inner())
-    }
-    fn take_timeout(&self, timeout: Duration) -> Option<T> {
-        crate::mvar::MVar::take_timeout(self, timeout).ok()
-    }
-}
-
-impl<T: Send + Sync> LockApi for crate::lock::ReentrantLock<T> {
-    type Guard<'a>
-        = crate::lock::ReentrantLockGuard<'a, T>
-    where
-        T: 'a;
-    #[track_caller]
-    fn lock(&self) -> Self::Guard<'_> {
-        crate::lock::ReentrantLock::lock(self)
-    }
-    #[track_caller]
-    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
-        crate::lock::ReentrantLock::lock_timeout(self, timeout).ok()
-    }
-    fn is_reentrant(&self) -> bool {
-        true
-    }
-}
-
-impl<T: Send> LockApi for crate::lock::Mutex<T> {
-    type Guard<'a>
-        = crate::lock::MutexGuard<'a, T>
-    where
-        T: 'a;
-    #[track_caller]
-    fn lock(&self) -> Self::Guard<'_> {
-        crate::lock::Mutex::lock(self)
-    }
-    #[track_caller]
-    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
-        crate::lock::Mutex::lock_timeout(self, timeout).ok()
-    }
-    fn is_reentrant(&self) -> bool {
-        false
-    }
-}
-
-impl<S: crate::msg::MessageSink + 'static> LogApi for crate::msg::MessageLog<S> {
-    #[track_caller]
-    fn log(&self, text: String) {
-        crate::msg::MessageLog::log(self, text)
-    }
-    fn flush(&self) {
-        crate::msg::MessageLog::flush(self)
-    }
-    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
-        crate::msg::MessageLog::with_sink(self, |_| f())
     }
 }

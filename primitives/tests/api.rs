@@ -8,7 +8,7 @@ use primitives::lock::{
 };
 use primitives::msg::{Message, MessageLog};
 use primitives::mvar::{MVar, PutTimeoutError, TakeTimeoutError, TryPutError, TryTakeError};
-use primitives::sync::waitreg;
+use primitives::track::waitreg;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};

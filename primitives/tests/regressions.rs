@@ -188,3 +188,31 @@ fn seed_corpora_pass_on_the_reference() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// `FUZZ_CONTROL` naming no registered control is a usage error: one line, exit status 2 (not a
+/// "crash" libFuzzer would save as a finding).
+#[cfg(not(shuttle))]
+#[test]
+fn an_unknown_fuzz_control_is_a_usage_error() {
+    let seed = files(&fuzz_dir().join("seeds").join("mvar_ops"))
+        .into_iter()
+        .next()
+        .expect("a seed input of mvar_ops");
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "replay_child", "--nocapture", "--test-threads=1"])
+        .env(TARGET_ENV, "mvar_ops")
+        .env(FILE_ENV, &seed)
+        .env("FUZZ_CONTROL", "no-such-control")
+        .stdout(Stdio::null())
+        .output()
+        .expect("run the replay child");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let ours: Vec<&str> = err.lines().filter(|l| l.contains("FUZZ_CONTROL")).collect();
+    assert_eq!(ours.len(), 1, "stderr: {err}");
+    assert!(
+        ours[0].contains("no such negative control") && ours[0].contains("mvar-wake-before-grant"),
+        "{}",
+        ours[0]
+    );
+}

@@ -14,7 +14,7 @@
 mod common;
 
 use common::{install_reporting_hook, run_child, CONTROL_ENV};
-use primitives::mvar::shared_model::ModelMVar;
+use primitives::mvar::robust::model::ModelMVar;
 use primitives::mvar::{Flavor, SharedMVarError};
 use primitives::shm::{arm_death, disarm_death, Token};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -269,6 +269,8 @@ pub struct Case {
 }
 
 pub fn fuzz(data: &[u8]) {
+    // Checks FUZZ_CONTROL at the first input (an unknown name is a usage error).
+    crate::control();
     if data.len() > crate::MAX_INPUT {
         return;
     }

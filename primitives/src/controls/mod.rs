@@ -1,14 +1,17 @@
 //! Negative controls: deliberately broken variants, one known defect each, named after the
 //! story (seed) it comes from. Every engine is expected to catch them; they are how the suite
-//! proves it can see. Each control is run through [`crate::scenarios::catalogue::CONTROLS`].
+//! proves it can see. Every control in the repository is listed once in [`registry`]; the
+//! thread ones are run through the scenario catalogue's `CONTROLS`.
 //!
 //! The MVar controls are the reference state machine with one [`Policy`] knob turned; the lock
 //! and messaging controls are small separate types (their defect *is* their design).
 
 mod midas;
+pub mod registry;
 mod unbuffered;
 
 pub use midas::{MidasNestedGuard, MidasNestedLock};
+pub use registry::{find, flavor, Home, CONTROLS};
 pub use unbuffered::UnbufferedLog;
 
 use crate::lock::Mutex;

@@ -2,7 +2,7 @@
 //! the lockdep-style [`order`] validator and the [`ordered`] multi-lock.
 //!
 //! Any lock may be *tracked* by giving it a [`LockClass`]: its acquisitions are then checked by
-//! the class's [`Validator`] and pushed on the calling thread's held stack (which the buffered
+//! the class's [`Validator`] and pushed on the calling thread's held stack in [`crate::track`] (which the buffered
 //! message log reads to decide whether to stage a message).
 
 pub mod order;
@@ -11,17 +11,17 @@ pub mod order_shared;
 pub mod ordered;
 mod raw;
 mod reentrant;
+mod report;
 #[cfg(not(any(loom, shuttle)))]
-pub mod shared;
+pub mod robust;
 
-pub use order::{
-    held_classes, held_depth, held_locks, LockClass, Mode, Validator, Violation, ViolationKind,
-};
+pub use crate::track::{held_classes, held_depth, held_locks};
+pub use order::{LockClass, Mode, Validator, Violation, ViolationKind};
 pub use ordered::{lock_many, MultiGuard};
 pub use raw::RawMutex;
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 #[cfg(not(any(loom, shuttle)))]
-pub use shared::{SharedGuard, SharedLockError, SharedReentrantLock};
+pub use robust::{SharedGuard, SharedLockError, SharedReentrantLock};
 
 use crate::sync::time::{deadline_after, Duration};
 use crate::sync::UnsafeCell;
@@ -168,5 +168,23 @@ impl<T> Drop for MutexGuard<'_, T> {
         if self.lock.class.is_some() {
             order::pop_held(self.lock.addr());
         }
+    }
+}
+
+impl<T: Send> crate::traits::LockApi for Mutex<T> {
+    type Guard<'a>
+        = MutexGuard<'a, T>
+    where
+        T: 'a;
+    #[track_caller]
+    fn lock(&self) -> Self::Guard<'_> {
+        Mutex::lock(self)
+    }
+    #[track_caller]
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        Mutex::lock_timeout(self, timeout).ok()
+    }
+    fn is_reentrant(&self) -> bool {
+        false
     }
 }

@@ -11,8 +11,8 @@
 //! Two instances of the same class taken together add no edge (lockdep's "nested" case); the
 //! order among instances of one class is what [`super::ordered`] enforces.
 //!
-//! Modes: [`Mode::Off`] does no graph work at all (only the per-thread held stack, which the
-//! buffered message log needs, is kept); [`Mode::Report`] records reports (and prints each once
+//! Modes: [`Mode::Off`] does no graph work at all (only the per-thread held stack in
+//! [`crate::track`], which the buffered message log needs, is kept); [`Mode::Report`] records reports (and prints each once
 //! to stderr); [`Mode::Panic`] panics at the offending acquisition — before it can deadlock.
 //!
 //! ## Across processes
@@ -33,9 +33,11 @@
 // loom's `thread_local!` does not accept a `const { }` initializer.
 #![allow(clippy::missing_const_for_thread_local)]
 
+pub use super::report::{Acquisition, RemoteAcquisition, Violation, ViolationKind};
 use crate::sync::BookOrdering;
-use crate::sync::{book_lock, engine_thread_local, BookMutex};
+use crate::sync::{book_lock, BookMutex};
 use crate::sync::{BookArc, BookAtomicU64};
+use crate::track::held::{self, HeldLock};
 use core::fmt;
 use core::panic::Location;
 use std::collections::HashMap;
@@ -49,157 +51,6 @@ pub enum Mode {
     Report,
     /// Panic with the report at the offending acquisition.
     Panic,
-}
-
-/// One acquisition in a chain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Acquisition {
-    /// Lock class name.
-    pub class: &'static str,
-    /// Where it was acquired.
-    pub at: &'static Location<'static>,
-    /// [`crate::sync::current_thread_id`] of the acquirer.
-    pub thread: u64,
-}
-
-/// One acquisition in a chain recorded by another process (or another validator) in a shared
-/// lock-order graph.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RemoteAcquisition {
-    /// Lock class name, as registered in the shared table.
-    pub class: &'static str,
-    /// Process that recorded it (0 if unknown).
-    pub pid: u32,
-    /// Kernel tid of the acquiring thread (0 if unknown).
-    pub tid: u32,
-    /// [`crate::sync::current_thread_id`] of the acquirer in its process (0 if unknown).
-    pub thread: u64,
-    /// Where it was acquired (`file:line:col`, possibly cut at the front); `None` when the
-    /// recording process had not committed the details (or died before it did).
-    pub at: Option<String>,
-    /// The recording process died before committing the details.
-    pub writer_died: bool,
-}
-
-impl fmt::Display for RemoteAcquisition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "pid {}", self.pid)?;
-        if self.tid != 0 {
-            write!(f, " tid {} thread #{}", self.tid, self.thread)?;
-        }
-        write!(f, " acquired {:?} ", self.class)?;
-        match (&self.at, self.writer_died) {
-            (Some(at), _) => write!(f, "at {at}"),
-            (None, true) => f.write_str("(details lost: the process died while recording them)"),
-            (None, false) => f.write_str("(details still being recorded)"),
-        }
-    }
-}
-
-/// What kind of violation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ViolationKind {
-    /// A cycle in the acquisition order: a potential deadlock.
-    Inversion,
-    /// A non-reentrant lock re-acquired by its holder: a certain self-deadlock.
-    Recursive,
-}
-
-/// A lock-order violation, with both chains.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Violation {
-    /// Which kind.
-    pub kind: ViolationKind,
-    /// The cycle of classes, first class repeated at the end (`[A, B, A]`).
-    pub cycle: Vec<&'static str>,
-    /// This thread's chain: the held lock(s), then the acquisition that closed the cycle.
-    pub this_chain: Vec<Acquisition>,
-    /// The chain(s) seen earlier that establish the opposite order, edge by edge.
-    pub earlier_chain: Vec<Acquisition>,
-    /// The same, when the opposite order was found only in the shared graph
-    /// ([`Validator::shared`]): the acquisitions of the processes that recorded it, edge by
-    /// edge (then `earlier_chain` is empty).
-    pub remote_chain: Vec<RemoteAcquisition>,
-}
-
-impl Violation {
-    /// One-line summary of an inversion found through the shared graph: `A -> B here (pid …,
-    /// at … then …); earlier B -> A in pid … (at … then …)`.
-    fn remote_summary(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let here: Vec<_> = self.this_chain.iter().map(|a| a.class).collect();
-        let at: Vec<String> = self.this_chain.iter().map(|a| a.at.to_string()).collect();
-        let thread = self.this_chain.first().map_or(0, |a| a.thread);
-        write!(
-            f,
-            "  {} here (pid {}, thread #{thread}, at {})",
-            here.join(" -> "),
-            std::process::id(),
-            at.join(" then ")
-        )?;
-        for (i, edge) in self.remote_chain.chunks(2).enumerate() {
-            let sep = if i == 0 { "; earlier" } else { ", then" };
-            let names: Vec<_> = edge.iter().map(|a| a.class).collect();
-            let pid = edge.first().map_or(0, |a| a.pid);
-            let at: Vec<String> = edge
-                .iter()
-                .map(|a| a.at.clone().unwrap_or_else(|| "?".into()))
-                .collect();
-            write!(f, "{sep} {} in pid {pid}", names.join(" -> "))?;
-            match edge.first() {
-                Some(a) if a.at.is_some() => {
-                    write!(f, " (tid {}, at {})", a.tid, at.join(" then "))?
-                }
-                Some(a) if a.writer_died => {
-                    f.write_str(" (details lost: it died recording them)")?
-                }
-                _ => f.write_str(" (details still being recorded)")?,
-            }
-        }
-        writeln!(f)
-    }
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let title = match self.kind {
-            ViolationKind::Inversion => "lock-order inversion (potential deadlock)",
-            ViolationKind::Recursive => {
-                "recursive acquisition of a non-reentrant lock (self-deadlock)"
-            }
-        };
-        writeln!(f, "{title}: {}", self.cycle.join(" -> "))?;
-        if !self.remote_chain.is_empty() {
-            self.remote_summary(f)?;
-        }
-        writeln!(f, "  this chain:")?;
-        for a in &self.this_chain {
-            writeln!(
-                f,
-                "    thread #{} acquires {:?} at {}",
-                a.thread, a.class, a.at
-            )?;
-        }
-        if !self.earlier_chain.is_empty() {
-            writeln!(f, "  earlier chain establishing the opposite order:")?;
-            for a in &self.earlier_chain {
-                writeln!(
-                    f,
-                    "    thread #{} acquired {:?} at {}",
-                    a.thread, a.class, a.at
-                )?;
-            }
-        }
-        if !self.remote_chain.is_empty() {
-            writeln!(
-                f,
-                "  earlier chain establishing the opposite order, from the shared graph:"
-            )?;
-            for a in &self.remote_chain {
-                writeln!(f, "    {a}")?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// An order edge `held → acquired`, as first seen: the two acquisitions, in order.
@@ -456,35 +307,6 @@ impl LockClass {
     }
 }
 
-struct Held {
-    validator: u64,
-    class: usize,
-    name: &'static str,
-    lock: usize,
-    at: &'static Location<'static>,
-}
-
-engine_thread_local! {
-    static HELD: core::cell::RefCell<Vec<Held>> = core::cell::RefCell::new(Vec::new());
-}
-
-/// Classes of the tracked locks the calling thread holds, outermost first.
-pub fn held_classes() -> Vec<&'static str> {
-    held_locks().into_iter().map(|(name, _)| name).collect()
-}
-
-/// The tracked locks the calling thread holds, outermost first: (class, lock identity — the
-/// address of its `RawMutex`, as registered by a thread sleeping on it in the wait registry).
-pub fn held_locks() -> Vec<(&'static str, usize)> {
-    HELD.try_with(|h| h.borrow().iter().map(|e| (e.name, e.lock)).collect())
-        .unwrap_or_default()
-}
-
-/// How many tracked lock acquisitions the calling thread holds (re-entries count).
-pub fn held_depth() -> usize {
-    HELD.try_with(|h| h.borrow().len()).unwrap_or(0)
-}
-
 /// Checks an acquisition of `lock` (of `class`) at `at` *before* it may block.
 pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Location<'static>) {
     let v = &class.validator;
@@ -492,11 +314,10 @@ pub(crate) fn check_acquire(class: &LockClass, lock: usize, at: &'static Locatio
         return;
     }
     let me = crate::sync::current_thread_id();
-    let held: Vec<(usize, usize, &'static str, &'static Location<'static>)> = HELD
-        .try_with(|h| {
-            h.borrow()
-                .iter()
-                .filter(|e| e.validator == v.inner.id)
+    let held: Vec<(usize, usize, &'static str, &'static Location<'static>)> =
+        held::with_held(|h| {
+            h.iter()
+                .filter(|e| e.tracker == v.inner.id)
                 .map(|e| (e.class, e.lock, e.name, e.at))
                 .collect()
         })
@@ -624,32 +445,19 @@ fn shared_edge(
     })
 }
 
-/// Records that the calling thread now holds `lock`.
+/// Records that the calling thread now holds `lock` (of `class`) on its held stack.
 pub(crate) fn push_held(class: &LockClass, lock: usize, at: &'static Location<'static>) {
-    let _ = HELD.try_with(|h| {
-        h.borrow_mut().push(Held {
-            validator: class.validator.inner.id,
-            class: class.id,
-            name: class.name,
-            lock,
-            at,
-        })
+    held::push_held(HeldLock {
+        tracker: class.validator.inner.id,
+        class: class.id,
+        name: class.name,
+        lock,
+        at,
     });
 }
 
-/// Records that the calling thread released (one acquisition of) `lock`; when it was the
-/// outermost tracked lock, staged log messages are flushed.
+/// Records that the calling thread released (one acquisition of) `lock`; at the outermost
+/// release the [`crate::track`] hooks run (they flush staged log messages).
 pub(crate) fn pop_held(lock: usize) {
-    let now_empty = HELD
-        .try_with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(i) = h.iter().rposition(|e| e.lock == lock) {
-                h.remove(i);
-            }
-            h.is_empty()
-        })
-        .unwrap_or(false);
-    if now_empty {
-        crate::msg::flush_staged();
-    }
+    held::pop_held(lock);
 }

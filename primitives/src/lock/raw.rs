@@ -20,8 +20,9 @@
 
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
+use crate::sync::spin_until;
 use crate::sync::time::Instant;
-use crate::sync::{spin_until, waitreg};
+use crate::track::waitreg;
 
 const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;

@@ -192,3 +192,21 @@ impl<T> Drop for ReentrantLockGuard<'_, T> {
         }
     }
 }
+
+impl<T: Send + Sync> crate::traits::LockApi for ReentrantLock<T> {
+    type Guard<'a>
+        = ReentrantLockGuard<'a, T>
+    where
+        T: 'a;
+    #[track_caller]
+    fn lock(&self) -> Self::Guard<'_> {
+        ReentrantLock::lock(self)
+    }
+    #[track_caller]
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        ReentrantLock::lock_timeout(self, timeout).ok()
+    }
+    fn is_reentrant(&self) -> bool {
+        true
+    }
+}

@@ -20,9 +20,10 @@
 #[cfg(not(any(loom, shuttle)))]
 pub mod ring;
 
-use crate::lock::{held_depth, LockClass, Mode, Mutex, Validator};
+use crate::lock::{LockClass, Mode, Mutex, Validator};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{current_thread_id, engine_thread_local, BookArc};
+use crate::track::{held_depth, run_release_hooks, ReleaseHook};
 use core::cell::RefCell;
 use core::fmt;
 use core::panic::Location;
@@ -134,17 +135,25 @@ engine_thread_local! {
     static STAGE: RefCell<Stage> = RefCell::new(Stage(Vec::new()));
 }
 
-/// Delivers every message the calling thread has staged, on every log, in order. Called when
-/// a thread releases its outermost tracked lock; harmless at any other time without locks held.
-pub fn flush_staged() {
+/// Flushes the calling thread's in-process stages; installed in [`crate::track`] so that it runs
+/// at the thread's outermost release of a tracked lock.
+static FLUSH_STAGE: ReleaseHook = ReleaseHook::new(flush_stage);
+
+fn flush_stage() {
     let entries = STAGE
         .try_with(|s| std::mem::take(&mut s.borrow_mut().0))
         .unwrap_or_default();
     for e in entries {
         e.target.deliver_batch(e.batch, e.dropped);
     }
-    #[cfg(not(any(loom, shuttle)))]
-    ring::flush_thread_staged();
+}
+
+/// Delivers every message the calling thread has staged, on every log (in-process logs and
+/// shared message rings alike: every staging buffer that installed a release hook), in order.
+/// Runs by itself when a thread releases its outermost tracked lock; harmless at any other time
+/// without locks held.
+pub fn flush_staged() {
+    run_release_hooks();
 }
 
 /// A buffered message log over a sink `S`. Cheap to clone (shared).
@@ -178,6 +187,7 @@ impl<S: MessageSink + 'static> MessageLog<S> {
     }
 
     fn build(sink: S, class: &LockClass, capacity: usize) -> Self {
+        FLUSH_STAGE.install();
         MessageLog {
             shared: BookArc::new(Shared {
                 seq: AtomicU64::new(0),
@@ -269,5 +279,18 @@ impl<S: MessageSink> Drop for MessageLog<S> {
         if held_depth() == 0 {
             flush_staged();
         }
+    }
+}
+
+impl<S: MessageSink + 'static> crate::traits::LogApi for MessageLog<S> {
+    #[track_caller]
+    fn log(&self, text: String) {
+        MessageLog::log(self, text)
+    }
+    fn flush(&self) {
+        MessageLog::flush(self)
+    }
+    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
+        MessageLog::with_sink(self, |_| f())
     }
 }

@@ -6,7 +6,8 @@ use crate::lock::RawMutex;
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
 use crate::sync::time::{deadline_after, Duration, Instant};
-use crate::sync::{spin_until, waitreg, Arc, UnsafeCell};
+use crate::sync::{spin_until, Arc, UnsafeCell};
+use crate::track::waitreg;
 use core::marker::PhantomData;
 use std::collections::VecDeque;
 
@@ -419,5 +420,26 @@ impl<T, P: Policy> core::fmt::Debug for MVar<T, P> {
         f.debug_struct("MVar")
             .field("policy", &P::NAME)
             .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send, P: Policy> crate::traits::MVarApi<T> for MVar<T, P> {
+    fn put(&self, value: T) {
+        MVar::put(self, value)
+    }
+    fn take(&self) -> T {
+        MVar::take(self)
+    }
+    fn try_put(&self, value: T) -> Result<(), T> {
+        MVar::try_put(self, value).map_err(|e| e.into_inner())
+    }
+    fn try_take(&self) -> Option<T> {
+        MVar::try_take(self).ok()
+    }
+    fn put_timeout(&self, value: T, timeout: Duration) -> Result<(), T> {
+        MVar::put_timeout(self, value, timeout).map_err(|e| e.into_inner())
+    }
+    fn take_timeout(&self, timeout: Duration) -> Option<T> {
+        MVar::take_timeout(self, timeout).ok()
     }
 }

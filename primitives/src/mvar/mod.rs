@@ -1,7 +1,11 @@
 //! MVar: a box that is either empty or full. `put` waits for empty, `take` waits for full.
 //!
-//! One state machine ([`local::MVar`]) written against [`crate::sync`]; the same source runs for
-//! real, under loom and under shuttle. Deliberately broken variants of it (negative controls)
+//! Two protocols, each written once against [`crate::sync`]: [`local`] (in-process: FIFO
+//! hand-off, per-waiter words) and [`robust`] (crash-robust, state in a shared segment, with a
+//! `segment` and a `model` home). The state table below is the local one; the robust one is in
+//! [`robust::core`].
+//!
+//! The local state machine ([`local::MVar`]) runs for real, under loom and under shuttle. Deliberately broken variants of it (negative controls)
 //! are the same code with one [`Policy`] knob turned, so a control differs from the reference
 //! by exactly one defect.
 //!
@@ -53,21 +57,22 @@
 //!   returns, so the word is never freed under the waker.
 
 pub mod local;
-pub mod shared;
-#[cfg(any(loom, shuttle))]
-pub mod shared_model;
-#[cfg(not(any(loom, shuttle)))]
-mod shm_handle;
+pub mod robust;
 
 pub use local::MVar;
-pub use shared::Flavor;
+pub use robust::{Flavor, TRY_LOCK_WAIT};
 #[cfg(not(any(loom, shuttle)))]
-pub use shm_handle::SharedMVar;
+pub use robust::{SharedMVar, WordMVar};
+
+/// The robust core under its former name (`mvar::shared::TRY_LOCK_WAIT`, …); new code names
+/// [`robust::core`] or the re-exports above.
+#[doc(hidden)]
+pub use robust::core as shared;
 
 use core::fmt;
 
 /// Compile-time knobs of the MVar state machine: the reference turns none, each negative control
-/// turns exactly one (see [`crate::controls`]).
+/// turns exactly one (the negative controls, listed in the controls registry).
 pub trait Policy: Send + Sync + 'static {
     /// Name used in reports.
     const NAME: &'static str;

@@ -4,9 +4,9 @@
 
 use super::*;
 use crate::controls::{
-    exch_naive, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
+    exch_naive, registry, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
 };
-use crate::lock::{ReentrantLock, Validator};
+use crate::lock::{LockClass, ReentrantLock, Validator};
 use crate::msg::{Message, MessageLog, MessageSink};
 use crate::mvar::{MVar, Policy, Reference};
 
@@ -41,32 +41,32 @@ pub const SCENARIOS: &[Entry] = &[
     Entry {
         name: "mvar-handoff",
         about: "producer/consumer hand-off through an MVar, in order",
-        run: |p| run_handoff::<Reference>(p),
+        run: |p| run_handoff(p, &reference_mvar::<Reference>),
     },
     Entry {
         name: "mvar-timeouts",
         about: "timed and try operations racing blocking ones; nothing lost",
-        run: |p| run_timeouts::<Reference>(p),
+        run: |p| run_timeouts(p, &reference_mvar::<Reference>),
     },
     Entry {
         name: "mvar-ping-pong",
         about: "two MVars, request/reply",
-        run: |p| run_ping_pong::<Reference>(p),
+        run: |p| run_ping_pong(p, &reference_mvar::<Reference>),
     },
     Entry {
         name: "mvar-master-slaves",
         about: "seed 000: master puts, slaves take+put then take",
-        run: |p| run_master_slaves::<Reference>(p),
+        run: |p| run_master_slaves(p, &reference_mvar::<Reference>),
     },
     Entry {
         name: "nested-locking",
         about: "reentrant lock, nested, mutual exclusion, validator on",
-        run: run_nested_reference,
+        run: |p| run_nested(p, &reference_lock),
     },
     Entry {
         name: "logging-under-locks",
         about: "buffered log under and outside locks: once, in order",
-        run: run_logging_reference,
+        run: |p| run_logging(p, &reference_lock),
     },
     Entry {
         name: "log-inside-sink-lock",
@@ -76,7 +76,7 @@ pub const SCENARIOS: &[Entry] = &[
     Entry {
         name: "odb-sysmsg",
         about: "seed 001: ODB and SYSMSG locks in one global order",
-        run: |p| run_odb_sysmsg(p, false),
+        run: |p| run_odb_sysmsg(p, false, &reference_lock),
     },
     Entry {
         name: "exch",
@@ -85,71 +85,73 @@ pub const SCENARIOS: &[Entry] = &[
     },
 ];
 
-/// The negative controls.
+/// The negative controls (each one's story and defect come from the one registry,
+/// [`registry`]; a name missing there fails the build).
 pub const CONTROLS: &[Control] = &[
-    Control {
-        name: "mvar-wake-before-grant",
-        seed: "000",
-        defect: "lost wake-up: the waiter is woken before its grant is published",
-        blind_spots: &[("proptest", "sequential: no second thread to lose a wake-up")],
-        run: |p| run_master_slaves::<WakeBeforeGrant>(p),
-    },
-    Control {
-        name: "mvar-if-not-while",
-        seed: "000",
-        defect: "a waiter sleeps once (`if`, not `while`) and trusts any wake-up",
-        blind_spots: &[
+    registered(
+        "mvar-wake-before-grant",
+        &[("proptest", "sequential: no second thread to lose a wake-up")],
+        |p| run_master_slaves(p, &reference_mvar::<WakeBeforeGrant>),
+    ),
+    registered(
+        "mvar-if-not-while",
+        &[
             ("proptest", "sequential: never sleeps"),
             ("torture", "real futex waits on a private per-waiter word are almost never woken spuriously"),
         ],
-        run: |p| run_master_slaves::<WaitOnce>(p),
-    },
-    Control {
-        name: "mvar-one-waiter-class",
-        seed: "000",
-        defect: "an emptied box never serves queued putters: only takers are woken",
-        blind_spots: &[("proptest", "sequential: a blocked put would block the test itself; try_put is unaffected")],
-        run: |p| run_master_slaves::<TakersOnly>(p),
-    },
-    Control {
-        name: "midas-nested-lock",
-        seed: "001",
-        defect: "nested lock counts per process, not per thread: a second thread walks in",
-        blind_spots: &[],
-        run: run_nested_midas,
-    },
-    Control {
-        name: "abba-odb-sysmsg",
-        seed: "001",
-        defect: "the watchdog takes SYSMSG then ODB while cm_msg takes ODB then SYSMSG",
-        blind_spots: &[],
-        run: |p| run_odb_sysmsg(p, true),
-    },
-    Control {
-        name: "logger-self-deadlock",
-        seed: "001",
-        defect: "unbuffered logger re-takes its own sink lock when called under it",
-        blind_spots: &[],
-        run: |p| run_log_inside_sink(p, true),
-    },
-    Control {
-        name: "exch-same-bucket",
-        seed: "004",
-        defect: "exch locks bucket a then bucket b; both keys in one bucket lock it twice",
-        blind_spots: &[],
-        run: |p| run_exch(p, exch_naive, &EXCH_SAME),
-    },
-    Control {
-        name: "exch-unordered",
-        seed: "004",
-        defect: "exch locks its two buckets in argument order; exch(a,b) against exch(b,a) deadlocks",
-        blind_spots: &[
+        |p| run_master_slaves(p, &reference_mvar::<WaitOnce>),
+    ),
+    registered(
+        "mvar-one-waiter-class",
+        &[("proptest", "sequential: a blocked put would block the test itself; try_put is unaffected")],
+        |p| run_master_slaves(p, &reference_mvar::<TakersOnly>),
+    ),
+    registered(
+        "midas-nested-lock",
+        &[],
+        |p| run_nested(p, &|_| MidasNestedLock::default()),
+    ),
+    registered(
+        "abba-odb-sysmsg",
+        &[],
+        |p| run_odb_sysmsg(p, true, &reference_lock),
+    ),
+    registered(
+        "logger-self-deadlock",
+        &[],
+        |p| run_log_inside_sink(p, true),
+    ),
+    registered(
+        "exch-same-bucket",
+        &[],
+        |p| run_exch(p, exch_naive, &EXCH_SAME),
+    ),
+    registered(
+        "exch-unordered",
+        &[
             ("lockdep", "both buckets are one lock class; instance order within a class is not checked (as in Linux lockdep)"),
             ("proptest", "sequential: needs two concurrent exch calls"),
         ],
-        run: |p| run_exch(p, exch_naive, &EXCH_CROSSED),
-    },
+        |p| run_exch(p, exch_naive, &EXCH_CROSSED),
+    ),
 ];
+
+/// A catalogue control named `name` in the registry of controls, with this engine-by-engine list
+/// of blind spots and its runner.
+const fn registered(
+    name: &'static str,
+    blind_spots: &'static [(&'static str, &'static str)],
+    run: fn(&Params),
+) -> Control {
+    let r = registry::entry(name);
+    Control {
+        name: r.name,
+        seed: r.story,
+        defect: r.defect,
+        blind_spots,
+        run,
+    }
+}
 
 /// Looks a scenario up by name.
 pub fn scenario(name: &str) -> Option<&'static Entry> {
@@ -165,50 +167,69 @@ const EXCH_MIXED: [(usize, usize); 3] = [(0, 1), (1, 0), (2, 2)];
 const EXCH_SAME: [(usize, usize); 1] = [(1, 1)];
 const EXCH_CROSSED: [(usize, usize); 2] = [(0, 1), (1, 0)];
 
-fn run_handoff<P: Policy>(p: &Params) {
-    mvar_handoff(
-        Arc::new(MVar::<u64, P>::with_policy_empty()),
-        p.rounds as u64 + 1,
-    );
+/// Runs the MVar scenario `name` on MVars of `u64` values made by `make` (each call: a new,
+/// empty one). `false` if `name` is not an MVar scenario. This is how the catalogue runs on any
+/// home of an MVar — the robust one in shared memory too (`tests/robust_catalogue.rs`).
+pub fn run_on_mvar<M: MVarApi<u64> + 'static>(
+    name: &str,
+    p: &Params,
+    make: &dyn Fn() -> M,
+) -> bool {
+    match name {
+        "mvar-handoff" => run_handoff(p, make),
+        "mvar-timeouts" => run_timeouts(p, make),
+        "mvar-ping-pong" => run_ping_pong(p, make),
+        "mvar-master-slaves" => run_master_slaves(p, make),
+        _ => return false,
+    }
+    true
 }
 
-fn run_timeouts<P: Policy>(p: &Params) {
-    mvar_timeouts(
-        Arc::new(MVar::<u64, P>::with_policy_empty()),
-        (p.rounds as u64 + 1).min(3),
-    );
+/// Runs the lock scenario `name` on locks made by `make` (each call: a new, free lock, tracked
+/// as the given class). `false` if `name` is not a lock scenario.
+pub fn run_on_lock<L: LockApi + 'static>(
+    name: &str,
+    p: &Params,
+    make: &dyn Fn(&LockClass) -> L,
+) -> bool {
+    match name {
+        "nested-locking" => run_nested(p, make),
+        "logging-under-locks" => run_logging(p, make),
+        "odb-sysmsg" => run_odb_sysmsg(p, false, make),
+        _ => return false,
+    }
+    true
 }
 
-fn run_ping_pong<P: Policy>(p: &Params) {
-    mvar_ping_pong(
-        Arc::new(MVar::<u64, P>::with_policy_empty()),
-        Arc::new(MVar::<u64, P>::with_policy_empty()),
-        p.rounds as u64,
-    );
+fn reference_mvar<P: Policy>() -> MVar<u64, P> {
+    MVar::with_policy_empty()
 }
 
-fn run_master_slaves<P: Policy>(p: &Params) {
-    mvar_master_slaves(
-        Arc::new(MVar::<u64, P>::with_policy_empty()),
-        p.threads,
-        p.rounds,
-    );
+fn reference_lock(class: &LockClass) -> ReentrantLock<()> {
+    ReentrantLock::tracked((), class)
 }
 
-fn run_nested_reference(p: &Params) {
+fn run_handoff<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+    mvar_handoff(Arc::new(make()), p.rounds as u64 + 1);
+}
+
+fn run_timeouts<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+    mvar_timeouts(Arc::new(make()), (p.rounds as u64 + 1).min(3));
+}
+
+fn run_ping_pong<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+    mvar_ping_pong(Arc::new(make()), Arc::new(make()), p.rounds as u64);
+}
+
+fn run_master_slaves<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+    mvar_master_slaves(Arc::new(make()), p.threads, p.rounds);
+}
+
+fn run_nested<L: LockApi + 'static>(p: &Params, make: &dyn Fn(&LockClass) -> L) {
     let v = Validator::new(p.lockdep);
     let class = v.class("nested", true);
     nested_locking(
-        Arc::new(ReentrantLock::tracked((), &class)),
-        p.threads,
-        3.min(p.rounds.max(1)),
-        p.rounds.max(1),
-    );
-}
-
-fn run_nested_midas(p: &Params) {
-    nested_locking(
-        Arc::new(MidasNestedLock::default()),
+        Arc::new(make(&class)),
         p.threads,
         3.min(p.rounds.max(1)),
         p.rounds.max(1),
@@ -223,14 +244,14 @@ impl MessageSink for Texts {
     }
 }
 
-fn run_logging_reference(p: &Params) {
+fn run_logging<L: LockApi + 'static>(p: &Params, make: &dyn Fn(&LockClass) -> L) {
     let v = Validator::new(p.lockdep);
     let store = Arc::new(crate::lock::Mutex::new(Vec::new()));
     let log = Arc::new(MessageLog::with_class(
         Texts(store.clone()),
         &v.class("sysmsg", false),
     ));
-    let lock = Arc::new(ReentrantLock::tracked((), &v.class("odb", true)));
+    let lock = Arc::new(make(&v.class("odb", true)));
     let msgs = if cfg!(loom) { 2 } else { p.rounds.max(2) };
     logging_under_locks(log, lock, p.threads, msgs, move || {
         store.lock().with(|v| v.clone())
@@ -258,10 +279,14 @@ fn run_log_inside_sink(p: &Params, broken: bool) {
     }
 }
 
-fn run_odb_sysmsg(p: &Params, inverted: bool) {
+fn run_odb_sysmsg<L: LockApi + 'static>(
+    p: &Params,
+    inverted: bool,
+    make: &dyn Fn(&LockClass) -> L,
+) {
     let v = Validator::new(p.lockdep);
-    let odb = Arc::new(ReentrantLock::tracked((), &v.class("odb", true)));
-    let sysmsg = Arc::new(ReentrantLock::tracked((), &v.class("sysmsg", true)));
+    let odb = Arc::new(make(&v.class("odb", true)));
+    let sysmsg = Arc::new(make(&v.class("sysmsg", true)));
     odb_sysmsg(odb, sysmsg, inverted);
 }
 

@@ -1,7 +1,9 @@
 //! Finding and removing segments whose users are all dead.
 
+use super::header::pid_namespace;
+use super::header::{HEADER_LEN, SLOT_LEN};
 use super::participants::{Participants, Slot};
-use super::segment::{pid_namespace, read_header, HEADER_LEN};
+use super::segment::read_header;
 use super::{ShmError, ShmName};
 use nix::sys::mman::{mmap, munmap, shm_unlink, MapFlags, ProtFlags};
 use nix::sys::stat::fstat;
@@ -156,7 +158,7 @@ fn abandoned(fd: &OwnedFd, rest: &str, our_ns: u32) -> Option<String> {
         return None;
     }
     let n = info.layout.participants as usize;
-    let len = NonZeroUsize::new(HEADER_LEN + n * super::segment::SLOT_LEN)?;
+    let len = NonZeroUsize::new(HEADER_LEN + n * SLOT_LEN)?;
     // SAFETY: maps the header and participant table, whose size the validated header gives and
     // the file is at least as long as (checked by read_header); never executable.
     let base = unsafe {

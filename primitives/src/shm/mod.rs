@@ -36,11 +36,17 @@ pub(crate) use robust::{next_slice, slice_deadline, FIRST_SLICE};
 pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, OWNER_DIED, WAITERS};
 
 #[cfg(not(any(loom, shuttle)))]
+mod header;
+#[cfg(not(any(loom, shuttle)))]
 pub mod identity;
 #[cfg(not(any(loom, shuttle)))]
 mod segment;
 #[cfg(not(any(loom, shuttle)))]
-pub use segment::{Layout, Segment, HEADER_LEN, LAYOUT_VERSION, MAGIC, SLOT_LEN};
+pub use header::{
+    check_object_len, Layout, ObjectLen, HEADER_LEN, LAYOUT_VERSION, MAGIC, SLOT_LEN,
+};
+#[cfg(not(any(loom, shuttle)))]
+pub use segment::Segment;
 
 #[cfg(not(any(loom, shuttle)))]
 mod cleanup;
@@ -52,18 +58,19 @@ use core::fmt;
 /// Participant slots of a new segment unless the creator says otherwise.
 pub const DEFAULT_PARTICIPANTS: u32 = 256;
 
-/// What a segment holds (stored in its header).
+/// What a segment holds (stored in its header). A tag only: each object knows its own size
+/// formula and checks the header's parameters against the header's length when it opens the
+/// segment ([`Segment::open_object`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Kind {
-    /// A shared MVar ([`crate::mvar::SharedMVar`]).
+    /// A shared MVar (the robust MVar's segment home).
     MVar = 1,
-    /// A shared reentrant lock ([`crate::lock::SharedReentrantLock`]).
+    /// A shared reentrant lock (the robust reentrant lock).
     ReentrantLock = 2,
-    /// A shared message ring with per-participant staging ([`crate::msg::ring`]).
+    /// A shared message ring with per-participant staging.
     MessageRing = 3,
-    /// A lock-order graph shared by the validators of several processes
-    /// ([`crate::lock::order_shared`]).
+    /// A lock-order graph shared by the validators of several processes.
     LockOrder = 4,
 }
 
@@ -76,17 +83,6 @@ impl Kind {
             3 => Some(Kind::MessageRing),
             4 => Some(Kind::LockOrder),
             _ => None,
-        }
-    }
-
-    /// Length of the object area for these parameters; `None` if they are invalid.
-    #[cfg(not(any(loom, shuttle)))]
-    pub fn object_len(self, params: &[u64; 4]) -> Option<u64> {
-        match self {
-            Kind::MVar => crate::mvar::shared::object_len(params),
-            Kind::ReentrantLock => crate::lock::shared::object_len(params),
-            Kind::MessageRing => crate::msg::ring::object_len(params),
-            Kind::LockOrder => crate::lock::order_shared::object_len(params),
         }
     }
 }
@@ -127,8 +123,8 @@ impl ShmName {
     /// A name unique to this run: `/torture-<pid>-<time>-<n>-<label>`. The pid lets
     /// [`cleanup`] remove leftovers of a dead run even when their header is unreadable.
     pub fn unique(label: &str) -> ShmName {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        static N: crate::sync::BookAtomicU64 = crate::sync::BookAtomicU64::new(0);
+        let n = N.fetch_add(1, crate::sync::BookOrdering::Relaxed);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -288,7 +284,7 @@ pub fn disarm_death() {
 
 /// Model engines: an event trace for debugging a failing execution (cleared by the test).
 #[cfg(any(loom, shuttle))]
-pub static TRACE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+pub static TRACE: crate::sync::BookMutex<Vec<String>> = crate::sync::BookMutex::new(Vec::new());
 
 /// Model engines: records an event in [`TRACE`].
 #[cfg(any(loom, shuttle))]

@@ -25,13 +25,14 @@
 //! Every successful CAS/swap that takes the lock (including a takeover) is `Acquire` and pairs
 //! with the `Release` of the previous owner's unlock — or, after a death, with nothing: the
 //! recovering owner may see any prefix of the dead owner's writes, which is exactly why the
-//! protected data needs a crash-consistent commit protocol (see `mvar::shared`).
+//! protected data needs a crash-consistent commit protocol (as the robust MVar has).
 
 use super::participants::{Participants, Token, Who};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
+use crate::sync::spin_until;
 use crate::sync::time::{Duration, Instant};
-use crate::sync::{spin_until, waitreg};
+use crate::track::waitreg;
 
 /// Set in the lock word when a waiter may be sleeping on it.
 pub const WAITERS: u32 = 1 << 31;

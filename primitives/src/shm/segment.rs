@@ -1,6 +1,10 @@
 //! A named POSIX shared-memory segment: create (`O_CREAT|O_EXCL`, mode 0600), open, validate,
 //! unlink. See the module docs of [`crate::shm`] for the layout.
 
+use super::header::{
+    check_object_len, decode_header, encode_header, HeaderInfo, Layout, ObjectLen, HEADER_LEN,
+    MAX_SEGMENT_LEN, OFF_READY, READY, READY_WAIT,
+};
 use super::participants::{Participants, Slot, Token, Who, MAX_PARTICIPANTS};
 use super::{Kind, ShmError, ShmName};
 use crate::sync::atomic::{AtomicU32, Ordering};
@@ -12,221 +16,7 @@ use std::num::NonZeroUsize;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 
-/// "TORTSHM" + NUL: the first eight bytes of every segment this crate creates.
-pub const MAGIC: [u8; 8] = *b"TORTSHM\0";
-/// Bumped whenever any layout in a segment changes. Version 2 added the creator's PID
-/// namespace (in bytes that were zero padding in version 1, under the checksum).
-pub const LAYOUT_VERSION: u32 = 2;
-/// Bytes reserved for the header at offset 0.
-pub const HEADER_LEN: usize = 128;
-/// Size of one participant slot.
-pub const SLOT_LEN: usize = core::mem::size_of::<Slot>();
-/// Alignment of the participant table and of the object area.
-const AREA_ALIGN: usize = 64;
-/// Largest segment this crate creates or opens (a bigger size field is corruption).
-pub const MAX_SEGMENT_LEN: u64 = 1 << 32;
-
-/// Header field offsets (all little-endian, native on every target this runs on).
-const OFF_VERSION: usize = 8;
-const OFF_KIND: usize = 12;
-const OFF_HEADER_LEN: usize = 16;
-const OFF_PARTICIPANTS: usize = 20;
-const OFF_TOTAL_LEN: usize = 24;
-const OFF_PARAMS: usize = 32;
-const N_PARAMS: usize = 4;
-const OFF_CREATOR_PID: usize = 64;
-/// The inode number of the creator's `/proc/self/ns/pid` (the kernel's namespace inode numbers
-/// are 32 bit), 0 if unknown: the creator pid and the participants' pids mean something only
-/// in that PID namespace.
-const OFF_CREATOR_PIDNS: usize = 68;
-const OFF_CREATOR_START: usize = 72;
-const OFF_CHECKSUM: usize = 80;
-/// Not covered by the checksum: the one header word that changes after creation.
-const OFF_READY: usize = 88;
-const READY: u32 = 1;
-
-/// How long `open` waits for a live creator to finish initialising.
-const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The immutable description of a segment, read from (and checked against) its header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Layout {
-    /// What the segment holds.
-    pub kind: Kind,
-    /// Number of participant slots.
-    pub participants: u32,
-    /// Kind-specific sizes (e.g. the MVar's payload length).
-    pub params: [u64; N_PARAMS],
-    /// Length of the object area.
-    pub object_len: u64,
-}
-
-impl Layout {
-    /// Offset of the object area.
-    pub fn object_offset(&self) -> usize {
-        align_up(
-            HEADER_LEN + self.participants as usize * SLOT_LEN,
-            AREA_ALIGN,
-        )
-    }
-    /// Length of the whole segment.
-    pub fn total_len(&self) -> u64 {
-        self.object_offset() as u64 + self.object_len
-    }
-}
-
-const fn align_up(x: usize, a: usize) -> usize {
-    x.div_ceil(a) * a
-}
-
-/// FNV-1a, 64 bit: detects accidental corruption of the header (not an adversary).
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-fn put_u32(h: &mut [u8], off: usize, v: u32) {
-    h[off..off + 4].copy_from_slice(&v.to_le_bytes());
-}
-fn put_u64(h: &mut [u8], off: usize, v: u64) {
-    h[off..off + 8].copy_from_slice(&v.to_le_bytes());
-}
-fn get_u32(h: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(h[off..off + 4].try_into().expect("4 bytes"))
-}
-fn get_u64(h: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(h[off..off + 8].try_into().expect("8 bytes"))
-}
-
-/// The calling process's PID namespace: the inode number of `/proc/self/ns/pid`, or `None` if
-/// `/proc` cannot tell (not mounted, or the kernel's inode number does not fit 32 bits).
-pub(crate) fn pid_namespace() -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    let ino = std::fs::metadata("/proc/self/ns/pid").ok()?.ino();
-    u32::try_from(ino).ok().filter(|&i| i != 0)
-}
-
-/// Encodes a header for `layout`.
-fn encode_header(layout: &Layout) -> [u8; HEADER_LEN] {
-    let me = super::identity::Identity::current_process();
-    let mut h = [0u8; HEADER_LEN];
-    h[..8].copy_from_slice(&MAGIC);
-    put_u32(&mut h, OFF_VERSION, LAYOUT_VERSION);
-    put_u32(&mut h, OFF_KIND, layout.kind as u32);
-    put_u32(&mut h, OFF_HEADER_LEN, HEADER_LEN as u32);
-    put_u32(&mut h, OFF_PARTICIPANTS, layout.participants);
-    put_u64(&mut h, OFF_TOTAL_LEN, layout.total_len());
-    for (i, p) in layout.params.iter().enumerate() {
-        put_u64(&mut h, OFF_PARAMS + 8 * i, *p);
-    }
-    put_u32(&mut h, OFF_CREATOR_PID, me.pid);
-    put_u32(&mut h, OFF_CREATOR_PIDNS, pid_namespace().unwrap_or(0));
-    put_u64(&mut h, OFF_CREATOR_START, me.pid_start);
-    let sum = fnv1a(&h[..OFF_CHECKSUM]);
-    put_u64(&mut h, OFF_CHECKSUM, sum);
-    h
-}
-
-/// What a header says, once checked.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct HeaderInfo {
-    pub layout: Layout,
-    pub creator: super::identity::Identity,
-    /// The creator's PID namespace (see [`pid_namespace`]), 0 if unknown.
-    pub creator_pidns: u32,
-}
-
-/// Checks a header copied out of a segment of `file_len` bytes. `expect` = the kind the caller
-/// wants (`None`: any kind, e.g. for cleanup).
-pub(crate) fn decode_header(
-    h: &[u8; HEADER_LEN],
-    file_len: u64,
-    expect: Option<Kind>,
-    checked: bool,
-) -> Result<HeaderInfo, ShmError> {
-    if h[..8] != MAGIC {
-        if h.iter().all(|&b| b == 0) {
-            return Err(ShmError::Blank);
-        }
-        return Err(ShmError::NotOurs);
-    }
-    let version = get_u32(h, OFF_VERSION);
-    if version != LAYOUT_VERSION {
-        return Err(ShmError::Version {
-            found: version,
-            expected: LAYOUT_VERSION,
-        });
-    }
-    let stored = get_u64(h, OFF_CHECKSUM);
-    if checked && fnv1a(&h[..OFF_CHECKSUM]) != stored {
-        return Err(ShmError::Corrupted("header checksum does not match".into()));
-    }
-    let kind_raw = get_u32(h, OFF_KIND);
-    let kind = Kind::from_u32(kind_raw)
-        .ok_or_else(|| ShmError::Corrupted(format!("unknown object kind {kind_raw}")))?;
-    if let Some(want) = expect {
-        if want != kind {
-            return Err(ShmError::WrongKind {
-                found: kind,
-                expected: want,
-            });
-        }
-    }
-    if get_u32(h, OFF_HEADER_LEN) as usize != HEADER_LEN {
-        return Err(ShmError::Corrupted("header length field is wrong".into()));
-    }
-    let participants = get_u32(h, OFF_PARTICIPANTS);
-    if participants == 0 || participants > MAX_PARTICIPANTS {
-        return Err(ShmError::Corrupted(format!(
-            "participant count {participants} out of range"
-        )));
-    }
-    let mut params = [0u64; N_PARAMS];
-    for (i, p) in params.iter_mut().enumerate() {
-        *p = get_u64(h, OFF_PARAMS + 8 * i);
-    }
-    let total = get_u64(h, OFF_TOTAL_LEN);
-    if total > MAX_SEGMENT_LEN {
-        return Err(ShmError::Corrupted(format!(
-            "segment length {total} too large"
-        )));
-    }
-    let object_len = kind
-        .object_len(&params)
-        .ok_or_else(|| ShmError::Corrupted(format!("{kind} parameters {params:?} are invalid")))?;
-    let layout = Layout {
-        kind,
-        participants,
-        params,
-        object_len,
-    };
-    // (Unchecked — the negative control — trusts the sizes the header states.)
-    if checked && layout.total_len() != total {
-        return Err(ShmError::Corrupted(format!(
-            "header says {total} bytes, its layout needs {}",
-            layout.total_len()
-        )));
-    }
-    if checked && file_len < total {
-        return Err(ShmError::Truncated {
-            len: file_len,
-            needed: total,
-        });
-    }
-    Ok(HeaderInfo {
-        layout,
-        creator: super::identity::Identity {
-            pid: get_u32(h, OFF_CREATOR_PID),
-            tid: 0,
-            pid_start: get_u64(h, OFF_CREATOR_START),
-            tid_start: 0,
-        },
-        creator_pidns: get_u32(h, OFF_CREATOR_PIDNS),
-    })
-}
-
-static NEXT_NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static NEXT_NONCE: crate::sync::BookAtomicU64 = crate::sync::BookAtomicU64::new(1);
 
 thread_local! {
     /// (mapping nonce, token) of the participant slots this thread holds.
@@ -242,8 +32,8 @@ struct Mapping {
     layout: Layout,
     nonce: u64,
     /// Tokens claimed through this mapping (released on drop).
-    tokens: std::sync::Mutex<Vec<Token>>,
-    unlink_on_drop: std::sync::atomic::AtomicBool,
+    tokens: crate::sync::BookMutex<Vec<Token>>,
+    unlink_on_drop: crate::sync::BookAtomicBool,
     /// Keeps the descriptor for `fstat` identity checks.
     _fd: OwnedFd,
 }
@@ -257,7 +47,7 @@ unsafe impl Sync for Mapping {}
 /// A mapped segment (cheap to clone; all clones share one mapping).
 #[derive(Clone, Debug)]
 pub struct Segment {
-    inner: std::sync::Arc<Mapping>,
+    inner: crate::sync::BookArc<Mapping>,
 }
 
 /// Reserves the pages of a fresh segment of `len` bytes, so that a full `/dev/shm` is an error
@@ -376,9 +166,22 @@ impl Segment {
 
     /// Opens the existing segment `name`, which must hold a `kind` object; checks its header
     /// (magic, version, kind, checksum, sizes against the file's length) and claims a
-    /// process-level participant slot.
+    /// process-level participant slot. The object's own parameters are not checked: an object
+    /// opens its segment with [`Segment::open_object`].
     pub fn open(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
-        Self::open_as(name, kind, true)
+        Self::open_as(name, kind, None, true)
+    }
+
+    /// [`Segment::open`] for the object that knows its size formula: `object_len` maps the
+    /// header's parameters to the object area's length (`None`: invalid), which must equal the
+    /// area the header's total length leaves. Checked before anything beyond the header is
+    /// mapped or a participant slot is claimed.
+    pub fn open_object(
+        name: &ShmName,
+        kind: Kind,
+        object_len: ObjectLen,
+    ) -> Result<Segment, ShmError> {
+        Self::open_as(name, kind, Some(object_len), true)
     }
 
     /// **Negative control** "unvalidated header": opens like [`Segment::open`] but trusts the
@@ -386,11 +189,20 @@ impl Segment {
     /// segment reader that is not hostile-input-safe does. Used by the `shm_open` fuzz target
     /// (`FUZZ_CONTROL=unvalidated-header`), which must then find a crash.
     #[doc(hidden)]
-    pub fn open_unchecked(name: &ShmName, kind: Kind) -> Result<Segment, ShmError> {
-        Self::open_as(name, kind, false)
+    pub fn open_unchecked(
+        name: &ShmName,
+        kind: Kind,
+        object_len: ObjectLen,
+    ) -> Result<Segment, ShmError> {
+        Self::open_as(name, kind, Some(object_len), false)
     }
 
-    fn open_as(name: &ShmName, kind: Kind, checked: bool) -> Result<Segment, ShmError> {
+    fn open_as(
+        name: &ShmName,
+        kind: Kind,
+        object_len: Option<ObjectLen>,
+        checked: bool,
+    ) -> Result<Segment, ShmError> {
         let fd = shm_open(name.as_str(), OFlag::O_RDWR, Mode::empty()).map_err(|e| match e {
             nix::errno::Errno::ENOENT => ShmError::NotFound(name.clone()),
             e => ShmError::Os("shm_open", e),
@@ -409,12 +221,23 @@ impl Segment {
                 other => break other?,
             }
         };
+        let mut info = info;
+        match object_len {
+            Some(f) if checked => check_object_len(&info.layout, f)?,
+            // The control trusts the size the parameters give, whatever the header's length and
+            // the file's say.
+            Some(f) => {
+                info.layout.object_len = f(&info.layout.params)
+                    .ok_or_else(|| ShmError::Corrupted(format!("{kind} parameters are invalid")))?
+            }
+            None => {}
+        }
         let base = map(&fd, info.layout.total_len() as usize)?;
         let seg = Segment::from_parts(name.clone(), base, info.layout, fd);
         // Do not unlink a segment we failed to open properly.
         seg.inner
             .unlink_on_drop
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+            .store(false, crate::sync::BookOrdering::Relaxed);
         while seg.ready_word().load(Ordering::Acquire) != READY {
             if started.elapsed() > READY_WAIT || !info.creator.is_alive() {
                 return Err(ShmError::NotReady(name.clone()));
@@ -429,20 +252,20 @@ impl Segment {
         }
         seg.inner
             .unlink_on_drop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+            .store(true, crate::sync::BookOrdering::Relaxed);
         Ok(seg)
     }
 
     fn from_parts(name: ShmName, base: NonNull<u8>, layout: Layout, fd: OwnedFd) -> Segment {
         Segment {
-            inner: std::sync::Arc::new(Mapping {
+            inner: crate::sync::BookArc::new(Mapping {
                 name,
                 base,
                 len: layout.total_len() as usize,
                 layout,
-                nonce: NEXT_NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-                tokens: std::sync::Mutex::new(Vec::new()),
-                unlink_on_drop: std::sync::atomic::AtomicBool::new(true),
+                nonce: NEXT_NONCE.fetch_add(1, crate::sync::BookOrdering::Relaxed),
+                tokens: crate::sync::BookMutex::new(Vec::new()),
+                unlink_on_drop: crate::sync::BookAtomicBool::new(true),
                 _fd: fd,
             }),
         }
@@ -531,7 +354,7 @@ impl Segment {
     pub fn unlink(&self) -> Result<(), ShmError> {
         self.inner
             .unlink_on_drop
-            .store(false, std::sync::atomic::Ordering::Relaxed);
+            .store(false, crate::sync::BookOrdering::Relaxed);
         shm_unlink(self.inner.name.as_str()).map_err(|e| match e {
             nix::errno::Errno::ENOENT => ShmError::NotFound(self.inner.name.clone()),
             e => ShmError::Os("shm_unlink", e),
@@ -543,7 +366,7 @@ impl Segment {
     pub fn set_unlink_on_drop(&self, yes: bool) {
         self.inner
             .unlink_on_drop
-            .store(yes, std::sync::atomic::Ordering::Relaxed);
+            .store(yes, crate::sync::BookOrdering::Relaxed);
     }
 }
 
@@ -569,11 +392,7 @@ impl Drop for Mapping {
         }
         let nonce = self.nonce;
         let _ = MY_TOKENS.try_with(|m| m.borrow_mut().retain(|(n, _)| *n != nonce));
-        if self
-            .unlink_on_drop
-            .load(std::sync::atomic::Ordering::Relaxed)
-            && parts.live().is_empty()
-        {
+        if self.unlink_on_drop.load(crate::sync::BookOrdering::Relaxed) && parts.live().is_empty() {
             let _ = shm_unlink(self.name.as_str());
         }
         // SAFETY: `base`/`len` are exactly what mmap returned; no reference into the mapping

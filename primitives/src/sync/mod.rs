@@ -25,7 +25,6 @@ compile_error!("choose one engine: --cfg loom or --cfg shuttle, not both");
 
 pub mod futex;
 pub mod time;
-pub mod waitreg;
 
 mod cell;
 pub use cell::UnsafeCell;
@@ -125,8 +124,19 @@ pub fn current_thread_id() -> u64 {
     THREAD_ID.with(|id| *id)
 }
 
+/// A write-once cell for bookkeeping that is not model-checked (e.g. registered hooks).
+pub(crate) type BookOnceLock<T> = std::sync::OnceLock<T>;
+/// A one-time initialisation for bookkeeping that is not model-checked.
+pub(crate) type BookOnce = std::sync::Once;
+
 /// Reference counting for bookkeeping that is not model-checked.
 pub(crate) type BookArc<T> = std::sync::Arc<T>;
 /// A counter for bookkeeping that is not model-checked.
 pub(crate) type BookAtomicU64 = std::sync::atomic::AtomicU64;
+/// A flag for bookkeeping that is not model-checked (used by the segments, absent under the
+/// model engines).
+#[cfg(not(any(loom, shuttle)))]
+pub(crate) type BookAtomicBool = std::sync::atomic::AtomicBool;
+/// A counter for bookkeeping that is not model-checked.
+pub(crate) type BookAtomicUsize = std::sync::atomic::AtomicUsize;
 pub(crate) use std::sync::atomic::Ordering as BookOrdering;

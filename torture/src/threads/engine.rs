@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use primitives::scenarios::Params;
-use primitives::sync::waitreg::{self, WaitEntry};
+use primitives::track::waitreg::{self, WaitEntry};
 
 use super::panics::{self, Captured};
 use crate::prng::SplitMix64;

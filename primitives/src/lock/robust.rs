@@ -118,9 +118,10 @@ impl SharedReentrantLock {
 
     /// Opens the lock `name`.
     pub fn open(name: &ShmName) -> Result<Self, ShmError> {
-        Ok(Self::from_segment(Segment::open(
+        Ok(Self::from_segment(Segment::open_object(
             name,
             Kind::ReentrantLock,
+            object_len,
         )?))
     }
 
@@ -289,5 +290,30 @@ impl Drop for SharedGuard<'_> {
         if self.lock.class.is_some() {
             order::pop_held(self.lock.addr());
         }
+    }
+}
+
+/// The robust lock under the public trait, so the scenario catalogue runs on it. A failure to
+/// use the segment (no participant slot left) or a nesting overflow is a broken run: it panics
+/// with the error, as a scenario does on a broken invariant.
+impl crate::traits::LockApi for SharedReentrantLock {
+    type Guard<'a> = SharedGuard<'a>;
+
+    #[track_caller]
+    fn lock(&self) -> SharedGuard<'_> {
+        SharedReentrantLock::lock(self).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[track_caller]
+    fn lock_timeout(&self, timeout: Duration) -> Option<SharedGuard<'_>> {
+        match SharedReentrantLock::lock_timeout(self, timeout) {
+            Ok(g) => Some(g),
+            Err(SharedLockError::Timeout) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn is_reentrant(&self) -> bool {
+        true
     }
 }

@@ -1,5 +1,7 @@
-//! The MVar in shared memory: a box of a fixed number of bytes that any process may `put` into
-//! or `take` from, robust to any participant being SIGKILLed at any instruction.
+//! The robust MVar's protocol, written once: a box of a fixed number of bytes that any process
+//! may `put` into or `take` from, robust to any participant being SIGKILLed at any instruction.
+//! Its two homes hold the same `Core` over different memory: [`super::segment`] (a named
+//! shared-memory segment) and `model` (ordinary memory, for loom and shuttle).
 //!
 //! ## Layout of the object area (`#[repr(C)]`, offsets only)
 //! [`BoxState`] (64 bytes) then two payload slots of `align8(payload_len)` bytes each.
@@ -30,18 +32,7 @@
 //! since nothing of the box is touched between the commit and the return.
 //!
 //! ## Waiting
-//! A `put` on a full box (a `take`/`read` on an empty one) first spins briefly — an adaptive
-//! bound learnt in the shared `spin` word, so a ping-pong partner answering within microseconds
-//! is caught without a system call. Then it takes the lock, and if the box is still not ready it
-//! counts itself in `putters` (`takers`) and reads `empty_seq` (`full_seq`) **under the lock**,
-//! releases it and sleeps on that word with a *shared* futex, in slices of at most 50 ms; each
-//! pass round the loop takes the lock again, so a dead holder is found by the lock's own
-//! slice-and-check ([`crate::shm::RobustWord`]). A committer bumps the sequence word and reads
-//! the counter under the same lock, so it cannot miss a registered waiter, and issues its
-//! `futex_wake` *before* unlocking: a participant killed between its commit and its wake still
-//! holds the lock, and whoever recovers the lock wakes everyone. A commit wakes one waiter
-//! (a system call only if the counter is non-zero); a waiter that gives up at its deadline, or
-//! only reads, passes the wake on.
+//! How a blocked operation spins, sleeps and is woken is in `wait.rs` (its "Waiting" notes).
 //!
 //! ## Notes about memory ordering
 //! * The lock's `Acquire`/`Release` order everything in a critical section: slot copies, the
@@ -53,14 +44,10 @@
 //! * The futex re-checks the sequence word in the kernel, closing the window between a waiter's
 //!   unlock and its sleep.
 
-use super::{Outcome, SharedMVarError};
-use crate::shm::{
-    death_due, next_slice, slice_deadline, Acquired, LockCx, Participants, RobustWord, Token, Who,
-};
+use crate::mvar::{Outcome, SharedMVarError};
+use crate::shm::{death_due, next_slice, LockCx, Participants, RobustWord, Token};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
-#[cfg(not(any(loom, shuttle)))]
-use crate::sync::spin_hint;
 use crate::sync::time::Instant;
 use crate::sync::MODELLED;
 
@@ -81,8 +68,8 @@ const SLOT: u64 = 2;
 const GEN_ONE: u64 = 4;
 
 /// Waiter-counter bits in a participant's `waiting` mask.
-const TAKERS_BIT: u32 = 0;
-const PUTTERS_BIT: u32 = 1;
+pub(super) const TAKERS_BIT: u32 = 0;
+pub(super) const PUTTERS_BIT: u32 = 1;
 
 /// How long a `try_*` operation waits for the box's internal lock before giving up with
 /// [`SharedMVarError::Timeout`].
@@ -92,18 +79,18 @@ pub const TRY_LOCK_WAIT: crate::sync::time::Duration =
 /// Largest payload a shared MVar accepts (1 MiB).
 pub const MAX_PAYLOAD: usize = 1 << 20;
 /// Size of [`BoxState`] in the segment.
-const STATE_LEN: u64 = 64;
+pub(super) const STATE_LEN: u64 = 64;
 /// Bounds of the adaptive spin (iterations of the CPU's spin hint, ~10-40 ns each): a waiter
 /// never spins longer than `MAX_SPIN` before sleeping in the kernel.
 #[cfg(not(any(loom, shuttle)))]
-const MAX_SPIN: u32 = 4000;
+pub(super) const MAX_SPIN: u32 = 4000;
 #[cfg(not(any(loom, shuttle)))]
-const MIN_SPIN: u32 = 64;
+pub(super) const MIN_SPIN: u32 = 64;
 
-fn full(w: u64) -> bool {
+pub(super) fn full(w: u64) -> bool {
     w & FULL != 0
 }
-fn slot(w: u64) -> usize {
+pub(super) fn slot(w: u64) -> usize {
     usize::from(w & SLOT != 0)
 }
 
@@ -124,26 +111,26 @@ pub fn object_len(params: &[u64; 4]) -> Option<u64> {
 #[repr(C, align(64))]
 #[derive(Debug, Default)]
 pub struct BoxState {
-    lock: RobustWord,
-    full_seq: AtomicU32,
-    empty_seq: AtomicU32,
-    takers: AtomicU32,
-    putters: AtomicU32,
+    pub(super) lock: RobustWord,
+    pub(super) full_seq: AtomicU32,
+    pub(super) empty_seq: AtomicU32,
+    pub(super) takers: AtomicU32,
+    pub(super) putters: AtomicU32,
     /// Control "stale waiter count": wake-ups a waker still waits to see acknowledged.
-    acks: AtomicU32,
+    pub(super) acks: AtomicU32,
     /// Adaptive spin estimate (a hint: any value is safe).
-    spin: AtomicU32,
-    _pad: u32,
-    word: AtomicU64,
-    recoveries: AtomicU64,
+    pub(super) spin: AtomicU32,
+    pub(super) _pad: u32,
+    pub(super) word: AtomicU64,
+    pub(super) recoveries: AtomicU64,
     /// Statistics (hints): sleeps in the kernel, and sleeps that ended by their slice running
     /// out although the box had become ready meanwhile — a wake-up that never arrived.
-    sleeps: AtomicU64,
-    late_wakes: AtomicU64,
+    pub(super) sleeps: AtomicU64,
+    pub(super) late_wakes: AtomicU64,
 }
 
-/// How one handle runs the protocol. [`Flavor::REFERENCE`] is the reference; the controls in
-/// [`crate::controls`] each change one field.
+/// How one handle runs the protocol. [`Flavor::REFERENCE`] is the reference; the cross-process
+/// negative controls (in the controls registry) each change one field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Flavor {
     /// Futex flavour of every word (`Private` = seed 000's defect: wakes never cross processes).
@@ -191,7 +178,7 @@ pub(crate) struct Core<'a, S: Slots> {
 
 /// What an operation does once it holds the lock and the box is in the state it needs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(super) enum Op {
     Put,
     Take,
     Read,
@@ -199,7 +186,7 @@ enum Op {
 }
 
 impl Op {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Op::Put => "SharedMVar::put",
             Op::Take => "SharedMVar::take",
@@ -208,13 +195,13 @@ impl Op {
         }
     }
     /// Whether it needs a full box (else an empty one).
-    fn needs_full(self) -> bool {
+    pub(super) fn needs_full(self) -> bool {
         self != Op::Put
     }
 }
 
 impl<'a, S: Slots> Core<'a, S> {
-    fn cx(&self, op: Op) -> LockCx<'a> {
+    pub(super) fn cx(&self, op: Op) -> LockCx<'a> {
         LockCx {
             parts: self.parts,
             scope: self.flavor.scope,
@@ -238,7 +225,7 @@ impl<'a, S: Slots> Core<'a, S> {
         self.st.recoveries.load(Ordering::Relaxed)
     }
 
-    fn check_len(&self, n: usize) -> Result<(), SharedMVarError> {
+    pub(super) fn check_len(&self, n: usize) -> Result<(), SharedMVarError> {
         if n == self.slots.len() {
             Ok(())
         } else {
@@ -296,7 +283,7 @@ impl<'a, S: Slots> Core<'a, S> {
 
     /// The one loop behind every operation: wait (spin, then sleep in slices) until the box is
     /// in the state `op` needs, take the lock, re-check, do it, commit, wake, unlock.
-    fn run(
+    pub(super) fn run(
         &self,
         me: Token,
         op: Op,
@@ -371,7 +358,7 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     /// The critical section of `op` on committed word `w` (lock held, box in the right state).
-    fn apply(&self, op: Op, w: u64, src: &[u8], dst: &mut [u8]) -> Result<(), Died> {
+    pub(super) fn apply(&self, op: Op, w: u64, src: &[u8], dst: &mut [u8]) -> Result<(), Died> {
         let cur = slot(w);
         let other = 1 - cur;
         if op != Op::Put {
@@ -416,218 +403,6 @@ impl<'a, S: Slots> Core<'a, S> {
             }
         }
         die_if_due()
-    }
-
-    /// Under the model engines spinning only multiplies the schedules: look once.
-    #[cfg(any(loom, shuttle))]
-    fn spin(&self, ready: impl Fn() -> bool) -> bool {
-        ready()
-    }
-
-    /// Spins (bounded, adaptive) until `ready`; returns whether it became true.
-    #[cfg(not(any(loom, shuttle)))]
-    fn spin(&self, ready: impl Fn() -> bool) -> bool {
-        // `est` tracks how long answers take (glibc's adaptive mutex idea): spin up to about
-        // twice that. A fresh box (0) starts at the bound.
-        let est = self.st.spin.load(Ordering::Relaxed).min(MAX_SPIN);
-        let limit = if est == 0 {
-            MAX_SPIN
-        } else {
-            (2 * est + MIN_SPIN).min(MAX_SPIN)
-        };
-        let moved = |target: u32| ((7 * u64::from(est) + u64::from(target)) / 8) as u32;
-        for i in 0..limit {
-            if ready() {
-                self.st.spin.store(moved(i).max(1), Ordering::Relaxed);
-                return true;
-            }
-            spin_hint();
-        }
-        // No answer within the limit: a short limit grows towards it (the partner may just be
-        // slower than we guessed); the full bound failing halves the estimate, so a waiter that
-        // is rarely served soon spends on average well under the bound before sleeping.
-        let next = if limit >= MAX_SPIN {
-            est / 2
-        } else {
-            moved(limit)
-        };
-        self.st.spin.store(next.max(1), Ordering::Relaxed);
-        ready()
-    }
-
-    /// Called with the lock held and the box not ready for `op`: counts the caller in as a
-    /// waiter, releases the lock and sleeps one slice (or until woken).
-    fn sleep(
-        &self,
-        me: Token,
-        op: Op,
-        deadline: Option<Instant>,
-        slice: crate::sync::time::Duration,
-    ) -> WaitResult {
-        let (seq, counter, bit) = if op.needs_full() {
-            (&self.st.full_seq, &self.st.takers, TAKERS_BIT)
-        } else {
-            (&self.st.empty_seq, &self.st.putters, PUTTERS_BIT)
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.parts.mark_waiting(me, bit);
-        let seen = seq.load(Ordering::Relaxed);
-        self.st.lock.unlock(self.flavor.scope);
-        if deadline.is_some_and(crate::sync::time::is_due) {
-            self.uncount(me, counter, bit);
-            return WaitResult::TimedOut;
-        }
-        #[cfg(any(loom, shuttle))]
-        crate::shm::trace(|| format!("{} me={me:x} sleeps seq={seen}", op.name()));
-        let result = {
-            let _registered = crate::sync::waitreg::enter(op.name(), self.st);
-            futex::wait_in(
-                self.flavor.scope,
-                seq,
-                seen,
-                slice_deadline(slice, deadline),
-            )
-        };
-        #[cfg(any(loom, shuttle))]
-        crate::shm::trace(|| format!("{} me={me:x} woke {result:?}", op.name()));
-        self.uncount(me, counter, bit);
-        result
-    }
-
-    fn uncount(&self, me: Token, counter: &AtomicU32, bit: u32) {
-        if self.parts.unmark_waiting(me, bit) {
-            // Saturating: a corrupted counter never wraps to "someone is waiting" forever.
-            let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
-        }
-        if self.flavor.wait_for_acks {
-            // Control: acknowledge a waker that may be waiting for us.
-            if self
-                .st
-                .acks
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(1))
-                .is_ok()
-            {
-                futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
-            }
-        }
-    }
-
-    /// Control "stale waiter count" (glibc BZ 21422's shape): the waker, still holding the
-    /// lock, waits — untimed — until every waiter it counted has woken and acknowledged. Without
-    /// deaths every counted waiter does (the wake-all makes its sleep return at once); a waiter
-    /// killed while counted never does, and the box is wedged behind a live lock holder.
-    fn wait_for_acks(&self, counter: &AtomicU32) {
-        self.st
-            .acks
-            .store(counter.load(Ordering::SeqCst), Ordering::SeqCst);
-        for seq in [&self.st.full_seq, &self.st.empty_seq] {
-            seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake_in(self.flavor.scope, seq, u32::MAX);
-        }
-        loop {
-            let a = self.st.acks.load(Ordering::SeqCst);
-            if a == 0 {
-                break;
-            }
-            let _registered =
-                crate::sync::waitreg::enter("SharedMVar::wake (waits for acks)", &self.st.acks);
-            futex::wait_in(self.flavor.scope, &self.st.acks, a, None);
-        }
-    }
-
-    /// Takes the lock (recovering from a dead owner). Returns false on deadline.
-    fn lock(
-        &self,
-        me: Token,
-        op: Op,
-        deadline: Option<Instant>,
-        recovered: &mut Option<Who>,
-    ) -> bool {
-        match self.st.lock.lock(&self.cx(op), me, deadline) {
-            Ok(Acquired::Clean) => true,
-            Ok(Acquired::Recovered(who)) => {
-                *recovered = Some(who);
-                self.recover();
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    /// Recovery, lock held, after a dead owner: the box is consistent by construction (see the
-    /// module docs); wake everyone the dead owner may have owed a wake-up, free dead
-    /// participants' slots and waiter counts.
-    fn recover(&self) {
-        self.st.recoveries.fetch_add(1, Ordering::Relaxed);
-        self.reap();
-        for seq in [&self.st.full_seq, &self.st.empty_seq] {
-            seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake_in(self.flavor.scope, seq, u32::MAX);
-        }
-    }
-
-    /// Frees dead participants' slots and their waiter counts.
-    pub fn reap(&self) -> Vec<Who> {
-        self.parts.reap(|_, bit| {
-            let counter = match bit {
-                TAKERS_BIT => &self.st.takers,
-                PUTTERS_BIT => &self.st.putters,
-                _ => return,
-            };
-            let _ = counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |c| c.checked_sub(1));
-        })
-    }
-
-    /// `(sleeps, late wake-ups)`: see [`BoxState`].
-    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
-    pub fn sleep_stats(&self) -> (u64, u64) {
-        (
-            self.st.sleeps.load(Ordering::Relaxed),
-            self.st.late_wakes.load(Ordering::Relaxed),
-        )
-    }
-
-    /// The lock holder's participant token (0 if free).
-    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
-    pub fn lock_owner(&self) -> Token {
-        self.st.lock.owner()
-    }
-
-    /// Advisory waiter counts (takers + readers, putters).
-    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
-    pub fn waiting(&self) -> (u32, u32) {
-        (
-            self.st.takers.load(Ordering::Relaxed),
-            self.st.putters.load(Ordering::Relaxed),
-        )
-    }
-
-    /// A waiter leaving without using its wake-up hands it to the next one.
-    fn pass_on_wake(&self, op: Op) {
-        let (seq, counter) = if op.needs_full() {
-            (&self.st.full_seq, &self.st.takers)
-        } else {
-            (&self.st.empty_seq, &self.st.putters)
-        };
-        if full(self.st.word.load(Ordering::SeqCst)) == op.needs_full()
-            && counter.load(Ordering::SeqCst) > 0
-        {
-            seq.fetch_add(1, Ordering::SeqCst);
-            futex::wake_in(self.flavor.scope, seq, 1);
-        }
-    }
-
-    #[cfg(any(loom, shuttle))]
-    /// Model engines: `token` died; do what the passing of a slice does for real — every
-    /// sleeper wakes up and looks.
-    pub fn announce_death(&self, token: Token) {
-        self.parts.mark_dead(token);
-        for w in [&self.st.full_seq, &self.st.empty_seq] {
-            w.fetch_add(1, Ordering::SeqCst);
-            futex::wake_in(self.flavor.scope, w, u32::MAX);
-        }
-        futex::wake_in(self.flavor.scope, &self.st.acks, u32::MAX);
-        self.st.lock.owner_died(token, self.flavor.scope);
     }
 }
 

@@ -6,7 +6,11 @@
 //! short bookkeeping lock per sleep. Under a model engine the registry is empty: the engine
 //! itself reports deadlocks.
 
-use super::time::Instant;
+#[cfg(not(any(loom, shuttle)))]
+use super::held;
+use crate::sync::time::Instant;
+#[cfg(not(any(loom, shuttle)))]
+use crate::sync::{book_lock, current_thread_id, BookMutex};
 
 /// What one sleeping thread waits for.
 #[derive(Clone, Debug)]
@@ -36,14 +40,14 @@ pub struct WaitToken {
 }
 
 #[cfg(not(any(loom, shuttle)))]
-static REGISTRY: super::BookMutex<Vec<WaitEntry>> = super::BookMutex::new(Vec::new());
+static REGISTRY: BookMutex<Vec<WaitEntry>> = BookMutex::new(Vec::new());
 
 /// Registers the calling thread as waiting in `op` on `object` until the token is dropped.
 pub fn enter<T: ?Sized>(op: &'static str, object: &T) -> WaitToken {
     #[cfg(not(any(loom, shuttle)))]
     {
-        let thread = super::current_thread_id();
-        let held = crate::lock::order::held_locks();
+        let thread = current_thread_id();
+        let held = held::held_locks();
         let entry = WaitEntry {
             thread,
             thread_name: std::thread::current().name().map(str::to_owned),
@@ -53,7 +57,7 @@ pub fn enter<T: ?Sized>(op: &'static str, object: &T) -> WaitToken {
             holding: held.iter().map(|h| h.0).collect(),
             holding_objects: held.iter().map(|h| h.1).collect(),
         };
-        let mut reg = super::book_lock(&REGISTRY);
+        let mut reg = book_lock(&REGISTRY);
         reg.retain(|e| e.thread != thread);
         reg.push(entry);
         WaitToken { thread }
@@ -68,7 +72,7 @@ pub fn enter<T: ?Sized>(op: &'static str, object: &T) -> WaitToken {
 impl Drop for WaitToken {
     fn drop(&mut self) {
         #[cfg(not(any(loom, shuttle)))]
-        super::book_lock(&REGISTRY).retain(|e| e.thread != self.thread);
+        book_lock(&REGISTRY).retain(|e| e.thread != self.thread);
     }
 }
 
@@ -76,7 +80,7 @@ impl Drop for WaitToken {
 pub fn snapshot() -> Vec<WaitEntry> {
     #[cfg(not(any(loom, shuttle)))]
     {
-        let mut v = super::book_lock(&REGISTRY).clone();
+        let mut v = book_lock(&REGISTRY).clone();
         v.sort_by_key(|e| e.since);
         v
     }

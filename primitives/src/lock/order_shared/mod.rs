@@ -27,17 +27,9 @@
 //! Every text field is a row of `AtomicU64`s (so concurrent readers and writers never race in
 //! the language's sense); text is read back lossily (garbage becomes U+FFFD, never a panic).
 //!
-//! ## State word (class and edge entries alike)
-//! | bits   | meaning                                                              |
-//! |--------|----------------------------------------------------------------------|
-//! | 62–63  | tag: `0` FREE, `1` WRITING, `2` SET, `3` invalid (garbage)            |
-//! | 22–61  | start time of the writing process (clock ticks since boot), 0 = unknown |
-//! | 0–21   | pid of the writing process (Linux pids are below 2²²)                 |
-//!
-//! FREE is the all-zero word; any other word with tag 0 is garbage. Transitions:
-//! `FREE → WRITING(me)` by CAS (the claim), then the text is written, then `WRITING(me) →
-//! SET(me)` with one store (the commit). SET is final. The pid *and* start time make the writer's
-//! identity unique for the life of the machine, so a reused pid is never taken for a dead writer.
+//! ## Claiming entries
+//! Every entry starts with a state word naming its writer and whether it is FREE, WRITING or SET
+//! (its bits and transitions are described with the entries, in `entry.rs`).
 //!
 //! **Registering a class** scans the table in index order. A SET entry with the same name is the
 //! answer; a FREE entry is claimed; a WRITING entry of a live writer is *waited for* (at most
@@ -78,13 +70,15 @@
 //!   at least one of them reports the inversion.
 //! - An edge still WRITING is followed by the search, so a report never waits for a commit.
 
-use super::order::RemoteAcquisition;
-use crate::shm::identity::{process_exists, Identity};
+mod entry;
+
+use super::report::RemoteAcquisition;
 use crate::shm::{Kind, Layout, Segment, ShmError, ShmName};
-use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::atomic::Ordering;
+use crate::sync::BookMutex as Mutex;
 use core::fmt;
+use entry::*;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Class capacity of a graph created by [`crate::lock::Validator::shared`].
@@ -111,19 +105,6 @@ pub const CREATE_RACE_WAIT: Duration = Duration::from_secs(1);
 const CREATE_RACE_SLEEP: Duration = Duration::from_millis(1);
 /// Marks a location whose head was cut off.
 pub const ELLIPSIS: &str = "...";
-
-const WORD: usize = core::mem::size_of::<u64>();
-const NAME_WORDS: usize = NAME_BYTES / WORD;
-const LOCATION_WORDS: usize = LOCATION_BYTES / WORD;
-
-const TAG_SHIFT: u32 = 62;
-const TAG_FREE: u64 = 0;
-const TAG_WRITING: u64 = 1;
-const TAG_SET: u64 = 2;
-const PID_BITS: u32 = 22;
-const START_BITS: u32 = 40;
-const PID_MASK: u64 = (1 << PID_BITS) - 1;
-const START_MASK: u64 = (1 << START_BITS) - 1;
 
 /// CAS attempts on one edge entry before giving up recording it (only a hostile writer can make
 /// a claim fail more than once or twice).
@@ -203,80 +184,6 @@ impl fmt::Display for SharedError {
 
 impl std::error::Error for SharedError {}
 
-/// One class entry.
-#[repr(C, align(64))]
-struct ClassEntry {
-    state: AtomicU64,
-    name: [AtomicU64; NAME_WORDS],
-}
-
-/// One edge entry.
-#[repr(C, align(64))]
-struct EdgeEntry {
-    state: AtomicU64,
-    /// This crate's thread number ([`crate::sync::current_thread_id`]) in the writing process.
-    thread: AtomicU64,
-    /// Kernel tid of the acquiring thread.
-    tid: AtomicU64,
-    /// Where the held lock, then the new one, was acquired.
-    at: [[AtomicU64; LOCATION_WORDS]; 2],
-}
-
-const _: () = assert!(core::mem::size_of::<ClassEntry>() == CLASS_ENTRY_LEN);
-const _: () = assert!(core::mem::size_of::<EdgeEntry>() == EDGE_ENTRY_LEN);
-const _: () = assert!(NAME_BYTES % WORD == 0 && LOCATION_BYTES % WORD == 0);
-
-/// The process that wrote an entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Writer {
-    pid: u32,
-    /// Low 40 bits of the start time, 0 if unknown.
-    start: u64,
-}
-
-impl Writer {
-    fn is_alive(self) -> bool {
-        if self.start == 0 {
-            return process_exists(self.pid);
-        }
-        Identity {
-            pid: self.pid,
-            tid: 0,
-            pid_start: self.start,
-            tid_start: 0,
-        }
-        .is_alive()
-    }
-
-    fn word(self, tag: u64) -> u64 {
-        (tag << TAG_SHIFT)
-            | ((self.start & START_MASK) << PID_BITS)
-            | (u64::from(self.pid) & PID_MASK)
-    }
-}
-
-/// A decoded state word.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Free,
-    Writing(Writer),
-    Set(Writer),
-    Garbage,
-}
-
-fn decode(w: u64) -> State {
-    let writer = Writer {
-        pid: (w & PID_MASK) as u32,
-        start: (w >> PID_BITS) & START_MASK,
-    };
-    match w >> TAG_SHIFT {
-        TAG_FREE if w == 0 => State::Free,
-        TAG_WRITING if writer.pid != 0 => State::Writing(writer),
-        TAG_SET if writer.pid != 0 => State::Set(writer),
-        _ => State::Garbage,
-    }
-}
-
 /// What the local validator knows about an edge it records.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EdgeRecord<'a> {
@@ -323,7 +230,7 @@ impl SharedGraph {
                 Err(ShmError::Exists(_)) => {}
                 Err(e) => return Err(e),
             }
-            match Segment::open(name, Kind::LockOrder) {
+            match Segment::open_object(name, Kind::LockOrder, self::object_len) {
                 Ok(seg) => return Self::from_segment(seg),
                 // Unlinked by its last user between our create and our open: create again.
                 Err(ShmError::NotFound(_)) => {}
@@ -351,7 +258,7 @@ impl SharedGraph {
                 expected: Kind::LockOrder,
             });
         }
-        // Validated when the header was read (object_len accepted it).
+        // Checked here too: the segment may have been opened without its size formula.
         let classes = layout.params[0] as usize;
         if object_len(&layout.params) != Some(layout.object_len) {
             return Err(ShmError::Corrupted("lock-order graph parameters".into()));
@@ -658,61 +565,6 @@ impl SharedGraph {
                 .unwrap_or_else(|| format!("<shared class #{index}>")),
         )
     }
-}
-
-/// This process as an entry writer.
-fn current_writer() -> Result<Writer, ShmError> {
-    let id = Identity::current_process();
-    if u64::from(id.pid) > PID_MASK {
-        return Err(ShmError::Invalid(format!(
-            "pid {} does not fit the shared lock-order graph's {PID_BITS}-bit field",
-            id.pid
-        )));
-    }
-    Ok(Writer {
-        pid: id.pid,
-        // A start time beyond 40 bits (over 300 years of uptime) is stored as "unknown".
-        start: if id.pid_start > START_MASK {
-            0
-        } else {
-            id.pid_start
-        },
-    })
-}
-
-/// `text` in words, NUL-padded (the caller made sure it fits).
-fn pack<const W: usize>(text: &[u8]) -> [u64; W] {
-    let mut out = [0u64; W];
-    for (w, chunk) in out.iter_mut().zip(text.chunks(WORD)) {
-        let mut b = [0u8; WORD];
-        b[..chunk.len()].copy_from_slice(chunk);
-        *w = u64::from_le_bytes(b);
-    }
-    out
-}
-
-/// The text stored in `words`, up to the first NUL, lossily decoded.
-fn unpack(words: &[AtomicU64]) -> String {
-    let bytes: Vec<u8> = words
-        .iter()
-        .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
-        .take_while(|&b| b != 0)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// `text` cut to [`LOCATION_BYTES`], keeping its tail (the file name and line) and marking the
-/// cut; NULs (which would end the text early) become `?`.
-fn keep_tail(text: &str) -> String {
-    let text = text.replace('\0', "?");
-    if text.len() <= LOCATION_BYTES {
-        return text;
-    }
-    let mut start = text.len() - (LOCATION_BYTES - ELLIPSIS.len());
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("{ELLIPSIS}{}", &text[start..])
 }
 
 static INTERNED: Mutex<Option<HashMap<String, &'static str>>> = Mutex::new(None);

@@ -1,13 +1,13 @@
 //! The shared MVar's protocol in ordinary memory, for loom and shuttle: the same
-//! [`Core`](super::shared) code as the segment home, with participants that can *die* — stop
+//! [`Core`](super::core::Core) code as the segment home, with participants that can *die* — stop
 //! forever at any [`crash_point`](crate::shm::crash_point) of an operation.
 //!
 //! Payloads are 8 bytes, copied in two halves with a crash point between them, so a death in
 //! the middle of a copy is explored too; the halves live in the engine's `UnsafeCell`s, so a
 //! slot read while another participant writes it is reported as a data race.
 
-use super::shared::{die_if_due, BoxState, Core, Died, Flavor, Slots};
-use super::{Outcome, SharedMVarError};
+use super::core::{die_if_due, BoxState, Core, Died, Flavor, Slots};
+use crate::mvar::{Outcome, SharedMVarError};
 use crate::shm::{Participants, Slot, TableFull, Token};
 use crate::sync::time::Instant;
 use crate::sync::UnsafeCell;

@@ -1,8 +1,8 @@
 //! [`SharedMVar`]: the shared-memory MVar's handle — a [`Segment`] holding one
-//! [`shared::BoxState`](super::shared) and its two payload slots.
+//! [`BoxState`](super::core::BoxState) and its two payload slots.
 
-use super::shared::{BoxState, Core, Flavor, Slots};
-use super::{Outcome, SharedMVarError};
+use super::core::{BoxState, Core, Flavor, Slots};
+use crate::mvar::{Outcome, SharedMVarError};
 use crate::shm::{Kind, Layout, Segment, ShmError, ShmName, Who, DEFAULT_PARTICIPANTS};
 use crate::sync::time::{deadline_after, Duration};
 use core::ptr::NonNull;
@@ -19,7 +19,7 @@ impl Slots for SegSlots {
     fn len(&self) -> usize {
         self.len
     }
-    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), super::shared::Died> {
+    unsafe fn write(&self, i: usize, src: &[u8]) -> Result<(), super::core::Died> {
         debug_assert!(i < 2 && src.len() == self.len);
         // SAFETY: slot `i` lies inside the validated object area; the caller holds the lock, so
         // no one else accesses it; `src` is a distinct, private buffer.
@@ -47,7 +47,7 @@ impl Slots for SegSlots {
 
 /// An MVar of `payload_len`-byte values in a named shared-memory segment, usable from any
 /// process that opens it, robust to any participant being killed at any instruction. See
-/// [`super::shared`] for the protocol, its state table and the recovery rules.
+/// [`super::core`] for the protocol, its state table and the recovery rules.
 ///
 /// Every operation returns an [`Outcome`] whose `recovered` names a dead participant this call
 /// took the box over from. `Clone` shares the mapping.
@@ -82,10 +82,10 @@ impl SharedMVar {
         flavor: Flavor,
     ) -> Result<SharedMVar, ShmError> {
         let params = [payload_len as u64, 0, 0, 0];
-        let object_len = super::shared::object_len(&params).ok_or_else(|| {
+        let object_len = super::core::object_len(&params).ok_or_else(|| {
             ShmError::Invalid(format!(
                 "payload length must be 1..={} bytes, not {payload_len}",
-                super::shared::MAX_PAYLOAD
+                super::core::MAX_PAYLOAD
             ))
         })?;
         let layout = Layout {
@@ -109,7 +109,7 @@ impl SharedMVar {
     #[doc(hidden)]
     pub fn open_unchecked(name: &ShmName) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {
-            seg: Segment::open_unchecked(name, Kind::MVar)?,
+            seg: Segment::open_unchecked(name, Kind::MVar, super::core::object_len)?,
             flavor: Flavor::REFERENCE,
         })
     }
@@ -117,7 +117,7 @@ impl SharedMVar {
     /// [`SharedMVar::open`] with a protocol flavour.
     pub fn open_with(name: &ShmName, flavor: Flavor) -> Result<SharedMVar, ShmError> {
         Ok(SharedMVar {
-            seg: Segment::open(name, Kind::MVar)?,
+            seg: Segment::open_object(name, Kind::MVar, super::core::object_len)?,
             flavor,
         })
     }
@@ -258,5 +258,85 @@ impl SharedMVar {
     /// Frees the participant slots (and waiter counts) of dead participants now.
     pub fn reap(&self) -> Vec<Who> {
         self.core().reap()
+    }
+}
+
+/// Bytes of a [`WordMVar`]'s payload.
+pub const WORD_PAYLOAD: usize = core::mem::size_of::<u64>();
+
+/// A [`SharedMVar`] of `u64` values (an 8-byte payload in native byte order): the robust MVar
+/// under the public [`MVarApi`](crate::traits::MVarApi), so the scenario catalogue runs on it.
+/// `Clone` shares the mapping.
+#[derive(Clone, Debug)]
+pub struct WordMVar {
+    inner: SharedMVar,
+}
+
+impl WordMVar {
+    /// Creates an empty MVar of `u64` values in a new segment `name`.
+    pub fn create(name: &ShmName) -> Result<WordMVar, ShmError> {
+        SharedMVar::create(name, WORD_PAYLOAD).map(|inner| WordMVar { inner })
+    }
+
+    /// Wraps a shared MVar whose payload is 8 bytes.
+    pub fn from_shared(inner: SharedMVar) -> Result<WordMVar, ShmError> {
+        match inner.payload_len() {
+            WORD_PAYLOAD => Ok(WordMVar { inner }),
+            n => Err(ShmError::Invalid(format!(
+                "a WordMVar needs {WORD_PAYLOAD}-byte values, this MVar holds {n}-byte ones"
+            ))),
+        }
+    }
+
+    /// The shared MVar underneath (recoveries, generation, the segment).
+    pub fn shared(&self) -> &SharedMVar {
+        &self.inner
+    }
+}
+
+/// What an operation's error means under the trait: `Err(())` for "not now" (full, empty, timed
+/// out — the trait gives the value back); anything else is a broken run and panics with it, as a
+/// scenario does on a broken invariant.
+fn not_now(r: Result<Outcome<()>, SharedMVarError>) -> Result<(), ()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(SharedMVarError::Full | SharedMVarError::Empty | SharedMVarError::Timeout) => Err(()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+impl crate::traits::MVarApi<u64> for WordMVar {
+    fn put(&self, value: u64) {
+        if let Err(e) = self.inner.put(&value.to_ne_bytes()) {
+            panic!("{e}");
+        }
+    }
+
+    fn take(&self) -> u64 {
+        let mut b = [0; WORD_PAYLOAD];
+        if let Err(e) = self.inner.take_into(&mut b) {
+            panic!("{e}");
+        }
+        u64::from_ne_bytes(b)
+    }
+
+    fn try_put(&self, value: u64) -> Result<(), u64> {
+        not_now(self.inner.try_put(&value.to_ne_bytes())).map_err(|()| value)
+    }
+
+    fn try_take(&self) -> Option<u64> {
+        let mut b = [0; WORD_PAYLOAD];
+        not_now(self.inner.try_take(&mut b)).ok()?;
+        Some(u64::from_ne_bytes(b))
+    }
+
+    fn put_timeout(&self, value: u64, timeout: Duration) -> Result<(), u64> {
+        not_now(self.inner.put_timeout(&value.to_ne_bytes(), timeout)).map_err(|()| value)
+    }
+
+    fn take_timeout(&self, timeout: Duration) -> Option<u64> {
+        let mut b = [0; WORD_PAYLOAD];
+        not_now(self.inner.take_timeout(&mut b, timeout)).ok()?;
+        Some(u64::from_ne_bytes(b))
     }
 }
