@@ -90,13 +90,26 @@ fn inverted_order_on_robust_locks_is_caught() {
     use primitives::lock::{Mode, Validator};
     use primitives::scenarios::odb_sysmsg;
     use std::sync::Arc;
-    let run = std::thread::spawn(|| {
+    // Its own names, not in `MADE`: the catalogue test, running beside it, checks that *its*
+    // segments are gone while these may still be in use.
+    let names = [ShmName::unique("inv-lock"), ShmName::unique("inv-lock")];
+    let (a, b) = (names[0].clone(), names[1].clone());
+    let run = std::thread::spawn(move || {
         let v = Validator::new(Mode::Panic);
-        let odb = Arc::new(robust_lock(&v.class("odb", true)));
-        let sysmsg = Arc::new(robust_lock(&v.class("sysmsg", true)));
+        let lock = |n: &ShmName, c| {
+            SharedReentrantLock::create(n)
+                .expect("create a robust lock segment")
+                .tracked(&v.class(c, true))
+        };
+        let odb = Arc::new(lock(&a, "odb"));
+        let sysmsg = Arc::new(lock(&b, "sysmsg"));
         odb_sysmsg(odb, sysmsg, true);
     })
     .join();
+    // A panicking scenario may leave its segments linked: remove them.
+    for n in &names {
+        let _ = nix::sys::mman::shm_unlink(n.as_str());
+    }
     let err = run.expect_err("an ODB/SYSMSG inversion on robust locks went unreported");
     let msg = err
         .downcast_ref::<String>()
