@@ -9,7 +9,7 @@ duration="${1:-20s}"
 threads="${2:-4}"
 cargo build -q -p torture --release
 bin=target/release/torture
-controls=$("$bin" list | awk '/^Thread controls/ {c=1; next} /^$/ {c=0} c && /^  [a-z]/ {print $1}')
+controls=$("$bin" list | awk '/^  on threads:/ {c=1; next} /^  [a-z]/ {c=0} c && /^    [a-z]/ {print $1}')
 for c in $controls; do
   for lockdep in panic off; do
     case "$c:$lockdep" in

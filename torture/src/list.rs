@@ -1,6 +1,7 @@
 //! `torture list`: every command, scenario and negative control, with its story and blind spots.
 
-use primitives::scenarios::catalogue::{CONTROLS, SCENARIOS};
+use primitives::controls::{Home, CONTROLS};
+use primitives::scenarios::catalogue::SCENARIOS;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -26,8 +27,22 @@ fn items() -> Vec<Item> {
     for c in CONTROLS {
         v.push(Item {
             name: c.name,
-            kind: "thread control",
-            about: format!("seed {}: {}", c.seed, c.defect),
+            kind: match c.home {
+                Home::Thread => "thread control",
+                Home::Process => "process control",
+                Home::Fuzz => "fuzz control",
+            },
+            about: format!(
+                "seed {}: {}; caught by {}{}",
+                c.story,
+                c.defect,
+                c.caught_by.join(", "),
+                if c.blind_spots.is_empty() {
+                    String::new()
+                } else {
+                    format!("; blind spots: {}", c.blind_spots)
+                }
+            ),
         });
     }
     for s in CATALOGUE {
@@ -40,13 +55,6 @@ fn items() -> Vec<Item> {
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
         });
-        for (name, defect) in s.controls() {
-            v.push(Item {
-                name,
-                kind: "process control",
-                about: format!("torture {} --control {name}: {defect}", s.name()),
-            });
-        }
     }
     v
 }
@@ -75,16 +83,6 @@ pub fn text() -> String {
     }
     let _ = writeln!(
         s,
-        "\nThread controls (torture threads --control NAME; one seeded defect each, expected to be caught):"
-    );
-    for c in CONTROLS {
-        let _ = writeln!(s, "  {:w$}  seed {}: {}", c.name, c.seed, c.defect);
-        for (engine, why) in c.blind_spots {
-            let _ = writeln!(s, "  {:w$}    blind spot ({engine}): {why}", "");
-        }
-    }
-    let _ = writeln!(
-        s,
         "\nProcess scenarios (torture NAME; see torture NAME --help):"
     );
     for p in CATALOGUE {
@@ -94,11 +92,38 @@ pub fn text() -> String {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let _ = writeln!(s, "  {:w$}  {about}", p.name());
-        for (name, defect) in p.controls() {
-            let _ = writeln!(s, "  {:w$}    control {name}: {defect}", "");
+    }
+    let _ = writeln!(
+        s,
+        "\nNegative controls (one seeded defect each; every engine listed must catch it):"
+    );
+    for (home, how) in [
+        (Home::Thread, "on threads: torture threads --control NAME, loom, shuttle, proptest"),
+        (Home::Process, "across processes"),
+        (Home::Fuzz, "in a fuzz target: FUZZ_CONTROL=NAME cargo fuzz run TARGET"),
+    ] {
+        let _ = writeln!(s, "  {how}:");
+        for c in CONTROLS.iter().filter(|c| c.home == home) {
+            let runs = match process_command(c.name) {
+                Some(cmd) => format!(" [torture {cmd} --control {}]", c.name),
+                None => String::new(),
+            };
+            let _ = writeln!(s, "    {:w$}  seed {}: {}{runs}", c.name, c.story, c.defect);
+            let _ = writeln!(s, "    {:w$}    caught by: {}", "", c.caught_by.join(", "));
+            if !c.blind_spots.is_empty() {
+                let _ = writeln!(s, "    {:w$}    blind spots: {}", "", c.blind_spots);
+            }
         }
     }
     s
+}
+
+/// The process scenario that runs control `name` with `--control`, if one does.
+fn process_command(name: &str) -> Option<&'static str> {
+    CATALOGUE
+        .iter()
+        .find(|p| p.controls().iter().any(|(n, _)| *n == name))
+        .map(|p| p.name())
 }
 
 /// Runs `torture list`.

@@ -204,14 +204,13 @@ fn list_names_every_scenario_and_control() {
     }
     for c in primitives::scenarios::catalogue::CONTROLS {
         assert!(run.stdout.contains(c.name), "{}\n{}", c.name, run.all());
-        for (engine, _) in c.blind_spots {
-            assert!(
-                run.stdout.contains(&format!("blind spot ({engine})")),
-                "{}\n{}",
-                c.name,
-                run.all()
-            );
-        }
+    }
+    // Every control of the one registry: thread, process and fuzz controls alike, with the
+    // engines that must catch it and its blind spots.
+    for c in primitives::controls::CONTROLS {
+        assert!(run.stdout.contains(c.name), "{}\n{}", c.name, run.all());
+        assert!(run.stdout.contains(c.defect), "{}\n{}", c.name, run.all());
+        assert!(run.stdout.contains(c.blind_spots), "{}\n{}", c.name, run.all());
     }
 }
 

@@ -11,7 +11,7 @@ pub mod registry;
 mod unbuffered;
 
 pub use midas::{MidasNestedGuard, MidasNestedLock};
-pub use registry::{find, flavor, Home, CONTROLS};
+pub use registry::{find, flavor, Control, Home, CONTROLS};
 pub use unbuffered::UnbufferedLog;
 
 use crate::lock::Mutex;

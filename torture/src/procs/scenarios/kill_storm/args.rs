@@ -26,7 +26,7 @@ fn parse_control(s: &str) -> Result<String, String> {
     controls::find(s)
         .map(|c| c.name.to_string())
         .ok_or_else(|| {
-            let known: Vec<_> = controls::MVAR_CONTROLS.iter().map(|c| c.name).collect();
+            let known: Vec<_> = controls::mvar_controls().map(|c| c.name).collect();
             format!("unknown control {s:?}; known: {}", known.join(", "))
         })
 }
@@ -127,8 +127,7 @@ impl ProcScenario for KillStorm {
     }
 
     fn controls(&self) -> Vec<(&'static str, &'static str)> {
-        controls::MVAR_CONTROLS
-            .iter()
+        controls::mvar_controls()
             .map(|c| (c.name, c.defect))
             .collect()
     }
