@@ -98,9 +98,15 @@ pub fn text() -> String {
         "\nNegative controls (one seeded defect each; every engine listed must catch it):"
     );
     for (home, how) in [
-        (Home::Thread, "on threads: torture threads --control NAME, loom, shuttle, proptest"),
+        (
+            Home::Thread,
+            "on threads: torture threads --control NAME, loom, shuttle, proptest",
+        ),
         (Home::Process, "across processes"),
-        (Home::Fuzz, "in a fuzz target: FUZZ_CONTROL=NAME cargo fuzz run TARGET"),
+        (
+            Home::Fuzz,
+            "in a fuzz target: FUZZ_CONTROL=NAME cargo fuzz run TARGET",
+        ),
     ] {
         let _ = writeln!(s, "  {how}:");
         for c in CONTROLS.iter().filter(|c| c.home == home) {

@@ -210,7 +210,12 @@ fn list_names_every_scenario_and_control() {
     for c in primitives::controls::CONTROLS {
         assert!(run.stdout.contains(c.name), "{}\n{}", c.name, run.all());
         assert!(run.stdout.contains(c.defect), "{}\n{}", c.name, run.all());
-        assert!(run.stdout.contains(c.blind_spots), "{}\n{}", c.name, run.all());
+        assert!(
+            run.stdout.contains(c.blind_spots),
+            "{}\n{}",
+            c.name,
+            run.all()
+        );
     }
 }
 

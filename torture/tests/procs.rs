@@ -444,3 +444,31 @@ fn help_and_list_show_every_command_scenario_and_control() {
         assert!(list.stdout.contains(name), "{name}\n{}", list.stdout);
     }
 }
+
+/// A crew larger than the user's process limit (`RLIMIT_NPROC`, not enforced for root) is one
+/// clear setup error before anything starts. Runs the binary as `nobody` with a limit of 5.
+#[test]
+fn a_process_limit_too_small_is_a_setup_error() {
+    let bin = env!("CARGO_BIN_EXE_torture");
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["prlimit", "--nproc=5", bin])
+            .args(args)
+            .output()
+    };
+    match as_nobody(&["--version"]) {
+        Ok(o) if o.status.success() => {}
+        _ => {
+            eprintln!(
+                "SKIP: cannot run the binary as nobody here (needs root, setpriv and prlimit, and a path nobody may read)"
+            );
+            return;
+        }
+    }
+    let out = as_nobody(&["storm", "--procs", "6", "--kills", "5"]).expect("run setpriv");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("process limit"), "{err}");
+}
