@@ -1,7 +1,8 @@
 //! The torture runner: one program, one command line (clap), one verdict and report type.
 //!
 //! - [`cli`]: the command line — `threads` (the default), one subcommand per process scenario,
-//!   `list`, and the hidden worker entry; durations; replay lines;
+//!   `list`, and the hidden worker entry;
+//! - [`units`]: durations (exact both ways) and shell quoting for replay lines;
 //! - [`threads`]: the scenario catalogue on real OS threads under a hang watchdog;
 //! - [`procs`]: the process harness (crew, ledger, capture, controls) and the process scenarios;
 //! - [`report`]: the verdict and the report envelope (text, `--json`);
@@ -21,6 +22,7 @@ pub mod procs;
 pub mod report;
 pub mod signals;
 pub mod threads;
+pub mod units;
 
 use std::ffi::OsString;
 

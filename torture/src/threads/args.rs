@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use primitives::scenarios::catalogue::{self, Control, Entry};
 use primitives::Mode;
 
-use crate::cli::{format_duration, parse_duration, shell_word};
+use crate::units::{format_duration, parse_duration, shell_word};
 
 const LONG_ABOUT: &str = "\
 Runs the scenario catalogue of the `primitives` crate on real OS threads, round-robin in an \

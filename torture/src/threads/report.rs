@@ -10,8 +10,8 @@ use super::engine::{
     group_by_object, wait_for_cycle, wait_for_edges, Failure, FailureKind, Outcome, Plan, Waiter,
 };
 use super::panics::Captured;
-use crate::cli::human;
 use crate::report::Verdict;
+use crate::units::human;
 
 /// The first lines of a session: what runs, and the seed to replay it.
 pub fn header(plan: &Plan, lockdep: &str) -> String {

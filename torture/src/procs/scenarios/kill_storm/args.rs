@@ -1,9 +1,9 @@
 //! `torture storm` flags, the replay line, and the scenario's entry in the catalogue.
 
 use super::{StormConfig, StormReport};
-use crate::cli::{format_duration, parse_positive, shell_word};
 use crate::procs::{controls, ProcScenario, WorkerArgs};
 use crate::report::{Report, Verdict};
+use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
 use std::path::PathBuf;
 use std::time::Duration;
