@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p primitives --bench pingpong -- [--secs N] [--only S] [--sleepers N]`
 //!
-//! Child processes are this binary re-executed as `--child <kind> <role> <ppid> ...`.
+//! Child processes are this binary re-executed as `--child <kind> <role> ...`, started tied to
+//! the benchmark (`torture/src/procs/tied.rs`).
 //! Kinds live in `pingpong/kinds.rs` (trait + registry table).
 
 // The model engines (`--cfg loom` / `--cfg shuttle`) have nothing real to measure.

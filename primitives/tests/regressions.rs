@@ -25,9 +25,13 @@ mod cases;
 #[path = "../../fuzz/src/schedule.rs"]
 mod schedule;
 
+#[allow(dead_code)]
+#[path = "../../torture/src/procs/tied.rs"]
+mod tied;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 const TARGET_ENV: &str = "REPLAY_TARGET";
 /// Replays of a control's regression, of which at least one must fail.
@@ -86,28 +90,8 @@ fn replay(target: &str, file: &Path, control: Option<&str>) -> Ended {
     if let Some(c) = control {
         cmd.env("FUZZ_CONTROL", c);
     }
-    let mut child = cmd.spawn().expect("spawn replay child");
     #[cfg_attr(shuttle, allow(unused_variables))]
-    let pid = child.id();
-    let stderr = child.stderr.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break Some(st);
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let err = reader.join().unwrap_or_default();
+    let (pid, status, err) = run_tied(&mut cmd, Duration::from_secs(60));
     // A child that crashed or hung (abort) could not unlink the segments it made: remove the
     // ones named after it (their creator is dead, so cleanup judges them abandoned).
     #[cfg(not(shuttle))]
@@ -117,6 +101,23 @@ fn replay(target: &str, file: &Path, control: Option<&str>) -> Ended {
         Some(st) => Ended::Failed(format!("{st}: {}", last_lines(&err))),
         None => Ended::Failed("still running after 60 s (killed)".into()),
     }
+}
+
+/// Runs `cmd` (its stderr piped) tied to this process, collecting its stderr; after `limit` it
+/// is killed (its whole process group) and reaped. Returns its pid, its exit status (`None`:
+/// killed) and its stderr.
+fn run_tied(cmd: &mut Command, limit: Duration) -> (u32, Option<ExitStatus>, String) {
+    let mut child = tied::Tied::spawn(cmd).expect("spawn replay child");
+    let pid = child.id();
+    let stderr = child.child().stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut s);
+        s
+    });
+    let status = child.wait_timeout(limit);
+    drop(child);
+    (pid, status, reader.join().unwrap_or_default())
 }
 
 fn last_lines(s: &str) -> String {
@@ -198,16 +199,17 @@ fn an_unknown_fuzz_control_is_a_usage_error() {
         .into_iter()
         .next()
         .expect("a seed input of mvar_ops");
-    let out = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "replay_child", "--nocapture", "--test-threads=1"])
-        .env(TARGET_ENV, "mvar_ops")
-        .env(FILE_ENV, &seed)
-        .env("FUZZ_CONTROL", "no-such-control")
-        .stdout(Stdio::null())
-        .output()
-        .expect("run the replay child");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    let (_, status, err) = run_tied(
+        Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", "replay_child", "--nocapture", "--test-threads=1"])
+            .env(TARGET_ENV, "mvar_ops")
+            .env(FILE_ENV, &seed)
+            .env("FUZZ_CONTROL", "no-such-control")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+        Duration::from_secs(60),
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "stderr: {err}");
     let ours: Vec<&str> = err.lines().filter(|l| l.contains("FUZZ_CONTROL")).collect();
     assert_eq!(ours.len(), 1, "stderr: {err}");
     assert!(

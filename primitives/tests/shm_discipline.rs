@@ -4,9 +4,10 @@
 //! error at creation, not a `SIGBUS` in a worker later.
 //!
 //! Real segments and real processes. Children are this test binary re-executed (`helper`, mode
-//! chosen by [`HELPER_ENV`]), die with the test thread that started them (`PR_SET_PDEATHSIG`)
-//! and are reaped; every name and file a test makes is removed by a guard on every path. The
-//! tests that need root or `unshare` say why on stderr and pass when they cannot run.
+//! chosen by [`HELPER_ENV`]), started through `torture/src/procs/tied.rs` (they die with the
+//! test thread that started them, lead their own process group, and are killed with it and
+//! reaped); every name and file a test makes is removed by a guard on every path. The tests
+//! that need root or `unshare` say why on stderr and pass when they cannot run.
 #![cfg(not(any(loom, shuttle)))]
 
 use primitives::lock::SharedReentrantLock;
@@ -15,9 +16,9 @@ use primitives::shm::identity::Identity;
 use primitives::shm::{self, ShmName};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -33,9 +34,15 @@ const OFF_CREATOR_START: usize = 72;
 /// Payload of the helper's MVar in the tiny `/dev/shm`: the segment is about 2 MiB.
 const BIG_PAYLOAD: usize = 1 << 20;
 
-/// Kills and reaps the child, unlinks the segment names and removes the files when dropped.
+#[allow(dead_code)]
+#[path = "../../torture/src/procs/tied.rs"]
+mod tied;
+use tied::Tied;
+
+/// Kills and reaps the child (dropping its `Tied`), unlinks the segment names and removes the
+/// files when dropped.
 struct Guard {
-    child: Option<Child>,
+    child: Option<Tied>,
     names: Vec<ShmName>,
     paths: Vec<PathBuf>,
 }
@@ -52,10 +59,7 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        drop(self.child.take());
         for n in &self.names {
             let _ = nix::sys::mman::shm_unlink(n.as_str());
         }
@@ -95,7 +99,17 @@ struct Helper {
 }
 
 /// Starts this test binary in helper `mode` for segment `name`, behind the `wrapper` command
-/// (e.g. `unshare …`; empty: directly). The child gets `SIGKILL` when this thread ends.
+/// (e.g. `unshare …`; empty: directly), tied to this process: the child gets `SIGKILL` when this
+/// thread ends, and leads its own process group, which `Tied::kill` (and the guard) kills.
+///
+/// Behind a wrapper, the tied process is the wrapper:
+/// * `unshare --pid --fork --kill-child …` forks, and its child (pid 1 of the new namespace, the
+///   helper) does not inherit the death signal `tie` set (fork clears it); `--kill-child` gives
+///   it its own: `SIGKILL` when `unshare` dies — so it still dies with this thread. It also
+///   stays in `unshare`'s process group, so killing the group reaches it directly.
+/// * `unshare --mount … sh -c '… exec "$0" "$@"'` does not fork: `unshare`, `sh` and the helper
+///   are one process, and the death signal and the process group survive the `exec`s (none is
+///   set-user-ID).
 fn spawn_helper(
     guard: &mut Guard,
     wrapper: &[&str],
@@ -118,19 +132,9 @@ fn spawn_helper(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl, which is
-    // async-signal-safe and touches no memory shared with the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn()?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
+    let mut child = Tied::spawn(&mut cmd)?;
+    let stdout = child.child().stdout.take().expect("piped stdout");
+    let mut stderr = child.child().stderr.take().expect("piped stderr");
     guard.child = Some(child);
     let (tx, lines) = mpsc::channel();
     std::thread::spawn(move || {
@@ -162,23 +166,12 @@ fn wait_line(helper: &Helper, marker: &str, limit: Duration) -> Option<String> {
     }
 }
 
-/// Waits (bounded) for the guard's child to exit, killing it after `limit`.
+/// Waits (bounded) for the guard's child to exit; after `limit` it is killed (its whole process
+/// group) and reaped, and the result is `None`.
 fn wait_exit(guard: &mut Guard, limit: Duration) -> Option<ExitStatus> {
-    let child = guard.child.as_mut()?;
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            guard.child = None;
-            return Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            guard.child = None;
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let status = guard.child.as_mut()?.wait_timeout(limit);
+    drop(guard.child.take());
+    status
 }
 
 /// Sets the modification time of `p` (not following a symlink) two minutes into the past, so
@@ -423,12 +416,9 @@ fn cleanup_leaves_a_live_segment_of_another_pid_namespace() {
         "a live foreign-namespace segment was removed"
     );
 
-    // Kill the namespace (unshare's child gets SIGKILL when unshare dies) and reap it; the
-    // guard unlinks the segment.
-    if let Some(mut c) = g.child.take() {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    // Kill the namespace (its process group: unshare and the helper; the helper also gets
+    // SIGKILL when unshare dies) and reap unshare; the guard unlinks the segment.
+    drop(g.child.take());
     drop(helper.stderr.join());
 }
 

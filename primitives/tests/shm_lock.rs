@@ -6,21 +6,24 @@
 use primitives::lock::{SharedLockError, SharedReentrantLock};
 use primitives::shm::ShmName;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "SHM_LOCK_CHILD_NAME";
 
-/// Unlinks the name and kills + reaps the child when dropped (even if the test fails).
-struct Guard(ShmName, Option<Child>);
+#[allow(dead_code)]
+#[path = "../../torture/src/procs/tied.rs"]
+mod tied;
+use tied::Tied;
+
+/// Kills and reaps the child (dropping the `Tied`), then unlinks the name, when dropped (even if
+/// the test fails).
+struct Guard(ShmName, Option<Tied>);
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(mut c) = self.1.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        drop(self.1.take());
         let _ = nix::sys::mman::shm_unlink(self.0.as_str());
     }
 }
@@ -41,21 +44,23 @@ fn child_holds_the_lock_until_killed() {
     drop((inner, outer));
 }
 
-/// Starts a child that holds `name` and waits until it says so.
-fn holder(name: &ShmName) -> (Child, u32) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_holds_the_lock_until_killed",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, name.as_str())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
+/// Starts a child that holds `name` and waits until it says so (killed and reaped on the way
+/// out if it never does).
+fn holder(name: &ShmName) -> (Tied, u32) {
+    let mut child = Tied::spawn(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_holds_the_lock_until_killed",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, name.as_str())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    let out = child.child().stdout.take().unwrap();
     let mut pid = 0;
     for line in BufReader::new(out).lines() {
         let line = line.unwrap();
@@ -128,8 +133,7 @@ fn a_killed_owner_is_detected_and_the_next_owner_is_told() {
         "held by a live process"
     );
     let mut c = g.1.take().unwrap();
-    c.kill().unwrap();
-    c.wait().unwrap();
+    c.kill().expect("killed and reaped");
     let got = lock
         .lock_timeout(Duration::from_secs(5))
         .expect("recovered within the deadline");
@@ -153,8 +157,7 @@ fn control_without_recovery_wedges_behind_a_dead_owner() {
         .without_recovery();
     let mut g = Guard(name.clone(), None);
     let (mut child, _pid) = holder(&name);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill().expect("killed and reaped");
     g.1 = None;
     let r = lock.lock_timeout(Duration::from_millis(300));
     assert!(

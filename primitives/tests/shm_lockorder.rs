@@ -67,9 +67,14 @@ impl Drop for Unlink {
     }
 }
 
-/// A child process, killed and reaped if still running when dropped.
+#[allow(dead_code)]
+#[path = "../../torture/src/procs/tied.rs"]
+mod tied;
+
+/// A child process, tied to this one: killed (its whole process group) and reaped if still
+/// running when dropped.
 struct Child {
-    child: std::process::Child,
+    child: tied::Tied,
     out: Option<std::thread::JoinHandle<String>>,
     err: Option<std::thread::JoinHandle<String>>,
 }
@@ -101,9 +106,9 @@ impl Child {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("spawn child test");
-        let out = child.stdout.take().map(reader);
-        let err = child.stderr.take().map(reader);
+        let mut child = tied::Tied::spawn(&mut cmd).expect("spawn child test");
+        let out = child.child().stdout.take().map(reader);
+        let err = child.child().stderr.take().map(reader);
         Child { child, out, err }
     }
 
@@ -111,20 +116,13 @@ impl Child {
         self.child.id()
     }
 
-    /// Waits for the child (at most [`CHILD_LIMIT`]); panics if it hangs.
+    /// Waits for the child (at most [`CHILD_LIMIT`]); panics if it hangs (it is then killed
+    /// and reaped when `self` drops).
     fn finish(mut self) -> Finished {
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = self.child.try_wait().expect("wait child") {
-                break st;
-            }
-            assert!(
-                start.elapsed() < CHILD_LIMIT,
-                "child {} hung (over {CHILD_LIMIT:?})",
-                self.pid()
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        };
+        let status = self
+            .child
+            .wait_timeout(CHILD_LIMIT)
+            .unwrap_or_else(|| panic!("child {} hung (over {CHILD_LIMIT:?})", self.pid()));
         let stdout = self.out.take().map(|h| h.join().unwrap_or_default());
         let stderr = self.err.take().map(|h| h.join().unwrap_or_default());
         Finished {
@@ -132,15 +130,6 @@ impl Child {
             success: status.success(),
             stdout: stdout.unwrap_or_default(),
             stderr: stderr.unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }

@@ -22,7 +22,7 @@ use primitives::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::FileExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
@@ -66,29 +66,12 @@ impl Drop for Unlink {
     }
 }
 
-/// Kills (SIGKILL) and reaps a child when dropped.
-struct ChildGuard(Option<Child>);
-
-impl ChildGuard {
-    fn pid(&self) -> u32 {
-        self.0.as_ref().map_or(0, Child::id)
-    }
-
-    /// SIGKILLs the child and reaps it.
-    fn kill(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+/// Children are started tied to this process: killed (SIGKILL, their whole process group) and
+/// reaped by `Tied::kill`, or on drop.
+#[allow(dead_code)]
+#[path = "../../torture/src/procs/tied.rs"]
+mod tied;
+use tied::Tied;
 
 /// A small xorshift generator (seeded from the clock and the pid).
 struct Rng(u64);
@@ -197,17 +180,18 @@ fn check(ms: &[RingMessage], pid: u32, expected: impl IntoIterator<Item = u64>) 
 
 /// Starts this binary as a child doing `mode` on segment `name`; its report lines (after
 /// [`MARK`]) arrive on the receiver.
-fn spawn_child(mode: &str, name: &ShmName) -> (ChildGuard, Receiver<String>) {
+fn spawn_child(mode: &str, name: &ShmName) -> (Tied, Receiver<String>) {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_MODE, mode)
-        .env(CHILD_NAME, name.as_str())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
-    let out = child.stdout.take().expect("child stdout");
+    let mut child = Tied::spawn(
+        Command::new(exe)
+            .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+            .env(CHILD_MODE, mode)
+            .env(CHILD_NAME, name.as_str())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    )
+    .expect("spawn child");
+    let out = child.child().stdout.take().expect("child stdout");
     let (tx, rx) = channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
@@ -219,7 +203,7 @@ fn spawn_child(mode: &str, name: &ShmName) -> (ChildGuard, Receiver<String>) {
             }
         }
     });
-    (ChildGuard(Some(child)), rx)
+    (child, rx)
 }
 
 /// Waits for the child's report `what`.
@@ -655,7 +639,7 @@ fn kill_after_staging(mode: &str) -> (ring::Rescued, ring::Drained, Check) {
     let (_u, log) = cross_process_log("ring-kill");
     let (mut child, rx) = spawn_child(mode, log.segment().name());
     expect_report(&rx, "ready");
-    let pid = child.pid();
+    let pid = child.id();
     child.kill();
     let rescued = log.rescue_dead().expect("rescue");
     let d = drain_all(&log);
@@ -692,7 +676,7 @@ fn a_process_killed_holding_the_ring_lock_is_recovered_and_rescued() {
     let (_u, log) = cross_process_log("ring-holdlock");
     let (mut child, rx) = spawn_child("hold-ring-lock", log.segment().name());
     expect_report(&rx, "ready");
-    let pid = child.pid();
+    let pid = child.id();
     child.kill();
     let before = log.recoveries();
     let rescued = log.rescue_dead().expect("rescue");
@@ -720,7 +704,7 @@ fn a_half_done_flush_step_is_undone_and_a_committed_one_kept() {
         let geo = log.ring_layout();
         let (mut child, rx) = spawn_child("stage-and-wait", log.segment().name());
         expect_report(&rx, "ready");
-        let pid = child.pid();
+        let pid = child.id();
         child.kill();
         let (f, obj) = object_file(&log);
         let stage = |p: u64| obj + geo.stage_headers_offset + p * 64;
@@ -771,7 +755,7 @@ fn random_kills_while_logging_deliver_each_message_exactly_once_in_order() {
         let (mut child, rx) = spawn_child("loop", log.segment().name());
         expect_report(&rx, "start");
         std::thread::sleep(Duration::from_micros(rng.below(MAX_KILL_DELAY_US)));
-        let pid = child.pid();
+        let pid = child.id();
         child.kill();
         // Every report line the child wrote before dying (the reader sees EOF after the kill).
         let reported = rx

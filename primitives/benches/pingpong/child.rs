@@ -1,52 +1,71 @@
-//! Child processes: spawning by re-executing this binary, liveness, reaping with
-//! `wait4` (so each child's own rusage is known), and the child-side entry point.
+//! Child processes: spawning by re-executing this binary, tied to this process
+//! (`torture/src/procs/tied.rs`: it dies with us, leads its own process group, and is killed
+//! and reaped on drop), liveness, reaping with each child's own CPU time, and the child-side
+//! entry point.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::process::{ChildStdout, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use crate::kinds::{process_kind, ChildSpec};
 use crate::sys::{timeval_ns, Res};
+use crate::tied::Tied;
 
 /// Hidden first argument that turns this binary into a child.
 pub const CHILD_FLAG: &str = "--child";
 
-/// How a child ended, as reported by `wait4`.
+/// How a child ended.
 pub struct Exit {
-    /// Raw wait status.
-    pub status: libc::c_int,
-    /// Lifetime user + system CPU of the child, from its rusage.
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Lifetime user + system CPU of the child (and of its reaped descendants), from the
+    /// rusage the kernel adds to ours when it is reaped (see [`ChildProc::reap_with`]).
     pub cpu_ns: u64,
 }
 
 impl Exit {
     pub fn success(&self) -> bool {
-        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+        self.status.success()
     }
 
     pub fn describe(&self) -> String {
-        if libc::WIFEXITED(self.status) {
-            format!("exit status {}", libc::WEXITSTATUS(self.status))
-        } else if libc::WIFSIGNALED(self.status) {
-            format!("killed by signal {}", libc::WTERMSIG(self.status))
+        if let Some(code) = self.status.code() {
+            format!("exit status {code}")
+        } else if let Some(signal) = self.status.signal() {
+            format!("killed by signal {signal}")
         } else {
-            format!("wait status {:#x}", self.status)
+            format!("wait status {:#x}", self.status.into_raw())
         }
     }
 }
 
-/// A spawned child. Dropping it without a prior reap kills it (SIGKILL) and reaps it, so
-/// no error path leaves a child running or a zombie behind.
+/// User + system CPU of this process's children that have been reaped so far, nanoseconds.
+fn reaped_children_cpu_ns() -> Res<u64> {
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid out-pointer for the duration of the call.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
+        return Err(format!("getrusage: {}", std::io::Error::last_os_error()).into());
+    }
+    Ok(timeval_ns(usage.ru_utime) + timeval_ns(usage.ru_stime))
+}
+
+/// A spawned child, tied to this process. Dropping it without a prior reap kills it (its
+/// process group, SIGKILL) and reaps it (`Tied`), so no error path leaves a child running or
+/// a zombie behind.
 pub struct ChildProc {
     pub pid: libc::pid_t,
+    child: Tied,
     stdout: Option<ChildStdout>,
     exit: Option<Exit>,
 }
 
 impl ChildProc {
-    /// Runs `<this exe> --child <kind> <role> <our pid> <args...>`. The descriptors in
-    /// `stdin`/`stdout` become the child's 0 and 1 and are closed here after the spawn.
+    /// Runs `<this exe> --child <kind> <role> <args...>`, tied to this process. The
+    /// descriptors in `stdin`/`stdout` become the child's 0 and 1 and are closed here after
+    /// the spawn.
     pub fn spawn(
         kind: &str,
         role: &str,
@@ -59,20 +78,19 @@ impl ChildProc {
         cmd.arg(CHILD_FLAG)
             .arg(kind)
             .arg(role)
-            .arg(std::process::id().to_string())
             .args(args)
             .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
             .stdout(stdout)
             .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().map_err(|e| format!("spawning child: {e}"))?;
+        let mut child = Tied::spawn(&mut cmd).map_err(|e| format!("spawning child: {e}"))?;
         // Close our copies of the child's descriptors (held by `cmd`).
         drop(cmd);
         let pid = libc::pid_t::try_from(child.id())?;
-        // `child` itself is dropped without waiting (std never kills or reaps on drop);
-        // from here on the child is reaped with wait4 only.
+        let stdout = child.child().stdout.take();
         Ok(Self {
             pid,
-            stdout: child.stdout.take(),
+            child,
+            stdout,
             exit: None,
         })
     }
@@ -124,62 +142,43 @@ impl ChildProc {
         Ok(())
     }
 
-    /// Blocking reap (wait4), keeping the exit status and the child's rusage.
-    fn reap(&mut self) -> Res<&Exit> {
+    /// Reaps the child with `reap` (a `Tied` call that reaps it, or gives `None` if it is
+    /// still running: then the error says the child `unreaped`), keeping the exit status and the child's lifetime CPU: what the kernel
+    /// adds to this process's `RUSAGE_CHILDREN` when it reaps the child — the same figure
+    /// `wait4` reports. Only the main thread starts and reaps the benchmark's children, one at
+    /// a time, so no other child is reaped in between.
+    fn reap_with(
+        &mut self,
+        reap: impl FnOnce(&mut Tied) -> Option<ExitStatus>,
+        unreaped: &str,
+    ) -> Res<&Exit> {
         if self.exit.is_none() {
-            let mut status: libc::c_int = 0;
-            // SAFETY: rusage is plain data; all zeroes is a valid value.
-            let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-            loop {
-                // SAFETY: valid out-pointers; `pid` is our unreaped child.
-                let r = unsafe { libc::wait4(self.pid, &mut status, 0, &mut usage) };
-                if r == self.pid {
-                    break;
-                }
-                let e = std::io::Error::last_os_error();
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(format!("wait4({}): {e}", self.pid).into());
-                }
-            }
-            self.exit = Some(Exit {
-                status,
-                cpu_ns: timeval_ns(usage.ru_utime) + timeval_ns(usage.ru_stime),
-            });
+            let before = reaped_children_cpu_ns()?;
+            let Some(status) = reap(&mut self.child) else {
+                return Err(format!("child {} {unreaped}", self.pid).into());
+            };
+            let cpu_ns = reaped_children_cpu_ns()?.saturating_sub(before);
+            self.exit = Some(Exit { status, cpu_ns });
         }
         Ok(self.exit.as_ref().expect("set above"))
     }
 
     /// Waits up to `limit` for the child to exit on its own, then reaps it.
     pub fn wait_exit(&mut self, limit: Duration) -> Res<&Exit> {
-        let until = Instant::now() + limit;
-        while self.alive() {
-            if Instant::now() >= until {
-                return Err(format!("child {} did not exit within {limit:?}", self.pid).into());
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.reap()
+        self.reap_with(
+            |c| c.wait_timeout(limit),
+            &format!("did not exit within {limit:?}"),
+        )
     }
 
-    /// SIGKILLs the child (if not yet reaped) and reaps it.
+    /// SIGKILLs the child (its process group; if not yet reaped) and reaps it.
     pub fn kill_and_reap(&mut self) -> Res<&Exit> {
-        if self.exit.is_none() {
-            // SAFETY: plain syscall; `pid` is our child and not yet reaped, so the pid
-            // cannot have been reused by another process.
-            unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        }
-        self.reap()
+        self.reap_with(Tied::kill, "could not be reaped")
     }
 }
 
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        let _ = self.kill_and_reap();
-    }
-}
-
-/// Entry point of a child: `<kind> <echo|sleep> <parent pid> <args...>`. Returns the exit
-/// code.
+/// Entry point of a child: `<kind> <echo|sleep> <args...>`. Returns the exit code. The
+/// child dies with its parent: `tie` set that up before `exec`.
 pub fn child_main(args: &[String]) -> i32 {
     match child_run(args) {
         Ok(()) => 0,
@@ -191,32 +190,9 @@ pub fn child_main(args: &[String]) -> i32 {
 }
 
 fn child_run(args: &[String]) -> Res<()> {
-    let [kind, role, ppid, rest @ ..] = args else {
-        return Err("usage: --child <kind> <echo|sleep> <parent pid> [args...]".into());
+    let [kind, role, rest @ ..] = args else {
+        return Err("usage: --child <kind> <echo|sleep> [args...]".into());
     };
-    // Die with the parent. Then check it did not die before the prctl took effect.
-    // SAFETY: prctl(PR_SET_PDEATHSIG) only reads its integer arguments.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if r != 0 {
-        return Err(format!(
-            "prctl(PR_SET_PDEATHSIG): {}",
-            std::io::Error::last_os_error()
-        )
-        .into());
-    }
-    let ppid: libc::pid_t = ppid.parse().map_err(|_| "bad parent pid")?;
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != ppid {
-        return Err("parent already gone".into());
-    }
     let kind = process_kind(kind).ok_or_else(|| format!("unknown kind {kind:?}"))?;
     match role.as_str() {
         "echo" => kind.child_loop(rest),

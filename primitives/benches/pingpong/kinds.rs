@@ -35,7 +35,7 @@ pub trait ParentSide {
 }
 
 /// How the parent hands a [`ProcessKind`]'s resources to its child. The child is the
-/// current executable, run as `--child <id> <echo|sleep> <parent pid> <args...>`.
+/// current executable, run as `--child <id> <echo|sleep> <args...>`.
 pub struct ChildSpec {
     /// Extra arguments for the child, e.g. segment names.
     pub args: Vec<String>,

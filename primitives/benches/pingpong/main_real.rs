@@ -20,6 +20,10 @@ mod run;
 mod sys;
 #[path = "threads.rs"]
 mod threads;
+/// The repository's one way to start a child process (std + libc only).
+#[allow(dead_code)]
+#[path = "../../../torture/src/procs/tied.rs"]
+mod tied;
 
 use std::fmt::Write as _;
 
@@ -234,8 +238,9 @@ fn render(opts: &cli::Options, rows: &[Row]) -> String {
         let _ = writeln!(
             out,
             "Sleepers: blocked in a take nobody fills (the kind's own blocking call) for the \
-             whole window; window CPU via the same clocks; lifetime CPU from wait4 rusage \
-             (processes, includes exec and start-up) or the thread's own clock (threads)."
+             whole window; window CPU via the same clocks; lifetime CPU from the rusage the \
+             kernel accounts when reaping (processes, includes exec and start-up) or the \
+             thread's own clock (threads)."
         );
     }
     out

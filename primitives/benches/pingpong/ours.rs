@@ -141,7 +141,7 @@ impl ProcessKind for Ours {
         let (ping, pong) = (self.open(ping)?, self.open(pong)?);
         let mut buf = [0u8; PAYLOAD];
         loop {
-            // Untimed: if the parent dies, PR_SET_PDEATHSIG kills us.
+            // Untimed: if the parent dies, we die too (`tie` set PR_SET_PDEATHSIG).
             clean(ping.take_into(&mut buf)?, "take ping")?;
             clean(pong.put(&buf)?, "put pong")?;
             if u64::from_ne_bytes(buf) == STOP {

@@ -5,7 +5,13 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// The repository's one way to start a child process (std + libc only, so it builds here, also
+/// under `--cfg loom` / `--cfg shuttle`).
+#[allow(dead_code)]
+#[path = "../../../torture/src/procs/tied.rs"]
+pub mod tied;
 
 /// Env var that makes the `child` test of a test binary run one control.
 pub const CONTROL_ENV: &str = "PRIMITIVES_CHILD_CONTROL";
@@ -53,33 +59,23 @@ pub fn install_reporting_hook(counter: &'static std::sync::atomic::AtomicUsize) 
 /// its environment; kills it after `limit`.
 pub fn run_child(child_test: &str, control: &str, config: &str, limit: Duration) -> Outcome {
     let exe = std::env::current_exe().expect("current test binary");
-    let mut child = Command::new(exe)
-        .args(["--exact", child_test, "--nocapture", "--test-threads=1"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["--exact", child_test, "--nocapture", "--test-threads=1"])
         .env(CONTROL_ENV, control)
         .env(CONFIG_ENV, config)
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn child test");
-    let mut stderr = child.stderr.take().expect("piped");
+        .stderr(Stdio::piped());
+    let mut child = tied::Tied::spawn(&mut cmd).expect("spawn child test");
+    let mut stderr = child.child().stderr.take().expect("piped");
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait child") {
-            break Some(st);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // A child still running after `limit` is killed (its whole group) and reaped.
+    let status = child.wait_timeout(limit);
+    drop(child);
     let stderr = reader.join().unwrap_or_default();
     let line = stderr
         .lines()
