@@ -9,7 +9,8 @@ use std::os::unix::process::ExitStatusExt as _;
 use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::kinds::{process_kind, ChildSpec};
+use crate::kinds::ChildSpec;
+use crate::registry::process_kind;
 use crate::sys::{timeval_ns, Res};
 use crate::tied::Tied;
 

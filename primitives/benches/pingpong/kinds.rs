@@ -10,11 +10,7 @@
 use std::any::Any;
 use std::os::fd::OwnedFd;
 
-use crate::fdkinds::{Pipe, Socket};
-use crate::ours::{OURS_PRIVATE_FUTEX, OURS_SHARED_MVAR};
-use crate::pshared::PthreadPshared;
 use crate::sys::{Res, ShmNames};
-use crate::threads::{CrossbeamBounded1, ParkingLotMVar, StdMVar};
 
 /// Label of the baseline row the "ratio" column divides by.
 pub const BASELINE: &str = "pthread pshared MVar";
@@ -118,24 +114,4 @@ impl Kind {
             Kind::Thread(k) => k.label(),
         }
     }
-}
-
-/// Every kind, in table order.
-pub static REGISTRY: &[Kind] = &[
-    Kind::Process(&PthreadPshared),
-    Kind::Process(&OURS_SHARED_MVAR),
-    Kind::Process(&OURS_PRIVATE_FUTEX),
-    Kind::Process(&Pipe),
-    Kind::Process(&Socket),
-    Kind::Thread(&StdMVar),
-    Kind::Thread(&CrossbeamBounded1),
-    Kind::Thread(&ParkingLotMVar),
-];
-
-/// Looks up a process kind by its child-side identifier.
-pub fn process_kind(id: &str) -> Option<&'static dyn ProcessKind> {
-    REGISTRY.iter().find_map(|k| match k {
-        Kind::Process(p) if p.id() == id => Some(*p),
-        _ => None,
-    })
 }

@@ -14,6 +14,8 @@ mod measure;
 mod ours;
 #[path = "pshared.rs"]
 mod pshared;
+#[path = "registry.rs"]
+mod registry;
 #[path = "run.rs"]
 mod run;
 #[path = "sys.rs"]
@@ -27,7 +29,8 @@ mod tied;
 
 use std::fmt::Write as _;
 
-use kinds::{Kind, BASELINE, REGISTRY};
+use kinds::{Kind, BASELINE};
+use registry::REGISTRY;
 use run::{Measured, Sleepers};
 
 fn main() {
