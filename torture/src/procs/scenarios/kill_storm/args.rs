@@ -47,7 +47,7 @@ pub struct StormArgs {
     #[arg(long = "op-timeout", default_value = "50ms", value_parser = parse_positive)]
     pub op_timeout: Duration,
     /// No commit for this long is a wedge; a worker silent for op-timeout + this is stuck
-    /// (scaled up when there are more than two workers per core).
+    /// (scaled up, at most threefold, past eight workers per core).
     #[arg(long, default_value = "3s", value_parser = parse_positive)]
     pub stall: Duration,
     /// A worker seen inside an operation longer than this past the operation's deadline, and
