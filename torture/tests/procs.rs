@@ -417,7 +417,7 @@ fn bad_flags_of_every_command_are_one_line() {
 fn help_and_list_show_every_command_scenario_and_control() {
     let help = torture(&["--help"], Duration::from_secs(10));
     assert_eq!(help.code, Some(0));
-    for c in ["threads", "storm", "list"] {
+    for c in ["threads", "storm", "mvar", "list"] {
         assert!(
             help.stdout.contains(&format!("  {c} ")),
             "{c}\n{}",
@@ -471,4 +471,50 @@ fn a_process_limit_too_small_is_a_setup_error() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("process limit"), "{err}");
+}
+
+/// Seed 000 across processes: `torture mvar --procs 50` passes on the reference, with every value
+/// accounted for; with the private-futex control it is caught, and the diagnosis names a take or
+/// a put asleep although the box is ready, with its process.
+#[test]
+fn mvar_master_slaves_at_50_processes() {
+    let tmp = TempDir::new("mvar");
+    let json = tmp.0.join("report.json");
+    let json_arg = json.to_str().expect("utf-8").to_string();
+    let env = [("TMPDIR", tmp.path())];
+    let r = torture_env(
+        &["mvar", "--procs", "50", "--seed", "1", "--json", &json_arg],
+        &env,
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let v = json_of(&json);
+    assert_eq!(v["verdict"], "pass", "{v}");
+    assert_eq!(v["figures"]["takes"], 550, "{v}");
+    assert_eq!(v["figures"]["puts"], 550, "{v}");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(tmp.leftovers(), Vec::<String>::new());
+    let r = torture_env(
+        &[
+            "mvar",
+            "--procs",
+            "50",
+            "--seed",
+            "1",
+            "--control",
+            "private-futex",
+            "--json",
+            &json_arg,
+        ],
+        &env,
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("asleep in its"), "{}", r.all());
+    let v = json_of(&json);
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(v["verdict"], "caught", "{v}");
+    let kind = v["findings"][0]["kind"].as_str().unwrap_or("");
+    assert!(["lost-wakeups", "hang"].contains(&kind), "{v}");
+    assert_eq!(tmp.leftovers(), Vec::<String>::new());
 }

@@ -40,7 +40,10 @@ pub trait ProcScenario: Sync {
 }
 
 /// Every process scenario.
-pub static CATALOGUE: &[&dyn ProcScenario] = &[&scenarios::kill_storm::KillStorm];
+pub static CATALOGUE: &[&dyn ProcScenario] = &[
+    &scenarios::kill_storm::KillStorm,
+    &scenarios::mvar::MasterSlaves,
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static dyn ProcScenario> {

@@ -1,3 +1,4 @@
 //! One module per process scenario; each is listed once in [`super::CATALOGUE`].
 
 pub mod kill_storm;
+pub mod mvar;

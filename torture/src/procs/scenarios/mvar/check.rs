@@ -1,0 +1,183 @@
+//! The end-of-run checks and the diagnosis of a stuck or wake-up-losing run.
+
+use super::{MvarArgs, LATE_WAKES_FLOOR};
+use crate::procs::capture::ProcInfo;
+use crate::procs::crew::Crew;
+use crate::procs::ledger::{self, Ledger, Op, Record};
+use crate::report::{Finding, FindingKind};
+use primitives::mvar::SharedMVar;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+/// LOST WAKE-UPS if too many sleeps ended by their slice although the box was ready.
+pub fn lost_wakeups(mvar: &SharedMVar, diagnosis: impl FnOnce() -> String) -> Option<Finding> {
+    let (sleeps, late) = mvar.sleep_stats();
+    (late > LATE_WAKES_FLOOR && late * 10 > sleeps).then(|| {
+        Finding::new(
+            FindingKind::LostWakeups,
+            format!(
+                "LOST WAKE-UPS: {late} of {sleeps} kernel sleeps ended by their time slice although the box was ready: wake-ups do not reach the sleepers\n{}",
+                diagnosis()
+            ),
+        )
+    })
+}
+
+/// Conservation: the box is empty, every slave's final take got a distinct value, every value
+/// 1..=N was put once by the master and taken for good once; returns (takes, puts) returned.
+pub fn check(
+    args: &MvarArgs,
+    mvar: &SharedMVar,
+    ledgers: &[Ledger],
+    findings: Option<&mut Vec<Finding>>,
+) -> (usize, usize) {
+    let mut takes = 0;
+    let mut puts = 0;
+    let mut final_takes: HashMap<u64, usize> = HashMap::new();
+    for l in ledgers {
+        let mut last_take = None;
+        for r in &l.records {
+            match r {
+                Record::Done {
+                    op: Op::Take,
+                    id: Some(id),
+                } => {
+                    takes += 1;
+                    last_take = Some(*id);
+                }
+                Record::Done { op: Op::Put, .. } => {
+                    puts += 1;
+                    last_take = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(id) = last_take {
+            *final_takes.entry(id).or_default() += 1;
+        }
+    }
+    let Some(f) = findings else {
+        return (takes, puts);
+    };
+    let n = args.procs as usize;
+    if mvar.is_full() {
+        f.push(Finding::new(
+            FindingKind::Count,
+            "COUNT: the box is not empty at the end",
+        ));
+    }
+    let expected_takes = n * (args.rounds as usize + 1);
+    let expected_puts = n * args.rounds as usize + n;
+    if takes != expected_takes || puts != expected_puts {
+        f.push(Finding::new(
+            FindingKind::Count,
+            format!("COUNT: {takes} takes and {puts} puts returned; expected {expected_takes} and {expected_puts}"),
+        ));
+    }
+    let dup = final_takes.iter().filter(|(_, c)| **c > 1).count();
+    let missing = (1..=n as u64)
+        .filter(|id| !final_takes.contains_key(id))
+        .count();
+    if dup > 0 {
+        f.push(Finding::new(
+            FindingKind::Duplicated,
+            format!("DUPLICATED: {dup} value(s) taken for good by more than one slave"),
+        ));
+    }
+    if missing > 0 {
+        f.push(Finding::new(
+            FindingKind::Lost,
+            format!("LOST: {missing} of {n} values never taken for good"),
+        ));
+    }
+    if final_takes.keys().any(|id| *id == 0 || *id > n as u64) {
+        f.push(Finding::new(
+            FindingKind::Invented,
+            "INVENTED: a slave took a value the master never put",
+        ));
+    }
+    (takes, puts)
+}
+
+/// Who waits on what: the box, and each worker still running (alike ones as one line).
+pub fn diagnose(mvar: &SharedMVar, crew: &Crew, roles: &[&str]) -> String {
+    let mut s = String::new();
+    let full = mvar.is_full();
+    let (takers, putters) = mvar.waiting();
+    let _ = writeln!(
+        s,
+        "    box: {}, {} commits; waiting: {takers} takers, {putters} putters; lock: {}",
+        if full { "full" } else { "empty" },
+        mvar.generation(),
+        match mvar.lock_holder() {
+            None => "free".to_string(),
+            Some((who, alive)) =>
+                format!("held by {who} ({})", if alive { "alive" } else { "DEAD" }),
+        }
+    );
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, m) in crew.members().iter().enumerate() {
+        let info = ProcInfo::of(m.pid());
+        if matches!(info.state, None | Some('Z' | 'X')) {
+            continue;
+        }
+        let last = ledger::last_record(&m.ledger);
+        let (what, stuck) = match &last {
+            Some(Record::Begin { op, start_ns, .. }) => {
+                let for_ms = ledger::now_ns().saturating_sub(*start_ns) as f64 / 1e6;
+                let ready = match op {
+                    Op::Take => full,
+                    Op::Put => !full,
+                    _ => false,
+                };
+                (
+                    format!("in {op} for {for_ms:.0} ms"),
+                    if ready && info.state == Some('S') {
+                        format!(
+                            " — asleep in its {op} although the box is {}",
+                            if full { "full" } else { "empty" }
+                        )
+                    } else {
+                        String::new()
+                    },
+                )
+            }
+            _ => ("between operations".to_string(), String::new()),
+        };
+        let stuck = if matches!(info.state, Some('T' | 't')) {
+            format!("{stuck} — STOPPED by a signal: whoever waits on it waits on a stopped process (not a deadlock)")
+        } else {
+            stuck
+        };
+        let key = format!(
+            "{} {}{stuck}",
+            info.describe(),
+            last.as_ref().map_or("", |r| match r {
+                Record::Begin { op: Op::Take, .. } => "take",
+                Record::Begin { op: Op::Put, .. } => "put",
+                _ => "",
+            })
+        );
+        let line = format!(
+            "{} {} pid {}: {what}, {}{stuck}",
+            roles[i],
+            m.id,
+            m.pid(),
+            info.describe()
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push(line),
+            None => groups.push((key, vec![line])),
+        }
+    }
+    for (_, lines) in groups {
+        if lines.len() <= 4 {
+            for l in lines {
+                let _ = writeln!(s, "    {l}");
+            }
+        } else {
+            let _ = writeln!(s, "    {} workers alike, e.g. {}", lines.len(), lines[0]);
+        }
+    }
+    s
+}
