@@ -43,11 +43,24 @@ pub struct Cli {
 pub enum Fixed {
     /// Run the scenario catalogue on real OS threads, with a hang watchdog (the default).
     Threads(ThreadsArgs),
+    /// Every process scenario in turn, each with its defaults; a table of verdicts at the end.
+    All(AllArgs),
     /// List every command, scenario and negative control (with its story and blind spots).
     List(ListArgs),
     /// Internal: a worker process of a process scenario (started by the runner).
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
+}
+
+/// `torture all` flags.
+#[derive(Debug, Clone, Args)]
+pub struct AllArgs {
+    /// Seed handed to every scenario (default: each from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Also write the table as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
 }
 
 /// `torture list` flags.

@@ -70,6 +70,7 @@ where
         Parsed::Run(cmd) => match *cmd {
             Command::Fixed(Fixed::Threads(args)) => threads::main(&program, &args),
             Command::Fixed(Fixed::List(args)) => Exit::code(list::main(&args)),
+            Command::Fixed(Fixed::All(args)) => Exit::code(procs::all::main(&program, &args)),
             Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::worker_main(&w)),
             Command::Proc(scenario, flags) => Exit::code(scenario.main(&program, &flags)),
         },

@@ -1,6 +1,7 @@
 //! Process scenarios: worker *processes* sharing primitives in POSIX shared memory, under
 //! faults (SIGKILL, SIGSTOP), checked from their ledgers.
 //!
+//! - [`all`]: `torture all`, every scenario in turn with its defaults;
 //! - [`crew`]: spawn by re-executing this binary with a typed spec, kill, respawn, reap;
 //! - [`tied`]: a child process tied to its parent (dies with it, own process group, reaped on
 //!   drop) — also used, by path, by the `primitives` tests and benchmark;
@@ -11,6 +12,7 @@
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
 //!   [`CATALOGUE`] — a new scenario is one file plus one line.
 
+pub mod all;
 pub mod capture;
 pub mod controls;
 pub mod crew;

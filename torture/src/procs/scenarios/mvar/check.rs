@@ -23,6 +23,51 @@ pub fn lost_wakeups(mvar: &SharedMVar, diagnosis: impl FnOnce() -> String) -> Op
     })
 }
 
+/// Looks, for up to `window`, for a worker asleep in the kernel inside a `take` while the box is
+/// full (or a `put` while it is empty), seen so twice 2 ms apart: a sleeper whose condition
+/// already holds — the lost wake-up itself, named. `None` if none was caught in the act.
+pub fn sleeper_despite_ready(
+    mvar: &SharedMVar,
+    crew: &Crew,
+    roles: &[&str],
+    window: std::time::Duration,
+) -> Option<String> {
+    let until = std::time::Instant::now() + window;
+    let ready_for = |op: Op| match op {
+        Op::Take => mvar.is_full(),
+        Op::Put => !mvar.is_full(),
+        _ => false,
+    };
+    while std::time::Instant::now() < until {
+        for (i, m) in crew.members().iter().enumerate() {
+            let Some(Record::Begin { op, start_ns, .. }) = ledger::last_record(&m.ledger) else {
+                continue;
+            };
+            let looks = || {
+                ready_for(op)
+                    && ProcInfo::of(m.pid()).state == Some('S')
+                    && matches!(ledger::last_record(&m.ledger), Some(Record::Begin { start_ns: s, .. }) if s == start_ns)
+            };
+            if looks() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                if looks() {
+                    let info = ProcInfo::of(m.pid());
+                    return Some(format!(
+                        "    {} {} pid {} sleeps in its {op} although the box is {} ({}; seen twice, 2 ms apart)",
+                        roles[i],
+                        m.id,
+                        m.pid(),
+                        if op == Op::Take { "full" } else { "empty" },
+                        info.describe()
+                    ));
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    None
+}
+
 /// Conservation: the box is empty, every slave's final take got a distinct value, every value
 /// 1..=N was put once by the master and taken for good once; returns (takes, puts) returned.
 pub fn check(

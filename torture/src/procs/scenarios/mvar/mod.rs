@@ -12,7 +12,7 @@
 
 mod check;
 
-use self::check::{check, diagnose, lost_wakeups};
+use self::check::{check, diagnose, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
@@ -292,7 +292,11 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
         if exited.len() == crew.members().len() {
             break;
         }
-        if let Some(f) = lost_wakeups(&mvar, || diagnose(&mvar, &crew, &roles)) {
+        if let Some(f) = lost_wakeups(&mvar, || {
+            let caught = sleeper_despite_ready(&mvar, &crew, &roles, Duration::from_millis(300))
+                .map_or_else(String::new, |l| format!("{l}\n"));
+            format!("{caught}{}", diagnose(&mvar, &crew, &roles))
+        }) {
             findings.push(f);
             break;
         }
