@@ -546,3 +546,46 @@ fn all_runs_every_process_scenario() {
     }
     assert_eq!(tmp.leftovers(), Vec::<String>::new());
 }
+
+/// Freeze and thaw (seed 003): workers stopped for up to 300 ms with a hang timeout of 200 ms —
+/// a stopped process is alive, never a hang; the run completes with every value accounted for.
+#[test]
+fn freezes_longer_than_the_hang_timeout_are_not_hangs() {
+    let tmp = TempDir::new("freeze");
+    let json = tmp.0.join("report.json");
+    let json_arg = json.to_str().expect("utf-8").to_string();
+    let r = torture_env(
+        &[
+            "mvar",
+            "--procs",
+            "10",
+            "--rounds",
+            "3000",
+            "--stop-rate",
+            "40",
+            "--stop-max",
+            "300ms",
+            "--hang-timeout",
+            "200ms",
+            "--seed",
+            "5",
+            "--json",
+            &json_arg,
+        ],
+        &[("TMPDIR", tmp.path())],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let v = json_of(&json);
+    let _ = std::fs::remove_file(&json);
+    assert!(v["figures"]["freezes"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(
+        r.stdout.contains("--stop-rate 80")
+            || v["replay"]
+                .as_str()
+                .unwrap_or("")
+                .contains("--stop-rate 80"),
+        "{v}"
+    );
+    assert_eq!(tmp.leftovers(), Vec::<String>::new());
+}

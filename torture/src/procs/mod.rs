@@ -2,6 +2,7 @@
 //! faults (SIGKILL, SIGSTOP), checked from their ledgers.
 //!
 //! - [`all`]: `torture all`, every scenario in turn with its defaults;
+//! - [`faults`]: freeze and thaw (`--stop-rate`, `--stop-max`: SIGSTOP/SIGCONT at random);
 //! - [`crew`]: spawn by re-executing this binary with a typed spec, kill, respawn, reap;
 //! - [`tied`]: a child process tied to its parent (dies with it, own process group, reaped on
 //!   drop) — also used, by path, by the `primitives` tests and benchmark;
@@ -16,6 +17,7 @@ pub mod all;
 pub mod capture;
 pub mod controls;
 pub mod crew;
+pub mod faults;
 pub mod ledger;
 pub mod scenarios;
 pub mod tied;

@@ -16,6 +16,7 @@ use self::check::{check, diagnose, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
+use crate::procs::faults::{Freezer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::{controls, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind, Report, Verdict};
@@ -69,6 +70,9 @@ pub struct MvarArgs {
     /// Also write a machine-readable report (JSON) to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Freeze and thaw (seed 003).
+    #[command(flatten)]
+    pub stops: StopArgs,
 }
 
 /// A worker's spec.
@@ -113,11 +117,12 @@ impl ProcScenario for MasterSlaves {
         crate::signals::install();
         let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
         let replay = format!(
-            "{} mvar --procs {} --rounds {} --hang-timeout {} --seed {seed}{}",
+            "{} mvar --procs {} --rounds {} --hang-timeout {}{} --seed {seed}{}",
             shell_word(program),
             args.procs,
             args.rounds,
             format_duration(args.hang_timeout),
+            args.stops.replay(),
             args.control
                 .as_ref()
                 .map(|c| format!(" --control {c}"))
@@ -131,7 +136,7 @@ impl ProcScenario for MasterSlaves {
                 .as_deref()
                 .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
         );
-        let outcome = match run(&args) {
+        let outcome = match run(&args, seed) {
             Ok(o) => o,
             Err(e) => {
                 crate::warn!("torture mvar: setup error: {}", e.0);
@@ -236,7 +241,7 @@ struct Outcome {
     interrupted: Option<String>,
 }
 
-fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
+fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let procs = args.procs as usize;
     crate::procs::crew::check_nproc(procs + 1)?;
     let mut crew = Crew::new("mvar")?;
@@ -262,6 +267,7 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
     }
     crew.spawn(&spec(None))?;
     roles.push("master");
+    let mut freezer = Freezer::new(&args.stops, seed);
     let start = Instant::now();
     let mut findings = Vec::new();
     let mut last_gen = mvar.generation();
@@ -274,6 +280,14 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
             break;
         }
         let exited = crew.exited();
+        let running: Vec<u32> = crew
+            .members()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !exited.iter().any(|(j, _)| j == i))
+            .map(|(_, m)| m.pid())
+            .collect();
+        freezer.tick(&running);
         for (i, status) in &exited {
             if !status.success() {
                 let m = &crew.members()[*i];
@@ -301,10 +315,13 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
             break;
         }
         let g = mvar.generation();
-        if g != last_gen {
+        // While a participant is frozen by us, or since its thaw, nobody is hung for lack of it.
+        if g != last_gen || freezer.any_frozen() {
             last_gen = g;
             last_commit = Instant::now();
-        } else if last_commit.elapsed() > hang {
+        } else if freezer.last_thaw.map_or(true, |t| t.elapsed() > hang)
+            && last_commit.elapsed() > hang
+        {
             findings.push(Finding::new(
                 FindingKind::Hang,
                 format!(
@@ -324,6 +341,8 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
         let none = || "    (every worker has ended)".to_string();
         findings.extend(lost_wakeups(&mvar, none));
     }
+    let stops = freezer.stops;
+    drop(freezer);
     crew.kill_all();
     let ledgers: Vec<Ledger> = crew
         .all_ledgers()
@@ -337,7 +356,7 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
     let mut summary = String::new();
     let _ = writeln!(
         summary,
-        "mvar: {} commits in {:.2} s ({takes} takes, {puts} puts returned); kernel sleeps {sleeps}, late wake-ups {late}",
+        "mvar: {} commits in {:.2} s ({takes} takes, {puts} puts returned; {stops} freezes); kernel sleeps {sleeps}, late wake-ups {late}",
         mvar.generation(),
         elapsed.as_secs_f64()
     );
@@ -347,7 +366,7 @@ fn run(args: &MvarArgs) -> Result<Outcome, SetupError> {
     let figures = serde_json::json!({
         "procs": args.procs, "rounds": args.rounds, "commits": mvar.generation(),
         "takes": takes, "puts": puts, "sleeps": sleeps, "late_wakes": late,
-        "elapsed_ms": elapsed.as_secs_f64() * 1e3,
+        "elapsed_ms": elapsed.as_secs_f64() * 1e3, "freezes": stops,
     });
     drop(crew);
     drop(segment);
