@@ -562,7 +562,7 @@ fn freezes_longer_than_the_hang_timeout_are_not_hangs() {
             "--rounds",
             "3000",
             "--stop-rate",
-            "40",
+            "80",
             "--stop-max",
             "300ms",
             "--hang-timeout",
