@@ -61,6 +61,9 @@ pub struct AllArgs {
     /// Also write the table as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Also write a JUnit XML report to PATH (one test case per scenario).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `torture list` flags.

@@ -126,6 +126,11 @@ pub struct Report {
 impl Report {
     /// Prints the report and writes the JSON if asked; returns the exit code.
     pub fn emit(&self, json: Option<&Path>) -> u8 {
+        self.emit_to(json, None)
+    }
+
+    /// Prints the report, writes the JSON and the JUnit XML if asked; returns the exit code.
+    pub fn emit_to(&self, json: Option<&Path>, junit: Option<&Path>) -> u8 {
         crate::say_raw!("{}", self.summary);
         for f in &self.findings {
             crate::say!("  FAILED: {}", f.text);
@@ -149,8 +154,72 @@ impl Report {
                 }
             }
         }
+        if let Some(path) = junit {
+            let case = JunitCase {
+                name: match &self.control {
+                    Some(c) => format!("{} --control {c}", self.command),
+                    None => self.command.to_string(),
+                },
+                verdict: self.verdict,
+                message: self.findings.first().map(|f| f.text.clone()),
+                output: self.summary.clone(),
+                replay: self.replay.clone(),
+            };
+            if let Err(e) = write_junit(path, "torture", &[case]) {
+                crate::warn!("torture: error: {e}");
+                if code == 0 {
+                    code = 2;
+                }
+            }
+        }
         code
     }
+}
+
+/// One test case of a JUnit report: a run and its verdict.
+pub struct JunitCase {
+    /// The command (and control) run.
+    pub name: String,
+    /// Its verdict: `Pass` and `Caught` are successes, `Fail` a failure, `NotCaught` a failure
+    /// too (a control the engine should have seen).
+    pub verdict: Verdict,
+    /// The first finding, or why it failed.
+    pub message: Option<String>,
+    /// What the run printed.
+    pub output: String,
+    /// How to replay it.
+    pub replay: String,
+}
+
+/// Writes `cases` as one JUnit suite named `suite` to `path` (quick-junit); one line on error.
+pub fn write_junit(path: &Path, suite: &str, cases: &[JunitCase]) -> Result<(), String> {
+    use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+    let mut report = quick_junit::Report::new("torture");
+    let mut ts = TestSuite::new(suite);
+    for c in cases {
+        let status = match c.verdict {
+            Verdict::Pass | Verdict::Caught => TestCaseStatus::success(),
+            Verdict::Fail | Verdict::NotCaught => {
+                let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                st.set_message(
+                    c.message
+                        .clone()
+                        .unwrap_or_else(|| c.verdict.word().to_string()),
+                );
+                st.set_description(format!("replay: {}", c.replay));
+                st
+            }
+        };
+        let mut tc = TestCase::new(c.name.clone(), status);
+        tc.set_system_out(c.output.clone());
+        ts.add_test_case(tc);
+    }
+    report.add_test_suite(ts);
+    let xml = report
+        .to_string()
+        .map_err(|e| format!("cannot encode the JUnit report: {e}"))?;
+    std::fs::write(path, xml)
+        .map_err(|e| format!("cannot write the JUnit report to {}: {e}", path.display()))
 }
 
 /// Writes `value` as pretty JSON to `path`; the error is one line.

@@ -589,3 +589,62 @@ fn freezes_longer_than_the_hang_timeout_are_not_hangs() {
     );
     assert_eq!(tmp.leftovers(), Vec::<String>::new());
 }
+
+/// `--junit PATH`: a JUnit XML report a CI parser reads back — one case per run, a caught
+/// control a success, a control NOT caught or a failing reference a failure.
+#[test]
+fn junit_reports_parse_and_carry_the_verdict() {
+    let tmp = TempDir::new("junit");
+    let xml = tmp.0.join("report.xml");
+    let xml_arg = xml.to_str().expect("utf-8").to_string();
+    let env = [("TMPDIR", tmp.path())];
+    let parse = || {
+        let text = std::fs::read_to_string(&xml).expect("JUnit report written");
+        let _ = std::fs::remove_file(&xml);
+        quick_junit::Report::deserialize_from_str(&text).expect("valid JUnit XML")
+    };
+    let r = torture_env(
+        &[
+            "mvar",
+            "--procs",
+            "5",
+            "--control",
+            "private-futex",
+            "--junit",
+            &xml_arg,
+        ],
+        &env,
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let report = parse();
+    assert_eq!(report.tests, 1);
+    assert_eq!(report.failures, 0, "a caught control is a success");
+    // A control this scenario cannot see without kills: NOT CAUGHT is a failure.
+    let r = torture_env(
+        &[
+            "mvar",
+            "--procs",
+            "5",
+            "--control",
+            "no-recovery",
+            "--junit",
+            &xml_arg,
+        ],
+        &env,
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let report = parse();
+    assert_eq!((report.tests, report.failures), (1, 1));
+    let r = torture_env(
+        &["all", "--seed", "3", "--junit", &xml_arg],
+        &env,
+        Duration::from_secs(120),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let report = parse();
+    assert_eq!(report.tests as usize, torture::procs::CATALOGUE.len());
+    assert_eq!(report.failures, 0);
+    assert_eq!(tmp.leftovers(), Vec::<String>::new());
+}

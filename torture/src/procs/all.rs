@@ -4,6 +4,7 @@
 
 use super::CATALOGUE;
 use crate::cli::AllArgs;
+use crate::report::{JunitCase, Verdict};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -62,6 +63,31 @@ pub fn main(program: &str, args: &AllArgs) -> u8 {
         .unwrap_or(0);
     if let Some(path) = &args.json {
         if let Err(e) = crate::report::write_json(path, &rows) {
+            crate::warn!("torture all: error: {e}");
+            code = 2;
+        }
+    }
+    if let Some(path) = &args.junit {
+        let cases: Vec<JunitCase> = rows
+            .iter()
+            .map(|r| JunitCase {
+                name: r.scenario.to_string(),
+                verdict: if r.exit_code == 0 {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                },
+                message: (r.exit_code != 0).then(|| {
+                    format!(
+                        "torture {} exited {} (its report is in the output above)",
+                        r.scenario, r.exit_code
+                    )
+                }),
+                output: format!("{:.1} s", r.seconds),
+                replay: format!("{program} {}", r.scenario),
+            })
+            .collect();
+        if let Err(e) = crate::report::write_junit(path, "torture all", &cases) {
             crate::warn!("torture all: error: {e}");
             code = 2;
         }

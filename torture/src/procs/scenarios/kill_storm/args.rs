@@ -70,6 +70,9 @@ pub struct StormArgs {
     /// Also write a machine-readable report (JSON) to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Also write a JUnit XML report to PATH (one test case: this run).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 impl StormArgs {
@@ -173,7 +176,7 @@ impl ProcScenario for KillStorm {
             );
             return 2;
         }
-        envelope(report, &cfg, replay).emit(args.json.as_deref())
+        envelope(report, &cfg, replay).emit_to(args.json.as_deref(), args.junit.as_deref())
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

@@ -70,6 +70,9 @@ pub struct MvarArgs {
     /// Also write a machine-readable report (JSON) to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Also write a JUnit XML report to PATH (one test case: this run).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
     /// Freeze and thaw (seed 003).
     #[command(flatten)]
     pub stops: StopArgs,
@@ -164,7 +167,7 @@ impl ProcScenario for MasterSlaves {
             findings: outcome.findings,
             replay,
         }
-        .emit(args.json.as_deref())
+        .emit_to(args.json.as_deref(), args.junit.as_deref())
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
