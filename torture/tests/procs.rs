@@ -644,7 +644,7 @@ fn junit_reports_parse_and_carry_the_verdict() {
     );
     assert_eq!(r.code, Some(0), "{}", r.all());
     let report = parse();
-    assert_eq!(report.tests as usize, torture::procs::CATALOGUE.len());
+    assert_eq!(report.tests, torture::procs::CATALOGUE.len());
     assert_eq!(report.failures, 0);
     assert_eq!(tmp.leftovers(), Vec::<String>::new());
 }
