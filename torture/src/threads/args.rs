@@ -73,6 +73,10 @@ pub struct ThreadsArgs {
     /// Also write a machine-readable report (JSON) to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+
+    /// Also write a JUnit XML report to PATH (one test case: this session).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `--lockdep`: the lock-order validator's mode.

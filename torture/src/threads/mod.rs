@@ -87,6 +87,27 @@ pub fn main(program: &str, args: &ThreadsArgs) -> Exit {
             }
         }
     }
+    if let Some(path) = &args.junit {
+        let case = crate::report::JunitCase {
+            name: match args.control {
+                Some(c) => format!("threads --control {}", c.name),
+                None => "threads".to_string(),
+            },
+            verdict,
+            message: outcome
+                .failure
+                .as_ref()
+                .map(|f| report::failure_text(f, &plan, &replay)),
+            output: report::summary_text(&outcome, verdict),
+            replay: replay.clone(),
+        };
+        if let Err(e) = crate::report::write_junit(path, "torture", &[case]) {
+            crate::warn!("torture threads: error: {e}");
+            if code == 0 {
+                code = 2;
+            }
+        }
+    }
     let hung = outcome
         .failure
         .as_ref()
