@@ -9,6 +9,7 @@
 //! - [`ledger`]: the typed record every worker writes around every operation, one parser;
 //! - [`capture`]: `/proc` state, wait channel and run-queue delay; catching a lock holder
 //!   inside its critical section; telling a hung participant from a slow one;
+//! - [`progress`]: a live bar on a terminal, periodic plain lines in CI logs;
 //! - [`controls`]: the cross-process negative controls;
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
 //!   [`CATALOGUE`] — a new scenario is one file plus one line.
@@ -19,6 +20,7 @@ pub mod controls;
 pub mod crew;
 pub mod faults;
 pub mod ledger;
+pub mod progress;
 pub mod scenarios;
 pub mod tied;
 

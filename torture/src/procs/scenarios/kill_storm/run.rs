@@ -105,7 +105,15 @@ pub fn run(cfg: &StormConfig) -> Result<StormReport, SetupError> {
     let gap_ms = cfg.gap.as_millis().max(1) as usize;
     // Let the workers start before the first kill.
     std::thread::sleep(Duration::from_millis(50));
+    let mut progress = crate::procs::progress::Progress::new("kills", cfg.kills as u64);
     while report.kills < cfg.kills && start.elapsed() < cfg.max_time {
+        progress.set(report.kills as u64, || {
+            format!(
+                "{} commits, {} holder kills",
+                mvar.generation(),
+                report.holder_kills + report.lock_holder_kills
+            )
+        });
         if let Some(sig) = crate::signals::received() {
             report.interrupted = Some(sig.as_str().to_string());
             break;
@@ -218,6 +226,7 @@ pub fn run(cfg: &StormConfig) -> Result<StormReport, SetupError> {
         crew.respawn(victim, &spec)?;
         report.kills += 1;
     }
+    drop(progress);
     // Stop everyone (at a random point too), then drain the box as the last survivor.
     crew.kill_all();
     report.elapsed = start.elapsed();

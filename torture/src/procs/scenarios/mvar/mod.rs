@@ -271,6 +271,9 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     crew.spawn(&spec(None))?;
     roles.push("master");
     let mut freezer = Freezer::new(&args.stops, seed);
+    // Every slave's takes and puts, and the master's puts: the commits of a complete run.
+    let expected = u64::from(args.procs) * (2 * u64::from(args.rounds) + 2);
+    let mut progress = crate::procs::progress::Progress::new("commits", expected);
     let start = Instant::now();
     let mut findings = Vec::new();
     let mut last_gen = mvar.generation();
@@ -291,6 +294,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
             .map(|(_, m)| m.pid())
             .collect();
         freezer.tick(&running);
+        progress.set(mvar.generation(), || format!("{} freezes", freezer.stops));
         for (i, status) in &exited {
             if !status.success() {
                 let m = &crew.members()[*i];
@@ -344,6 +348,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         let none = || "    (every worker has ended)".to_string();
         findings.extend(lost_wakeups(&mvar, none));
     }
+    drop(progress);
     let stops = freezer.stops;
     drop(freezer);
     crew.kill_all();
