@@ -70,7 +70,7 @@ pub struct PipeArgs {
     /// Requests the client sends (each answered by one response).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
     pub requests: u32,
-    /// Payload bytes of every request and response (default 256 KiB: four pipe buffers).
+    /// Payload bytes of every request and response (262144 = 256 KiB: four default pipe buffers).
     #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=67_108_864))]
     pub size: u32,
     /// Nothing read or written for this long (scaled by processes per core) is a hang.
@@ -165,7 +165,9 @@ impl ProcScenario for PipeDeadlock {
             args.size,
             args.control
                 .as_deref()
-                .map_or("poll-driven reference".to_string(), |c| format!("CONTROL {c}"))
+                .map_or("poll-driven reference".to_string(), |c| format!(
+                    "CONTROL {c}"
+                ))
         );
         let outcome = match run(&args, seed) {
             Ok(o) => o,
@@ -238,18 +240,18 @@ impl Pipes {
     }
 }
 
-fn setup<T>(what: &str) -> impl FnOnce(nix::Error) -> SetupError + '_ {
+fn setup(what: &str) -> impl FnOnce(nix::Error) -> SetupError + '_ {
     move |e| SetupError(format!("{what}: {e}"))
 }
 
 /// Starts a worker with `fds` (and only those of the pipes) open across its exec.
 fn spawn_with(crew: &mut Crew, fds: [&OwnedFd; 2], spec: &Spec) -> Result<usize, SetupError> {
     for fd in fds {
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(setup::<()>("fcntl"))?;
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(setup("fcntl"))?;
     }
     let r = crew.spawn(spec);
     for fd in fds {
-        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup::<()>("fcntl"))?;
+        fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
     }
     r
 }
@@ -257,12 +259,12 @@ fn spawn_with(crew: &mut Crew, fds: [&OwnedFd; 2], spec: &Spec) -> Result<usize,
 fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
     crate::procs::crew::check_nproc(2)?;
     let mut crew = Crew::new("pipe")?;
-    let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup::<()>("pipe2"))?;
-    let (resp_r, resp_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup::<()>("pipe2"))?;
+    let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))?;
+    let (resp_r, resp_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))?;
     let ino = |fd: &OwnedFd| nix::sys::stat::fstat(fd).map(|s| s.st_ino);
     let pipes = Pipes {
-        request: ino(&req_r).map_err(setup::<()>("fstat"))?,
-        response: ino(&resp_r).map_err(setup::<()>("fstat"))?,
+        request: ino(&req_r).map_err(setup("fstat"))?,
+        response: ino(&resp_r).map_err(setup("fstat"))?,
         capacity: fcntl(&req_w, FcntlArg::F_GETPIPE_SZ).map_or(0, |c| c.max(0) as usize),
         fds: [
             (resp_r.as_raw_fd(), req_w.as_raw_fd()),
@@ -356,11 +358,7 @@ fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         );
     }
     crew.kill_all();
-    let ledgers: Vec<Option<Ledger>> = crew
-        .all_ledgers()
-        .iter()
-        .map(|p| Ledger::read(p))
-        .collect();
+    let ledgers: Vec<Option<Ledger>> = crew.all_ledgers().iter().map(|p| Ledger::read(p)).collect();
     let count = |i: usize, op: Op| {
         ledgers.get(i).and_then(Option::as_ref).map_or(0, |l| {
             l.records
@@ -443,7 +441,10 @@ fn end_checks(args: &PipeArgs, ledgers: &[Option<Ledger>], findings: &mut Vec<Fi
                 l.records
                     .iter()
                     .filter_map(|r| match r {
-                        Record::Done { op: o, id: Some(id) } if *o == op => Some(*id),
+                        Record::Done {
+                            op: o,
+                            id: Some(id),
+                        } if *o == op => Some(*id),
                         _ => None,
                     })
                     .collect()
@@ -553,7 +554,8 @@ fn judge(crew: &Crew, roles: &[Role], pipes: &Pipes, hang: Duration) -> Judged {
     let second = look(crew, roles, pipes);
     let queued = |s: &[Seen], i: usize| s[i].info.run_queue_wait.unwrap_or_default();
     let busy = second.iter().enumerate().any(|(i, s)| {
-        s.info.state == Some('R') || queued(&second, i).saturating_sub(queued(&first, i)) * 2 > confirm
+        s.info.state == Some('R')
+            || queued(&second, i).saturating_sub(queued(&first, i)) * 2 > confirm
     });
     if busy {
         return Judged::Busy;
@@ -565,7 +567,11 @@ fn judge(crew: &Crew, roles: &[Role], pipes: &Pipes, hang: Duration) -> Judged {
             wait::describe_cycle(&second, &b, &|ino| pipes.name(ino)),
             details(crew.members(), &second, pipes).trim_end()
         )),
-        _ => Judged::Stuck(details(crew.members(), &second, pipes).trim_end().to_string()),
+        _ => Judged::Stuck(
+            details(crew.members(), &second, pipes)
+                .trim_end()
+                .to_string(),
+        ),
     }
 }
 

@@ -63,8 +63,8 @@ pub fn reads(pid: u32, ino: u64) -> bool {
             return false;
         };
         pipe_of(pid, fd) == Some(ino) && {
-            let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))
-                .unwrap_or_default();
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
             info.lines()
                 .find_map(|l| l.strip_prefix("flags:"))
                 .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
@@ -148,7 +148,9 @@ pub fn describe_cycle(seen: &[Seen], cyc: &[usize], pipe_name: &dyn Fn(u64) -> S
     let mut s = String::new();
     for (k, &i) in cyc.iter().enumerate() {
         let who = &seen[i];
-        let pipe = who.writing.map_or_else(String::new, |(ino, _, _)| pipe_name(ino));
+        let pipe = who
+            .writing
+            .map_or_else(String::new, |(ino, _, _)| pipe_name(ino));
         if k == 0 {
             let _ = write!(s, "{} (pid {})", who.role, who.pid);
         }
@@ -226,7 +228,12 @@ mod tests {
         ] {
             assert!(pipe_write_wchan(w), "{w}");
         }
-        for w in ["anon_pipe_read", "pipe_read", "pipe_wait_readable", "futex_wait_queue"] {
+        for w in [
+            "anon_pipe_read",
+            "pipe_read",
+            "pipe_wait_readable",
+            "futex_wait_queue",
+        ] {
             assert!(!pipe_write_wchan(w), "{w}");
         }
     }

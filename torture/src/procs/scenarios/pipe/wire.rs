@@ -82,7 +82,11 @@ pub fn check(f: &[u8], kind: u32, seq: u64, size: usize) -> Result<(), String> {
         "response"
     };
     if f.len() != HEADER + size {
-        return Err(format!("{name} {seq}: {} bytes, not {}", f.len(), HEADER + size));
+        return Err(format!(
+            "{name} {seq}: {} bytes, not {}",
+            f.len(),
+            HEADER + size
+        ));
     }
     let magic = field(f, 0) as u32;
     let got_kind = (field(f, 0) >> 32) as u32;
@@ -120,11 +124,15 @@ mod tests {
         let resp = response_to(&req);
         assert_eq!(check(&resp, RESPONSE, 3, size), Ok(()));
         assert_ne!(resp[HEADER..], req[HEADER..]);
-        assert!(check(&req, REQUEST, 4, size).unwrap_err().contains("mixed up"));
+        assert!(check(&req, REQUEST, 4, size)
+            .unwrap_err()
+            .contains("mixed up"));
         assert!(check(&req, RESPONSE, 3, size).is_err());
         let mut torn = req.clone();
         torn[HEADER + 500] ^= 1;
-        assert!(check(&torn, REQUEST, 3, size).unwrap_err().contains("checksum"));
+        assert!(check(&torn, REQUEST, 3, size)
+            .unwrap_err()
+            .contains("checksum"));
         assert!(check(&req[..HEADER + 10], REQUEST, 3, size).is_err());
         assert_ne!(request(7, 3, size), request(7, 4, size));
         assert_ne!(request(7, 3, size), request(8, 3, size));

@@ -76,9 +76,8 @@ fn take_fd(n: i32, mode: OFlag) -> Result<OwnedFd, String> {
 }
 
 fn set_nonblocking(fd: &OwnedFd) -> Result<(), String> {
-    let flags = OFlag::from_bits_truncate(
-        fcntl(fd, FcntlArg::F_GETFL).map_err(|e| format!("fcntl: {e}"))?,
-    );
+    let flags =
+        OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(|e| format!("fcntl: {e}"))?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))
         .map(drop)
         .map_err(|e| format!("fcntl: {e}"))
@@ -350,7 +349,9 @@ fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, String> {
 fn blocking_client(e: &mut Ends) -> Result<(), Failure> {
     let n = u64::from(e.spec.requests);
     let (seed, size) = (e.spec.seed, e.spec.size as usize);
-    let wr = e.wr.take().ok_or_else(|| Failure::Setup("no request pipe".into()))?;
+    let wr =
+        e.wr.take()
+            .ok_or_else(|| Failure::Setup("no request pipe".into()))?;
     for seq in 1..=n {
         e.begin(Op::Put, seq);
         write_all(&wr, &wire::request(seed, seq, size))?;
@@ -377,7 +378,9 @@ fn blocking_client(e: &mut Ends) -> Result<(), Failure> {
 
 fn blocking_server(e: &mut Ends) -> Result<(), Failure> {
     let n = u64::from(e.spec.requests);
-    let wr = e.wr.take().ok_or_else(|| Failure::Setup("no response pipe".into()))?;
+    let wr =
+        e.wr.take()
+            .ok_or_else(|| Failure::Setup("no response pipe".into()))?;
     let mut inbuf = vec![0u8; frame_len(&e.spec)];
     for seq in 1..=n {
         e.begin(Op::Take, seq);
