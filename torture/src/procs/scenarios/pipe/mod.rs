@@ -34,6 +34,8 @@ use crate::report::{Finding, FindingKind, Report, Verdict};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
 use primitives::controls::{Control, Home, CONTROLS};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
@@ -350,12 +352,14 @@ fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         }
     }
     let elapsed = start.elapsed();
-    // Both at once: a worker woken by its peer's death (EPIPE) has nothing to say.
-    for m in crew.members() {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(m.pid() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+    // Freeze both, then kill: a worker woken by its peer's death (EPIPE) has nothing to say.
+    // Only workers not yet reaped: a reaped one's pid (and group) may belong to someone else.
+    for sig in [Signal::SIGSTOP, Signal::SIGKILL] {
+        for m in crew.members_mut() {
+            if m.exited().is_none() {
+                let _ = killpg(Pid::from_raw(m.pid() as i32), sig);
+            }
+        }
     }
     crew.kill_all();
     let ledgers: Vec<Option<Ledger>> = crew.all_ledgers().iter().map(|p| Ledger::read(p)).collect();
