@@ -1,14 +1,14 @@
 //! `torture pipe`: seed 004's pipe-buffer deadlock. A client process sends `--requests`
 //! requests of `--size` bytes on a request pipe to a server process, which answers each with a
 //! response of the same size on a response pipe; the client checks every response (framing and
-//! payload: see [`wire`]). Messages are larger than the pipe buffer by default (256 KiB against
+//! payload: see `wire.rs`). Messages are larger than the pipe buffer by default (256 KiB against
 //! Linux's 64 KiB).
 //!
-//! The reference is poll-driven on both sides (see [`worker`]); the control `pipe-blocking`
+//! The reference is poll-driven on both sides (see `worker.rs`); the control `pipe-blocking`
 //! writes each message whole with blocking writes before reading, and both sides end up asleep
 //! in a pipe write. When nothing moves for `--hang-timeout` (no ledger record, no byte read or
 //! written per `/proc/<pid>/io`), the runner builds the workers' wait-for graph from `/proc`
-//! (see [`wait`]) and reports a HANG naming the **wait cycle**: each worker, the pipe it is
+//! (see `wait.rs`) and reports a HANG naming the **wait cycle**: each worker, the pipe it is
 //! blocked writing, and that pipe's reader. No progress without a cycle (a stopped worker, one
 //! asleep elsewhere) is reported as such, never as a cycle; a runnable worker is given time.
 //!

@@ -2,9 +2,9 @@
 //! cycle if it has one.
 //!
 //! A worker **waits on a pipe** when it is asleep (state `S`) in the kernel's pipe write path
-//! (wait channel `anon_pipe_write` on Linux 6.16 and later — what this project's kernels show,
-//! checked by experiment; `pipe_write` before, `pipe_wait`/`pipe_wait_writable` on older
-//! kernels) inside a `write(2)` whose fd (the first argument in `/proc/<pid>/syscall`) is one
+//! (wait channel `anon_pipe_write` on recent kernels — seen on 6.18, for anonymous pipes and
+//! FIFOs alike, by experiment; `pipe_write` on earlier 5.x/6.x ones, `pipe_wait` or
+//! `pipe_wait_writable` on older ones) inside a `write(2)` whose fd (the first argument in `/proc/<pid>/syscall`) is one
 //! of the pipes. Where `/proc/<pid>/syscall` cannot be read (it needs ptrace access), the pipe
 //! is the one its last ledger record says it is writing. The kernel only sleeps a pipe writer
 //! while the pipe has no free slot: the pipe is **full**, and the writer waits on the pipe's
