@@ -169,6 +169,15 @@ const ALL: &[Control] = &[
         blind_spots: "without kills it runs clean",
     },
     Control {
+        name: "pipe-blocking",
+        story: "004",
+        defect: "request and response written whole with blocking writes before reading: both \
+                 sides block in pipe_write once each message exceeds the pipe buffer",
+        home: Home::Process,
+        caught_by: &["torture pipe"],
+        blind_spots: "messages that fit the pipe buffer, or a single request: nothing blocks",
+    },
+    Control {
         name: "lock-no-recovery",
         story: "001",
         defect: "SharedReentrantLock::without_recovery: a robust lock whose dead owner is never \

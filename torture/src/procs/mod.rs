@@ -49,6 +49,7 @@ pub trait ProcScenario: Sync {
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
     &scenarios::kill_storm::KillStorm,
     &scenarios::mvar::MasterSlaves,
+    &scenarios::pipe::PipeDeadlock,
 ];
 
 /// The scenario called `name`.

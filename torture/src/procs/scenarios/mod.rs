@@ -2,3 +2,4 @@
 
 pub mod kill_storm;
 pub mod mvar;
+pub mod pipe;

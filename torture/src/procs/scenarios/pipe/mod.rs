@@ -1,0 +1,198 @@
+//! `torture pipe`: seed 004's pipe-buffer deadlock. A client process sends `--requests`
+//! requests of `--size` bytes on a request pipe to a server process, which answers each with a
+//! response of the same size on a response pipe; the client checks every response (framing and
+//! payload: see `wire.rs`). Messages are larger than the pipe buffer by default (256 KiB against
+//! Linux's 64 KiB).
+//!
+//! The reference is poll-driven on both sides (see `worker.rs`); the control `pipe-blocking`
+//! writes each message whole with blocking writes before reading, and both sides end up asleep
+//! in a pipe write. When nothing moves for `--hang-timeout` (no ledger record, no byte read or
+//! written per `/proc/<pid>/io`), the runner builds the workers' wait-for graph from `/proc`
+//! (see `wait.rs`) and reports a HANG naming the **wait cycle**: each worker, the pipe it is
+//! blocked writing, and that pipe's reader. No progress without a cycle (a stopped worker, one
+//! asleep elsewhere) is reported as such, never as a cycle; a runnable worker is given time.
+//!
+//! **Why anonymous pipes passed by fd, not FIFOs in the ledger folder:** the runner creates
+//! both pipes with `pipe2(O_CLOEXEC)` and clears close-on-exec on exactly the two ends a worker
+//! needs for the moment it starts that worker (the runner starts workers from its one thread,
+//! so no other child can inherit them), then closes its own copies. Nothing has a name, so
+//! nothing is left behind and nobody else can open them; there is no open-order rendezvous (a
+//! FIFO's `open` blocks until its peer opens, one more place to hang); and end of file and
+//! `EPIPE` mean what they should, because once the runner's copies are closed the only ends are
+//! the workers'. The worker checks each fd it is given is a pipe end open the right way.
+
+mod run;
+mod wait;
+mod wire;
+mod worker;
+
+use crate::procs::{ProcScenario, WorkerArgs};
+use crate::report::{Report, Verdict};
+use crate::units::{format_duration, parse_positive, shell_word};
+use clap::{ArgMatches, Args, FromArgMatches};
+use primitives::controls::{Control, Home, CONTROLS};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The engine name process controls of this scenario list in `caught_by`.
+const ENGINE: &str = "torture pipe";
+/// A run without progress while a worker is runnable is judged anyway after this many hang
+/// timeouts (a worker spinning without moving a byte is stuck too).
+const BUSY_LIMIT: u32 = 4;
+
+/// The registry's controls this scenario runs.
+fn pipe_controls() -> impl Iterator<Item = &'static Control> {
+    CONTROLS
+        .iter()
+        .filter(|c| c.home == Home::Process && c.caught_by.contains(&ENGINE))
+}
+
+fn parse_control(s: &str) -> Result<String, String> {
+    pipe_controls()
+        .find(|c| c.name == s)
+        .map(|c| c.name.to_string())
+        .ok_or_else(|| {
+            let known: Vec<_> = pipe_controls().map(|c| c.name).collect();
+            format!("unknown control {s:?}; known: {}", known.join(", "))
+        })
+}
+
+/// `torture pipe` flags.
+#[derive(Debug, Clone, Args)]
+pub struct PipeArgs {
+    /// Requests the client sends (each answered by one response).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub requests: u32,
+    /// Payload bytes of every request and response (262144 = 256 KiB: four default pipe buffers).
+    #[arg(long, default_value_t = 262_144, value_parser = clap::value_parser!(u32).range(1..=67_108_864))]
+    pub size: u32,
+    /// Nothing read or written for this long (scaled by processes per core) is a hang.
+    #[arg(long = "hang-timeout", default_value = "2s", value_parser = parse_positive)]
+    pub hang_timeout: Duration,
+    /// Seed of the payloads (default: from the clock; printed for the replay line).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run a negative control instead of the poll-driven reference (it should be caught).
+    #[arg(long, value_parser = parse_control)]
+    pub control: Option<String>,
+    /// Also write a machine-readable report (JSON) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+/// Which side a worker is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sends requests, checks responses.
+    Client,
+    /// Answers requests.
+    Server,
+}
+
+impl Role {
+    fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
+}
+
+/// A worker's spec.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Spec {
+    role: Role,
+    /// The pipe end it reads (left open across exec by the runner).
+    read_fd: i32,
+    /// The pipe end it writes.
+    write_fd: i32,
+    requests: u32,
+    size: u32,
+    seed: u64,
+    control: Option<String>,
+}
+
+/// Seed 004's client and server over two pipes.
+pub struct PipeDeadlock;
+
+impl ProcScenario for PipeDeadlock {
+    fn name(&self) -> &'static str {
+        "pipe"
+    }
+
+    fn command(&self) -> clap::Command {
+        PipeArgs::augment_args(clap::Command::new("pipe"))
+            .about("Seed 004: a client and a server process exchange messages larger than the pipe buffer over two pipes")
+            .after_help("Exit codes: 0 every response checked (with --control: NOT caught), 1 a damaged message or a hang (with --control: caught), 2 usage or setup error.")
+    }
+
+    fn controls(&self) -> Vec<(&'static str, &'static str)> {
+        pipe_controls().map(|c| (c.name, c.defect)).collect()
+    }
+
+    fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
+        let args = match PipeArgs::from_arg_matches(flags) {
+            Ok(a) => a,
+            Err(e) => {
+                crate::warn!("torture pipe: error: {}", e.to_string().trim());
+                return 2;
+            }
+        };
+        crate::signals::install();
+        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+        let replay = format!(
+            "{} pipe --requests {} --size {} --hang-timeout {} --seed {seed}{}",
+            shell_word(program),
+            args.requests,
+            args.size,
+            format_duration(args.hang_timeout),
+            args.control
+                .as_ref()
+                .map(|c| format!(" --control {c}"))
+                .unwrap_or_default()
+        );
+        crate::say!(
+            "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {}",
+            args.requests,
+            args.size,
+            args.control
+                .as_deref()
+                .map_or("poll-driven reference".to_string(), |c| format!(
+                    "CONTROL {c}"
+                ))
+        );
+        let outcome = match run::run(&args, seed) {
+            Ok(o) => o,
+            Err(e) => {
+                crate::warn!("torture pipe: setup error: {}", e.0);
+                return 2;
+            }
+        };
+        if let Some(sig) = &outcome.interrupted {
+            crate::say_raw!("{}", outcome.summary);
+            crate::warn!("torture pipe: interrupted by {sig}; workers reaped, ledgers removed");
+            return 2;
+        }
+        let verdict = Verdict::of(args.control.is_some(), !outcome.findings.is_empty());
+        Report {
+            tool: "torture",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "pipe",
+            control: args.control.clone(),
+            seed,
+            verdict,
+            exit_code: verdict.exit_code(),
+            summary: outcome.summary,
+            figures: outcome.figures,
+            findings: outcome.findings,
+            replay,
+        }
+        .emit(args.json.as_deref())
+    }
+
+    fn worker(&self, w: &WorkerArgs) -> u8 {
+        worker::run(w)
+    }
+}
