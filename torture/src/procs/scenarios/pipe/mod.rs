@@ -79,6 +79,9 @@ pub struct PipeArgs {
     /// Also write a machine-readable report (JSON) to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
+    /// Also write a JUnit XML report to PATH (one test case: this run).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Which side a worker is.
@@ -189,7 +192,7 @@ impl ProcScenario for PipeDeadlock {
             findings: outcome.findings,
             replay,
         }
-        .emit(args.json.as_deref())
+        .emit_to(args.json.as_deref(), args.junit.as_deref())
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
