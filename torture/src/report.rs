@@ -124,6 +124,32 @@ pub struct Report {
 }
 
 impl Report {
+    /// A process scenario's report; the verdict follows from `control` and `findings`.
+    pub fn new(
+        command: &'static str,
+        control: Option<String>,
+        seed: u64,
+        findings: Vec<Finding>,
+        summary: String,
+        figures: serde_json::Value,
+        replay: String,
+    ) -> Report {
+        let verdict = Verdict::of(control.is_some(), !findings.is_empty());
+        Report {
+            tool: "torture",
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+            control,
+            seed,
+            verdict,
+            exit_code: verdict.exit_code(),
+            findings,
+            figures,
+            summary,
+            replay,
+        }
+    }
+
     /// Prints the report and writes the JSON if asked; returns the exit code.
     pub fn emit(&self, json: Option<&Path>) -> u8 {
         self.emit_to(json, None)
@@ -173,6 +199,24 @@ impl Report {
             }
         }
         code
+    }
+}
+
+/// `--json PATH` and `--junit PATH`, shared by every process scenario's flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Outputs {
+    /// Also write a machine-readable report (JSON) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<std::path::PathBuf>,
+    /// Also write a JUnit XML report to PATH (one test case: this run).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
+}
+
+impl Outputs {
+    /// Prints `report` and writes the files asked for; returns the exit code.
+    pub fn emit(&self, report: &Report) -> u8 {
+        report.emit_to(self.json.as_deref(), self.junit.as_deref())
     }
 }
 

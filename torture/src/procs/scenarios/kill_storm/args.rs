@@ -1,11 +1,10 @@
 //! `torture storm` flags, the replay line, and the scenario's entry in the catalogue.
 
-use super::{StormConfig, StormReport};
+use super::StormConfig;
 use crate::procs::{controls, ProcScenario, WorkerArgs};
-use crate::report::{Report, Verdict};
+use crate::report::Report;
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
-use std::path::PathBuf;
 use std::time::Duration;
 
 const ABOUT: &str = "Kill storm: worker processes share one MVar, lock and log in shared memory while the runner SIGKILLs them";
@@ -67,12 +66,9 @@ pub struct StormArgs {
     /// Run a negative control instead of the reference protocol (it should be caught).
     #[arg(long, value_parser = parse_control)]
     pub control: Option<String>,
-    /// Also write a machine-readable report (JSON) to PATH.
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-    /// Also write a JUnit XML report to PATH (one test case: this run).
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
+    /// Reports to write.
+    #[command(flatten)]
+    pub out: crate::report::Outputs,
 }
 
 impl StormArgs {
@@ -161,7 +157,7 @@ impl ProcScenario for KillStorm {
                 .as_deref()
                 .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
         );
-        let report = match super::run(&cfg) {
+        let mut report = match super::run(&cfg) {
             Ok(r) => r,
             Err(e) => {
                 crate::warn!("torture storm: setup error: {}", e.0);
@@ -176,27 +172,19 @@ impl ProcScenario for KillStorm {
             );
             return 2;
         }
-        envelope(report, &cfg, replay).emit_to(args.json.as_deref(), args.junit.as_deref())
+        let findings = std::mem::take(&mut report.findings);
+        args.out.emit(&Report::new(
+            "storm",
+            cfg.control.clone(),
+            cfg.seed,
+            findings,
+            report.text(),
+            serde_json::to_value(&report).unwrap_or_default(),
+            replay,
+        ))
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
         super::worker::run(w)
-    }
-}
-
-fn envelope(report: StormReport, cfg: &StormConfig, replay: String) -> Report {
-    let verdict = Verdict::of(cfg.control.is_some(), !report.findings.is_empty());
-    Report {
-        tool: "torture",
-        version: env!("CARGO_PKG_VERSION"),
-        command: "storm",
-        control: cfg.control.clone(),
-        seed: cfg.seed,
-        verdict,
-        exit_code: verdict.exit_code(),
-        summary: report.text(),
-        figures: serde_json::to_value(&report).unwrap_or_default(),
-        findings: report.findings,
-        replay,
     }
 }

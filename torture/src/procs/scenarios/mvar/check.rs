@@ -9,23 +9,31 @@ use primitives::mvar::SharedMVar;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-/// LOST WAKE-UPS if too many sleeps ended by their slice although the box was ready.
-pub fn lost_wakeups(mvar: &SharedMVar, diagnosis: impl FnOnce() -> String) -> Option<Finding> {
+/// LOST WAKE-UPS if more than one in `one_in` sleeps (and more than the floor) ended by their slice although the box was ready, and `diagnosis` confirms it (`None`: not confirmed).
+pub fn lost_wakeups(
+    mvar: &SharedMVar,
+    one_in: u64,
+    diagnosis: impl FnOnce() -> Option<String>,
+) -> Option<Finding> {
     let (sleeps, late) = mvar.sleep_stats();
-    (late > LATE_WAKES_FLOOR && late * 10 > sleeps).then(|| {
+    if !(late > LATE_WAKES_FLOOR && late * one_in > sleeps) {
+        return None;
+    }
+    diagnosis().map(|diagnosis| {
         Finding::new(
             FindingKind::LostWakeups,
             format!(
-                "LOST WAKE-UPS: {late} of {sleeps} kernel sleeps ended by their time slice although the box was ready: wake-ups do not reach the sleepers\n{}",
-                diagnosis()
+                "LOST WAKE-UPS: {late} of {sleeps} kernel sleeps ended by their time slice although the box was ready: wake-ups do not reach the sleepers\n{diagnosis}"
             ),
         )
     })
 }
 
 /// Looks, for up to `window`, for a worker asleep in the kernel inside a `take` while the box is
-/// full (or a `put` while it is empty), seen so twice 2 ms apart: a sleeper whose condition
-/// already holds — the lost wake-up itself, named. `None` if none was caught in the act.
+/// full (or a `put` while it is empty) *and no worker runnable*, seen so twice 2 ms apart: a
+/// sleeper whose condition already holds while nobody is on the way to serve it — the lost
+/// wake-up itself, named. (With a worker runnable, the one woken for the box may simply be
+/// waiting for a CPU: on a busy machine that is not a lost wake-up.) `None` if none was caught.
 pub fn sleeper_despite_ready(
     mvar: &SharedMVar,
     crew: &Crew,
@@ -43,9 +51,15 @@ pub fn sleeper_despite_ready(
             let Some(Record::Begin { op, start_ns, .. }) = ledger::last_record(&m.ledger) else {
                 continue;
             };
+            let nobody_runnable = || {
+                crew.members()
+                    .iter()
+                    .all(|o| ProcInfo::of(o.pid()).state != Some('R'))
+            };
             let looks = || {
                 ready_for(op)
                     && ProcInfo::of(m.pid()).state == Some('S')
+                    && nobody_runnable()
                     && matches!(ledger::last_record(&m.ledger), Some(Record::Begin { start_ns: s, .. }) if s == start_ns)
             };
             if looks() {

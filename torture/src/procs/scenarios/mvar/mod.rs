@@ -19,14 +19,13 @@ use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::{controls, ProcScenario, SetupError, WorkerArgs};
-use crate::report::{Finding, FindingKind, Report, Verdict};
+use crate::report::{Finding, FindingKind, Report};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
 use primitives::mvar::SharedMVar;
 use primitives::shm::ShmName;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Late wake-ups below this many are never reported. Nobody is killed here, so a late wake-up
@@ -67,12 +66,9 @@ pub struct MvarArgs {
     /// Run a negative control instead of the reference protocol (it should be caught).
     #[arg(long, value_parser = parse_control)]
     pub control: Option<String>,
-    /// Also write a machine-readable report (JSON) to PATH.
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-    /// Also write a JUnit XML report to PATH (one test case: this run).
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
+    /// Reports to write.
+    #[command(flatten)]
+    pub out: crate::report::Outputs,
     /// Freeze and thaw (seed 003).
     #[command(flatten)]
     pub stops: StopArgs,
@@ -153,21 +149,15 @@ impl ProcScenario for MasterSlaves {
             );
             return 2;
         }
-        let verdict = Verdict::of(args.control.is_some(), !outcome.findings.is_empty());
-        Report {
-            tool: "torture",
-            version: env!("CARGO_PKG_VERSION"),
-            command: "mvar",
-            control: args.control.clone(),
+        args.out.emit(&Report::new(
+            "mvar",
+            args.control.clone(),
             seed,
-            verdict,
-            exit_code: verdict.exit_code(),
-            summary: outcome.summary,
-            figures: outcome.figures,
-            findings: outcome.findings,
+            outcome.findings,
+            outcome.summary,
+            outcome.figures,
             replay,
-        }
-        .emit_to(args.json.as_deref(), args.junit.as_deref())
+        ))
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -313,10 +303,12 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         if exited.len() == crew.members().len() {
             break;
         }
-        if let Some(f) = lost_wakeups(&mvar, || {
-            let caught = sleeper_despite_ready(&mvar, &crew, &roles, Duration::from_millis(300))
-                .map_or_else(String::new, |l| format!("{l}\n"));
-            format!("{caught}{}", diagnose(&mvar, &crew, &roles))
+        // A tenth of the sleeps late is the trigger; the finding needs a sleeper caught asleep
+        // although the box is ready for it while nobody is runnable (a busy machine makes late
+        // wake-ups of its own: the one woken for the box is still waiting for a CPU).
+        if let Some(f) = lost_wakeups(&mvar, 10, || {
+            let caught = sleeper_despite_ready(&mvar, &crew, &roles, Duration::from_millis(300))?;
+            Some(format!("{caught}\n{}", diagnose(&mvar, &crew, &roles)))
         }) {
             findings.push(f);
             break;
@@ -345,8 +337,10 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let elapsed = start.elapsed();
     // A short run can end before the loop looked: judge the wake-ups once more at the end.
     if findings.is_empty() && interrupted.is_none() {
-        let none = || "    (every worker has ended)".to_string();
-        findings.extend(lost_wakeups(&mvar, none));
+        // Nobody is left to catch in the act: only a third of the sleeps late counts (the
+        // reference, even on a machine 25 times oversubscribed, stays near a tenth).
+        let ended = || Some("    (every worker has ended)".to_string());
+        findings.extend(lost_wakeups(&mvar, 3, ended));
     }
     drop(progress);
     let stops = freezer.stops;

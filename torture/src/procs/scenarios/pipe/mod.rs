@@ -27,12 +27,11 @@ mod wire;
 mod worker;
 
 use crate::procs::{ProcScenario, WorkerArgs};
-use crate::report::{Report, Verdict};
+use crate::report::Report;
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
 use primitives::controls::{Control, Home, CONTROLS};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The engine name process controls of this scenario list in `caught_by`.
@@ -76,12 +75,9 @@ pub struct PipeArgs {
     /// Run a negative control instead of the poll-driven reference (it should be caught).
     #[arg(long, value_parser = parse_control)]
     pub control: Option<String>,
-    /// Also write a machine-readable report (JSON) to PATH.
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
-    /// Also write a JUnit XML report to PATH (one test case: this run).
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<PathBuf>,
+    /// Reports to write.
+    #[command(flatten)]
+    pub out: crate::report::Outputs,
 }
 
 /// Which side a worker is.
@@ -178,21 +174,15 @@ impl ProcScenario for PipeDeadlock {
             crate::warn!("torture pipe: interrupted by {sig}; workers reaped, ledgers removed");
             return 2;
         }
-        let verdict = Verdict::of(args.control.is_some(), !outcome.findings.is_empty());
-        Report {
-            tool: "torture",
-            version: env!("CARGO_PKG_VERSION"),
-            command: "pipe",
-            control: args.control.clone(),
+        args.out.emit(&Report::new(
+            "pipe",
+            args.control.clone(),
             seed,
-            verdict,
-            exit_code: verdict.exit_code(),
-            summary: outcome.summary,
-            figures: outcome.figures,
-            findings: outcome.findings,
+            outcome.findings,
+            outcome.summary,
+            outcome.figures,
             replay,
-        }
-        .emit_to(args.json.as_deref(), args.junit.as_deref())
+        ))
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
