@@ -119,7 +119,7 @@ mod imp {
                 if g != generation {
                     let seed = SEED.load(Ordering::Relaxed);
                     state = mix(seed ^ mix(generation))
-                        ^ mix(super::super::current_thread_id().wrapping_mul(0x9E37_79B9));
+                        ^ mix(crate::sync::current_thread_id().wrapping_mul(0x9E37_79B9));
                 }
                 state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
                 s.set((generation, state));
