@@ -57,9 +57,15 @@ const ALL: &[Control] = &[
         story: "000",
         defect: "a waiter sleeps once (`if`, not `while`) and trusts any wake-up",
         home: Home::Thread,
-        caught_by: &["loom", "shuttle", "fuzz:mvar_ops", "fuzz:schedule"],
-        blind_spots: "proptest: sequential, never sleeps; torture: real futex waits on a private \
-                      per-waiter word are almost never woken spuriously",
+        caught_by: &[
+            "loom",
+            "shuttle",
+            "torture --chaos",
+            "fuzz:mvar_ops",
+            "fuzz:schedule",
+        ],
+        blind_spots: "proptest: sequential, never sleeps; torture without --chaos: real futex \
+                      waits on a private per-waiter word are almost never woken spuriously",
     },
     Control {
         name: "mvar-one-waiter-class",

@@ -97,7 +97,7 @@ pub const CONTROLS: &[Control] = &[
         "mvar-if-not-while",
         &[
             ("proptest", "sequential: never sleeps"),
-            ("torture", "real futex waits on a private per-waiter word are almost never woken spuriously"),
+            ("torture", "without --chaos: real futex waits on a private per-waiter word are almost never woken spuriously"),
         ],
         |p| run_master_slaves(p, &reference_mvar::<WaitOnce>),
     ),

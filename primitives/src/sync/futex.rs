@@ -9,7 +9,8 @@
 //! * Under loom / shuttle both flavours are one model: a table of waiters behind the engine's
 //!   `Mutex`, with a `Condvar` to block on. See the module docs of [`crate::sync`].
 //!
-//! `wait` may return spuriously; every caller re-checks its condition in a loop.
+//! `wait` may return spuriously; every caller re-checks its condition in a loop. On real
+//! threads [chaos mode](super::chaos) makes it do so on purpose.
 
 use super::atomic::AtomicU32;
 use super::time::Instant;
@@ -54,11 +55,32 @@ pub fn wait_in(
     expected: u32,
     deadline: Option<Instant>,
 ) -> WaitResult {
+    // With chaos on (real threads only), a wait may return spuriously, at once or after a
+    // short sleep although not woken: see [`super::chaos`]. Off, this is one relaxed load.
+    #[cfg(not(any(loom, shuttle)))]
+    match super::chaos::before_wait() {
+        super::chaos::BeforeWait::Proceed => {}
+        super::chaos::BeforeWait::Spurious => return WaitResult::Woken,
+        super::chaos::BeforeWait::WakeBy(by) => {
+            let short = deadline.map_or(by, |d| d.min(by));
+            return match imp::wait(scope, word, expected, Some(short)) {
+                WaitResult::TimedOut if deadline.is_some_and(|d| d <= by) => WaitResult::TimedOut,
+                _ => WaitResult::Woken,
+            };
+        }
+    }
     imp::wait(scope, word, expected, deadline)
 }
 
 /// Wakes up to `n` waiters on `word` in the given [`Scope`].
 pub fn wake_in(scope: Scope, word: &AtomicU32, n: u32) {
+    // With chaos on, a short random delay before or after the wake (see [`super::chaos`]).
+    #[cfg(not(any(loom, shuttle)))]
+    if super::chaos::before_wake() {
+        imp::wake(scope, word, n);
+        super::chaos::after_wake();
+        return;
+    }
     imp::wake(scope, word, n)
 }
 

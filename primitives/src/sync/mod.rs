@@ -9,6 +9,9 @@
 //! | `RUSTFLAGS="--cfg loom"`   | `loom`                    | a model on loom's `Mutex`/`Condvar`        | logical (frozen)   |
 //! | `RUSTFLAGS="--cfg shuttle"`| `shuttle`                 | the same model on shuttle's `Mutex`/`Condvar` | logical (frozen) |
 //!
+//! On real threads, [`chaos`] mode (off by default) injects spurious wake-ups and short random
+//! delays at `wait`, `wake` and `thread::spawn`; under the model engines it compiles to nothing.
+//!
 //! The futex model keeps the kernel's contract: `wait` returns at once if the word no longer
 //! holds the expected value (checked under the table lock, as the kernel checks it under its
 //! hash-bucket lock); `wake_one` wakes the longest-waiting waiter on that word; and *any* wake
@@ -23,6 +26,7 @@
 #[cfg(all(loom, shuttle))]
 compile_error!("choose one engine: --cfg loom or --cfg shuttle, not both");
 
+pub mod chaos;
 pub mod futex;
 pub mod time;
 
@@ -55,7 +59,21 @@ pub mod thread {
     #[cfg(shuttle)]
     pub use shuttle::thread::{spawn, yield_now, JoinHandle};
     #[cfg(not(any(loom, shuttle)))]
-    pub use std::thread::{spawn, yield_now, JoinHandle};
+    pub use std::thread::{yield_now, JoinHandle};
+
+    /// `std::thread::spawn`, with [chaos mode](super::chaos)'s random delay at the start of the
+    /// new thread when it is on (off: one relaxed load in the new thread).
+    #[cfg(not(any(loom, shuttle)))]
+    pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        std::thread::spawn(move || {
+            super::chaos::thread_start();
+            f()
+        })
+    }
 }
 
 /// `thread_local!` of the active engine (a model engine's threads are not OS threads).

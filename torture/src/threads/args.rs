@@ -70,6 +70,13 @@ pub struct ThreadsArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// Chaos mode: the primitives' futex waits sometimes return spuriously (at once, or after
+    /// a short sleep although not woken), and waits, wakes and thread starts get short random
+    /// delays (yield, spin of a few µs, sleep of 10–200 µs), drawn from --seed. Catches code
+    /// that trusts a wake-up (e.g. --control mvar-if-not-while); the reference must pass.
+    #[arg(long)]
+    pub chaos: bool,
+
     /// Also write a machine-readable report (JSON) to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
@@ -156,6 +163,9 @@ pub fn replay_line(program: &str, args: &ThreadsArgs, seed: u64) -> String {
     v.push(format!("--lockdep {}", args.lockdep.as_str()));
     v.push(format!("--deadline {}", format_duration(args.deadline)));
     v.push(format!("--duration {}", format_duration(args.duration)));
+    if args.chaos {
+        v.push("--chaos".to_string());
+    }
     v.push(format!("--seed {seed}"));
     v.join(" ")
 }

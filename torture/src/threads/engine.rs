@@ -54,8 +54,11 @@ pub struct Plan {
     pub duration: Duration,
     /// A run not finished after this long is a hang.
     pub deadline: Duration,
-    /// Seed of the order shuffle.
+    /// Seed of the order shuffle, and of chaos mode's injections.
     pub seed: u64,
+    /// Chaos mode: spurious wake-ups and short random delays injected by the primitives'
+    /// `sync` facade (`primitives::sync::chaos`), seeded with `seed`, for the whole session.
+    pub chaos: bool,
 }
 
 /// Run statistics of one target.
@@ -148,6 +151,18 @@ enum RunResult {
 /// Runs `plan` and returns what it found.
 pub fn run(plan: &Plan) -> Result<Outcome, SetupError> {
     panics::install();
+    if plan.chaos {
+        primitives::sync::chaos::enable(plan.seed, primitives::sync::chaos::DEFAULT_RATE);
+    }
+    let outcome = run_session(plan);
+    if plan.chaos {
+        // A hung run's threads may still be waiting; they keep running without chaos.
+        primitives::sync::chaos::disable();
+    }
+    outcome
+}
+
+fn run_session(plan: &Plan) -> Result<Outcome, SetupError> {
     let start = Instant::now();
     let mut rng = SplitMix64::new(plan.seed);
     let mut order: Vec<usize> = (0..plan.targets.len()).collect();

@@ -53,6 +53,7 @@ fn plan_of(args: &ThreadsArgs) -> Plan {
         duration: args.duration,
         deadline: args.deadline,
         seed: args.seed.unwrap_or_else(crate::prng::fresh_seed),
+        chaos: args.chaos,
     }
 }
 

@@ -20,9 +20,10 @@ pub fn header(plan: &Plan, lockdep: &str) -> String {
         ts => format!("{} scenarios", ts.len()),
     };
     format!(
-        "torture: {what}; threads={} rounds={} lockdep={lockdep}; duration {}, hang deadline {}; seed {}",
+        "torture: {what}; threads={} rounds={} lockdep={lockdep}{}; duration {}, hang deadline {}; seed {}",
         plan.params.threads,
         plan.params.rounds,
+        if plan.chaos { " chaos=on" } else { "" },
         human(plan.duration),
         human(plan.deadline),
         plan.seed
@@ -352,6 +353,8 @@ pub struct JsonReport {
     pub rounds: usize,
     /// Lockdep mode.
     pub lockdep: String,
+    /// Chaos mode (injected spurious wake-ups and delays) was on.
+    pub chaos: bool,
     /// Requested duration.
     pub duration_ms: u128,
     /// Hang deadline.
@@ -442,6 +445,7 @@ pub fn json_report(
         threads: plan.params.threads,
         rounds: plan.params.rounds,
         lockdep: lockdep.to_string(),
+        chaos: plan.chaos,
         duration_ms: plan.duration.as_millis(),
         deadline_ms: plan.deadline.as_millis(),
         elapsed_ms: outcome.elapsed.as_millis(),
