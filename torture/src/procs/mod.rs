@@ -42,6 +42,7 @@ pub trait ProcScenario: Sync {
 /// Every process scenario.
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
     &scenarios::kill_storm::KillStorm,
+    &scenarios::locks::Locks,
     &scenarios::mvar::MasterSlaves,
 ];
 
