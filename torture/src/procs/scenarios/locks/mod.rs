@@ -387,7 +387,10 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
             "  every acquisition in the global order released; every lock free at the end"
         );
     }
+    let names: Vec<&str> = segments.0.iter().map(|s| s.name().as_str()).collect();
+    let _ = writeln!(summary, "  segments {} (unlinked)", names.join(" "));
     let figures = serde_json::json!({
+        "runner_pid": std::process::id(),
         "procs": procs, "locks": k, "lockdep": lockdep,
         "acquisitions": acquired, "acquisitions_per_s": rate,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3,

@@ -142,15 +142,24 @@ fn find_cycle(edge: &[Option<(usize, usize)>]) -> Option<Vec<usize>> {
     for start in 0..edge.len() {
         let mut path = Vec::new();
         let mut at = start;
+        // Follow the edges until a node seen before (on this path: a cycle) or a node that
+        // waits for nobody (a chain's end: no cycle).
+        let mut closed = false;
         while color[at] == NEW {
             color[at] = ON_PATH;
             path.push(at);
             match edge[at] {
-                Some((_, next)) => at = next,
-                None => break,
+                Some((_, next)) => {
+                    at = next;
+                    closed = true;
+                }
+                None => {
+                    closed = false;
+                    break;
+                }
             }
         }
-        let found = (color[at] == ON_PATH)
+        let found = (closed && color[at] == ON_PATH)
             .then(|| path.iter().position(|&p| p == at))
             .flatten();
         for &p in &path {
