@@ -309,3 +309,22 @@ fn a_stopped_worker_is_never_part_of_a_deadlock_cycle() {
         "{all}"
     );
 }
+
+/// `torture --help` names the command; `torture list` the scenario and both controls, with the
+/// command that runs them.
+#[test]
+fn help_and_list_show_the_scenario_and_its_controls() {
+    let help = common::torture(&["--help"], Duration::from_secs(10));
+    assert_eq!(help.code, Some(0), "{}", help.all());
+    assert!(help.stdout.contains("  locks "), "{}", help.stdout);
+    let list = common::torture(&["list"], Duration::from_secs(10));
+    assert_eq!(list.code, Some(0), "{}", list.all());
+    for c in ["lock-cycle", "lock-cycle-no-lockdep"] {
+        assert!(
+            list.stdout
+                .contains(&format!("[torture locks --control {c}]")),
+            "{c}\n{}",
+            list.stdout
+        );
+    }
+}

@@ -52,15 +52,17 @@ pub struct Diagnosis {
 pub fn analyse(workers: &[Seen], owners: &[Option<u32>], names: &[&str]) -> Diagnosis {
     let worker_of = |pid: u32| workers.iter().position(|w| w.pid == pid && !w.gone());
     // The one outgoing edge of each worker: (lock, holder).
+    // A worker seen "waiting" for a lock it owns got it and has not written `done` yet: no edge.
     let edge: Vec<Option<(usize, usize)>> = workers
         .iter()
-        .map(|w| {
+        .enumerate()
+        .map(|(i, w)| {
             let (lock, _) = w.waits_for?;
             if w.stopped() || w.gone() {
                 return None;
             }
             let holder = worker_of((*owners.get(lock)?)?)?;
-            (!workers[holder].stopped()).then_some((lock, holder))
+            (holder != i && !workers[holder].stopped()).then_some((lock, holder))
         })
         .collect();
     let cycle = find_cycle(&edge);
@@ -106,6 +108,9 @@ pub fn analyse(workers: &[Seen], owners: &[Option<u32>], names: &[&str]) -> Diag
                 match owners.get(lock).copied().flatten() {
                     None => format!("waits for {name} for {ms:.0} ms, which is free (a lost wake-up?)"),
                     Some(pid) => match worker_of(pid) {
+                        Some(q) if q == i => format!(
+                            "has acquired {name} (its ledger has not caught up)"
+                        ),
                         Some(q) if workers[q].stopped() => format!(
                             "waits for {name} for {ms:.0} ms, held by worker {q} (pid {pid}): it waits on a stopped process (not a deadlock)"
                         ),
@@ -232,6 +237,23 @@ mod tests {
             d.lines
         );
         assert!(d.lines.contains("worker 1 pid 11: STOPPED"), "{}", d.lines);
+    }
+
+    #[test]
+    fn a_worker_whose_ledger_lags_its_own_acquisition_waits_for_nobody() {
+        let w = [waiting(10, 0, 'S'), waiting(11, 0, 'S')];
+        let d = analyse(&w, &[Some(10), None, None], &NAMES);
+        assert_eq!(d.cycle, None);
+        assert!(
+            d.lines.contains("worker 0 pid 10: has acquired A"),
+            "{}",
+            d.lines
+        );
+        assert!(
+            d.lines.contains("worker 1 pid 11: waits for A"),
+            "{}",
+            d.lines
+        );
     }
 
     #[test]
