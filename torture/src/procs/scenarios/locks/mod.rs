@@ -309,13 +309,26 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
             // Confirm: still silent after a short window, and nobody runnable (a busy machine
             // delays workers; it does not hang them).
             let window = (hang / 8).clamp(Duration::from_millis(20), Duration::from_millis(250));
-            let before: Vec<ProcInfo> = pids.iter().map(|p| ProcInfo::of(*p)).collect();
+            // Only workers not yet reaped: a reaped one's pid may be someone else's by now.
+            let look = |ended: &[bool]| -> Vec<ProcInfo> {
+                pids.iter()
+                    .zip(ended)
+                    .map(|(p, e)| {
+                        if *e {
+                            ProcInfo::default()
+                        } else {
+                            ProcInfo::of(*p)
+                        }
+                    })
+                    .collect()
+            };
+            let before = look(&ended);
             std::thread::sleep(window);
             if grew(&mut crew) {
                 last_progress = Instant::now();
                 continue;
             }
-            let after: Vec<ProcInfo> = pids.iter().map(|p| ProcInfo::of(*p)).collect();
+            let after = look(&ended);
             let runnable = before.iter().zip(&after).any(|(b, a)| {
                 a.state == Some('R')
                     || matches!((b.run_queue_wait, a.run_queue_wait), (Some(x), Some(y)) if y.saturating_sub(x) * 2 > window)
