@@ -57,6 +57,12 @@ pub enum FindingKind {
     Hang,
     /// No progress at all for the stall window.
     Wedged,
+    /// A cycle in the cross-process wait-for graph: every process in it waits for a lock held
+    /// by the next.
+    Deadlock,
+    /// The lock-order validator saw a cycle of acquisition orders (a potential deadlock),
+    /// before anything deadlocked.
+    LockOrder,
     /// Sleeps ended by their time slice although the awaited state had arrived.
     LostWakeups,
     /// A value copied half-way.

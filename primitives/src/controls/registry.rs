@@ -193,6 +193,25 @@ const ALL: &[Control] = &[
         blind_spots: "",
     },
     Control {
+        name: "lock-cycle",
+        story: "001",
+        defect: "three processes take shared locks A->B, B->C and C->A: a lock-order cycle no \
+                 single process closes, with the shared lock-order validator on",
+        home: Home::Process,
+        caught_by: &["lockdep", "locks"],
+        blind_spots: "",
+    },
+    Control {
+        name: "lock-cycle-no-lockdep",
+        story: "001",
+        defect: "the same three-process lock-order cycle with the validator off: it is seen only \
+                 once it deadlocks",
+        home: Home::Process,
+        caught_by: &["locks"],
+        blind_spots: "lockdep: switched off by design; the hang detector sees the cycle only \
+                      once all three processes wait on it",
+    },
+    Control {
         name: "ring-private-staging",
         story: "001",
         defect: "SharedLog::with_private_staging: messages staged under a lock live in process \

@@ -48,6 +48,7 @@ pub trait ProcScenario: Sync {
 /// Every process scenario.
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
     &scenarios::kill_storm::KillStorm,
+    &scenarios::locks::Locks,
     &scenarios::mvar::MasterSlaves,
     &scenarios::pipe::PipeDeadlock,
 ];

@@ -1,0 +1,454 @@
+//! `torture locks`: seed 001's lock-order story across processes. `--locks` shared reentrant
+//! locks (A, B, C, ...) live in shared memory, each its own class of one lock-order validator
+//! whose graph is a shared segment; `--procs` worker processes lock them for `--duration`.
+//!
+//! - **Reference**: every worker takes random non-empty subsets of the locks nested in the global
+//!   order (A < B < C ...), sometimes re-entering one it holds, holding each briefly. It must
+//!   pass: no violation, no hang, every lock free at the end, every acquisition released.
+//! - **`--control lock-cycle`**: worker 0 takes A then B, worker 1 B then C, worker 2 C then A
+//!   (with fewer locks or processes, a shorter cycle; further workers run the reference). No
+//!   process ever closes the cycle alone; the shared validator sees it at the first acquisition
+//!   that closes it — which panics *before it may block*, so nothing deadlocks — and that worker
+//!   hands the report (with the other processes' chains) to the runner: a LOCK ORDER finding.
+//! - **`--control lock-cycle-no-lockdep`**: the same traffic, validator off: the workers deadlock,
+//!   and the hang detector reports the DEADLOCK cycle.
+//!
+//! **Hang detector.** When no worker's ledger grows for `--hang-timeout` (scaled by processes per
+//! core) and, after a confirmation window, none is runnable, the runner builds the wait-for graph
+//! across processes ([`waitfor`]): a worker whose last record is `begin lock X` waits for X, and
+//! X's owner word names the pid holding it. A cycle is a DEADLOCK; without one it is a HANG;
+//! both with each worker's state and wait channel. A stopped worker is never in a cycle.
+//!
+//! The runner creates every segment (the graph must outlive the workers) and unlinks them all
+//! on every exit path; the crew reaps the workers and removes the ledgers.
+//!
+//! Files: `worker.rs` (the worker process), `waitfor.rs` (the wait-for graph), `findings.rs`
+//! (LOCK ORDER, DEADLOCK and HANG findings).
+
+mod findings;
+mod waitfor;
+mod worker;
+
+use self::findings::{describe_status, lock_order_finding, stuck_finding};
+use self::worker::{Spec, LOCKDEP_EXIT};
+use crate::prng::SplitMix64;
+use crate::procs::capture::{self, ProcInfo};
+use crate::procs::crew::Crew;
+use crate::procs::ledger::{self, Ledger, Op, Record};
+use crate::procs::{ProcScenario, SetupError, WorkerArgs};
+use crate::report::{Finding, FindingKind, Report, Verdict};
+use crate::units::{format_duration, parse_positive, shell_word};
+use clap::{ArgMatches, Args, FromArgMatches};
+use primitives::lock::{Mode, SharedReentrantLock, Validator};
+use primitives::shm::{Segment, ShmName, MAX_PARTICIPANTS};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The lock (and lock class) names, in the global order.
+const NAMES: [&str; 26] = [
+    "A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L", "M", "N", "O", "P", "Q", "R", "S",
+    "T", "U", "V", "W", "X", "Y", "Z",
+];
+/// The cycle, caught by the shared lock-order validator.
+const CYCLE: &str = "lock-cycle";
+/// The cycle with the validator off, caught as a deadlock.
+const CYCLE_NO_LOCKDEP: &str = "lock-cycle-no-lockdep";
+/// A worker's acquisition gives up after this many hang timeouts (a safety valve only).
+const VALVE: u32 = 20;
+/// How often the runner looks at the ledgers.
+const POLL: Duration = Duration::from_millis(5);
+/// A silent run with a runnable worker is given up to this many hang timeouts before it is
+/// judged anyway (a worker spinning forever is runnable too).
+const RUNNABLE_PATIENCE: u32 = 4;
+/// Participant slots per worker (its process and its thread) and beyond (the runner, spares).
+const SLOTS_PER_WORKER: u32 = 2;
+const SLOTS_SPARE: u32 = 16;
+
+fn parse_control(s: &str) -> Result<String, String> {
+    [CYCLE, CYCLE_NO_LOCKDEP]
+        .into_iter()
+        .find(|c| *c == s)
+        .map(str::to_string)
+        .ok_or_else(|| format!("unknown control {s:?}; known: {CYCLE}, {CYCLE_NO_LOCKDEP}"))
+}
+
+/// `torture locks` flags.
+#[derive(Debug, Clone, Args)]
+pub struct LocksArgs {
+    /// Worker processes.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub procs: u32,
+    /// Shared locks (A, B, C, ...), each its own lock class.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=26))]
+    pub locks: u32,
+    /// How long the workers lock.
+    #[arg(long, default_value = "3s", value_parser = parse_positive)]
+    pub duration: Duration,
+    /// No worker progress for this long (scaled by processes per core) is a hang.
+    #[arg(long = "hang-timeout", default_value = "2s", value_parser = parse_positive)]
+    pub hang_timeout: Duration,
+    /// Seed of the workers' traffic (printed for the replay line).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run a negative control: lock-cycle (validator on) or lock-cycle-no-lockdep.
+    #[arg(long, value_parser = parse_control)]
+    pub control: Option<String>,
+    /// Also write a machine-readable report (JSON) to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+/// Seed 001's lock orders across processes.
+pub struct Locks;
+
+impl ProcScenario for Locks {
+    fn name(&self) -> &'static str {
+        "locks"
+    }
+
+    fn command(&self) -> clap::Command {
+        LocksArgs::augment_args(clap::Command::new("locks")).about(
+            "Seed 001 across processes: shared reentrant locks under a shared lock-order validator; a cross-process wait-for graph on a hang",
+        )
+    }
+
+    fn controls(&self) -> Vec<(&'static str, &'static str)> {
+        [CYCLE, CYCLE_NO_LOCKDEP]
+            .into_iter()
+            .filter_map(primitives::controls::find)
+            .map(|c| (c.name, c.defect))
+            .collect()
+    }
+
+    fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
+        let args = match LocksArgs::from_arg_matches(flags) {
+            Ok(a) => a,
+            Err(e) => {
+                crate::warn!("torture locks: error: {}", e.to_string().trim());
+                return 2;
+            }
+        };
+        crate::signals::install();
+        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+        let replay = format!(
+            "{} locks --procs {} --locks {} --duration {} --hang-timeout {} --seed {seed}{}",
+            shell_word(program),
+            args.procs,
+            args.locks,
+            format_duration(args.duration),
+            format_duration(args.hang_timeout),
+            args.control
+                .as_ref()
+                .map(|c| format!(" --control {c}"))
+                .unwrap_or_default()
+        );
+        crate::say!(
+            "locks: {} workers, {} locks, {}, seed {seed}, {}",
+            args.procs,
+            args.locks,
+            format_duration(args.duration),
+            args.control
+                .as_deref()
+                .map_or("reference (global order)".to_string(), |c| format!(
+                    "CONTROL {c}"
+                ))
+        );
+        let outcome = match run(&args, seed) {
+            Ok(o) => o,
+            Err(e) => {
+                crate::warn!("torture locks: setup error: {}", e.0);
+                return 2;
+            }
+        };
+        if let Some(sig) = &outcome.interrupted {
+            crate::say_raw!("{}", outcome.summary);
+            crate::warn!(
+                "torture locks: interrupted by {sig}; workers reaped, segments and ledgers removed"
+            );
+            return 2;
+        }
+        let verdict = Verdict::of(args.control.is_some(), !outcome.findings.is_empty());
+        Report {
+            tool: "torture",
+            version: env!("CARGO_PKG_VERSION"),
+            command: "locks",
+            control: args.control.clone(),
+            seed,
+            verdict,
+            exit_code: verdict.exit_code(),
+            summary: outcome.summary,
+            figures: outcome.figures,
+            findings: outcome.findings,
+            replay,
+        }
+        .emit(args.json.as_deref())
+    }
+
+    fn worker(&self, w: &WorkerArgs) -> u8 {
+        match worker::worker(w) {
+            Ok(code) => code,
+            Err(e) => {
+                crate::warn!("locks worker {}: {e}", w.id);
+                2
+            }
+        }
+    }
+}
+
+struct Outcome {
+    summary: String,
+    figures: serde_json::Value,
+    findings: Vec<Finding>,
+    interrupted: Option<String>,
+}
+
+/// Unlinks every segment of the run when dropped (every exit path).
+struct Unlink(Vec<Segment>);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        for s in &self.0 {
+            let _ = s.unlink();
+        }
+    }
+}
+
+fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
+    let procs = args.procs as usize;
+    let k = args.locks as usize;
+    let cycle_len = procs.min(k);
+    if args.control.is_some() && cycle_len < 2 {
+        return Err(SetupError(
+            "a lock cycle needs at least 2 workers (--procs)".into(),
+        ));
+    }
+    crate::procs::crew::check_nproc(procs)?;
+    let mut crew = Crew::new("locks")?;
+    let mut segments = Unlink(Vec::new());
+    let lockdep = args.control.as_deref() != Some(CYCLE_NO_LOCKDEP);
+    // The runner holds the graph open for the whole run (workers come and go).
+    let graph = if lockdep {
+        let name = ShmName::unique("lockdep");
+        let v = Validator::shared(Mode::Report, &name)
+            .map_err(|e| SetupError(format!("cannot create the shared lock-order graph: {e}")))?;
+        if let Some(s) = v.shared_segment() {
+            segments.0.push(s.clone());
+        }
+        Some((name, v))
+    } else {
+        None
+    };
+    let slots = (args.procs * SLOTS_PER_WORKER + SLOTS_SPARE).min(MAX_PARTICIPANTS);
+    let mut locks = Vec::new();
+    let mut lock_names = Vec::new();
+    for name in &NAMES[..k] {
+        let shm = ShmName::unique(&format!("lock-{name}"));
+        let lock = SharedReentrantLock::create_with_participants(&shm, slots)
+            .map_err(|e| SetupError(format!("cannot create lock {name}: {e}")))?;
+        segments.0.push(lock.segment().clone());
+        lock_names.push(shm.as_str().to_string());
+        locks.push(lock);
+    }
+    let hang = args.hang_timeout * capture::load_factor(procs + 1, 8).min(4);
+    let mut seeds = SplitMix64::new(seed);
+    let mut pids = Vec::new();
+    for i in 0..procs {
+        let spec = Spec {
+            locks: lock_names.clone(),
+            graph: graph.as_ref().map(|(n, _)| n.as_str().to_string()),
+            cycle: (args.control.is_some() && i < cycle_len).then_some([i, (i + 1) % cycle_len]),
+            seed: seeds.next_u64(),
+            duration_ns: args.duration.as_nanos() as u64,
+            valve_ns: (hang * VALVE).as_nanos() as u64,
+        };
+        let m = crew.spawn(&spec)?;
+        pids.push(crew.members()[m].pid());
+    }
+    let start = Instant::now();
+    let mut findings = Vec::new();
+    let mut interrupted = None;
+    let mut detected = None;
+    let mut ended = vec![false; procs];
+    let mut last_progress = Instant::now();
+    loop {
+        std::thread::sleep(POLL);
+        if let Some(sig) = crate::signals::received() {
+            interrupted = Some(sig.as_str().to_string());
+            break;
+        }
+        let mut stop = false;
+        for (i, status) in crew.exited() {
+            if std::mem::replace(&mut ended[i], true) {
+                continue;
+            }
+            if status.code() == Some(i32::from(LOCKDEP_EXIT)) {
+                findings.push(lock_order_finding(i, &crew.members()[i].ledger, &pids));
+                stop = true;
+            } else if !status.success() {
+                let m = &crew.members()[i];
+                findings.push(Finding::new(
+                    FindingKind::Worker,
+                    format!(
+                        "worker {i} (pid {}) ended with {}: its last record was {:?}",
+                        m.pid(),
+                        describe_status(status),
+                        ledger::last_record(&m.ledger).map(|r| r.to_string())
+                    ),
+                ));
+            }
+        }
+        if stop {
+            detected = Some(start.elapsed());
+            break;
+        }
+        if ended.iter().all(|e| *e) {
+            break;
+        }
+        if grew(&mut crew) {
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > hang {
+            let silent = last_progress.elapsed();
+            // Confirm: still silent after a short window, and nobody runnable (a busy machine
+            // delays workers; it does not hang them).
+            let window = (hang / 8).clamp(Duration::from_millis(20), Duration::from_millis(250));
+            // Only workers not yet reaped: a reaped one's pid may be someone else's by now.
+            let look = |ended: &[bool]| -> Vec<ProcInfo> {
+                pids.iter()
+                    .zip(ended)
+                    .map(|(p, e)| {
+                        if *e {
+                            ProcInfo::default()
+                        } else {
+                            ProcInfo::of(*p)
+                        }
+                    })
+                    .collect()
+            };
+            let before = look(&ended);
+            std::thread::sleep(window);
+            if grew(&mut crew) {
+                last_progress = Instant::now();
+                continue;
+            }
+            let after = look(&ended);
+            let runnable = before.iter().zip(&after).any(|(b, a)| {
+                a.state == Some('R')
+                    || matches!((b.run_queue_wait, a.run_queue_wait), (Some(x), Some(y)) if y.saturating_sub(x) * 2 > window)
+            });
+            if runnable && silent < hang * RUNNABLE_PATIENCE {
+                continue;
+            }
+            findings.push(stuck_finding(
+                &crew,
+                &pids,
+                &after,
+                &locks,
+                silent + window,
+                &ended,
+            ));
+            detected = Some(start.elapsed());
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    crew.kill_all();
+    let ledgers: Vec<Ledger> = crew
+        .all_ledgers()
+        .iter()
+        .filter_map(|p| Ledger::read(p))
+        .collect();
+    let complete = findings.is_empty() && interrupted.is_none();
+    let (acquired, released) = tally(&ledgers);
+    if complete {
+        for l in &ledgers {
+            if let Some(b) = l.bad.first() {
+                findings.push(Finding::new(
+                    FindingKind::Worker,
+                    format!("{}: not a record: {:?}", l.path.display(), b.0),
+                ));
+            }
+        }
+        if acquired != released {
+            findings.push(Finding::new(
+                FindingKind::Count,
+                format!("COUNT: {acquired} acquisitions returned but {released} releases recorded"),
+            ));
+        }
+        for (x, lock) in locks.iter().enumerate() {
+            if let Some(who) = lock.owner() {
+                findings.push(Finding::new(
+                    FindingKind::Count,
+                    format!(
+                        "COUNT: lock {} is still held by {who} after every worker ended",
+                        NAMES[x]
+                    ),
+                ));
+            }
+        }
+    }
+    let rate = acquired as f64 / elapsed.as_secs_f64().max(1e-9);
+    let mut summary = String::new();
+    let _ = writeln!(
+        summary,
+        "locks: {acquired} acquisitions in {:.2} s ({rate:.0}/s) by {procs} workers of {k} locks; lock-order validator {}",
+        elapsed.as_secs_f64(),
+        if lockdep { "on (shared graph)" } else { "OFF" }
+    );
+    if let Some(d) = detected {
+        let _ = writeln!(summary, "  detected after {:.0} ms", d.as_secs_f64() * 1e3);
+    } else if complete && findings.is_empty() {
+        let _ = writeln!(
+            summary,
+            "  every acquisition in the global order released; every lock free at the end"
+        );
+    }
+    let names: Vec<&str> = segments.0.iter().map(|s| s.name().as_str()).collect();
+    let _ = writeln!(summary, "  segments {} (unlinked)", names.join(" "));
+    let figures = serde_json::json!({
+        "runner_pid": std::process::id(),
+        "procs": procs, "locks": k, "lockdep": lockdep,
+        "acquisitions": acquired, "acquisitions_per_s": rate,
+        "elapsed_ms": elapsed.as_secs_f64() * 1e3,
+        "detect_ms": detected.map(|d| d.as_secs_f64() * 1e3),
+        "hang_timeout_ms": hang.as_secs_f64() * 1e3,
+    });
+    drop(crew);
+    drop(locks);
+    drop(graph);
+    drop(segments);
+    Ok(Outcome {
+        summary,
+        figures,
+        findings,
+        interrupted,
+    })
+}
+
+/// Whether any worker's ledger grew since the last look (updates the crew's bookkeeping).
+fn grew(crew: &mut Crew) -> bool {
+    let mut any = false;
+    for m in crew.members_mut() {
+        let len = std::fs::metadata(&m.ledger).map_or(0, |md| md.len());
+        if len != m.last_len {
+            m.last_len = len;
+            m.last_change = Instant::now();
+            any = true;
+        }
+    }
+    any
+}
+
+/// Acquisitions returned and releases recorded, over every ledger.
+fn tally(ledgers: &[Ledger]) -> (u64, u64) {
+    let mut acquired = 0;
+    let mut released = 0;
+    for r in ledgers.iter().flat_map(|l| &l.records) {
+        match r {
+            Record::Done { op: Op::Lock, .. } => acquired += 1,
+            Record::Released { op: Op::Lock } => released += 1,
+            _ => {}
+        }
+    }
+    (acquired, released)
+}
