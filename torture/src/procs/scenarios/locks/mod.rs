@@ -36,13 +36,12 @@ use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::{ProcScenario, SetupError, WorkerArgs};
-use crate::report::{Finding, FindingKind, Report, Verdict};
+use crate::report::{Finding, FindingKind, Report};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
 use primitives::lock::{Mode, SharedReentrantLock, Validator};
 use primitives::shm::{Segment, ShmName, MAX_PARTICIPANTS};
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The lock (and lock class) names, in the global order.
@@ -94,9 +93,9 @@ pub struct LocksArgs {
     /// Run a negative control: lock-cycle (validator on) or lock-cycle-no-lockdep.
     #[arg(long, value_parser = parse_control)]
     pub control: Option<String>,
-    /// Also write a machine-readable report (JSON) to PATH.
-    #[arg(long, value_name = "PATH")]
-    pub json: Option<PathBuf>,
+    /// Reports to write.
+    #[command(flatten)]
+    pub out: crate::report::Outputs,
 }
 
 /// Seed 001's lock orders across processes.
@@ -168,21 +167,15 @@ impl ProcScenario for Locks {
             );
             return 2;
         }
-        let verdict = Verdict::of(args.control.is_some(), !outcome.findings.is_empty());
-        Report {
-            tool: "torture",
-            version: env!("CARGO_PKG_VERSION"),
-            command: "locks",
-            control: args.control.clone(),
+        args.out.emit(&Report::new(
+            "locks",
+            args.control.clone(),
             seed,
-            verdict,
-            exit_code: verdict.exit_code(),
-            summary: outcome.summary,
-            figures: outcome.figures,
-            findings: outcome.findings,
+            outcome.findings,
+            outcome.summary,
+            outcome.figures,
             replay,
-        }
-        .emit(args.json.as_deref())
+        ))
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
