@@ -214,8 +214,9 @@ impl Search<'_> {
             .filter(unplaced)
             .filter(|&i| self.ops[i].call_ns <= horizon)
             .collect();
-        // Popped from the back: try the earliest-called first.
-        next.reverse();
+        // Popped from the back: try the earliest-returning first (pending ones last), a cheap
+        // heuristic that follows real time and finds a legal order with little backtracking.
+        next.sort_by_key(|&i| std::cmp::Reverse((self.ops[i].return_ns.unwrap_or(u64::MAX), i)));
         next
     }
 
