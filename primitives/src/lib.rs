@@ -21,6 +21,7 @@
 //! | [`mvar`]     | the MVar: `local` and `robust` (`core`, `segment`, `model`)                | the above |
 //! | [`controls`] | negative controls and their one registry                                  | the above |
 //! | [`scenarios`]| the scenario catalogue, run by every engine                               | everything |
+//! | [`check`]    | checkers over recorded histories (linearizability)                         | everything |
 //!
 //! `lock` and `msg` are one floor in spirit — neither needs the other's internals — but the log
 //! guards its sink with a tracked [`lock::Mutex`], so `msg` sits above `lock`, and `lock` never
@@ -45,6 +46,8 @@ pub mod mvar;
 pub mod controls;
 
 pub mod scenarios;
+
+pub mod check;
 
 pub use lock::{LockClass, Mode, Mutex, ReentrantLock, Validator};
 pub use msg::{Message, MessageLog, MessageSink};

@@ -17,6 +17,7 @@ const LAYERS: &[&str] = &[
     "mvar",
     "controls",
     "scenarios",
+    "check",
 ];
 
 fn rank(module: &str) -> Option<usize> {

@@ -81,6 +81,8 @@ pub enum FindingKind {
     Worker,
     /// The primitive is unusable after the run.
     Unusable,
+    /// The recorded history admits no legal sequential order (the linearizability check).
+    Linearizability,
 }
 
 /// One broken invariant or hang, with its diagnosis.

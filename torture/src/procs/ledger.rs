@@ -8,7 +8,7 @@
 //! | record | text |
 //! |---|---|
 //! | an operation starts | `begin put 42 <start_ns> <deadline_ns>` (id and deadline may be `-`) |
-//! | it returned | `done take 42` (`done read -`: nothing to read) |
+//! | it returned | `done take 42` (`done read -`: nothing to read), or `done take 42 <end_ns>` |
 //! | it timed out | `timeout put 42` |
 //! | it was refused (full) | `refused log 42` |
 //! | a lock was released | `released lock` |
@@ -80,12 +80,15 @@ pub enum Record {
         /// Its time budget.
         deadline_ns: Option<u64>,
     },
-    /// `op` returned (with value `id`).
+    /// `op` returned (with value `id`), at `end_ns` if the worker wrote the time (the
+    /// linearizability check needs it; the text form without it is still read).
     Done {
         /// The operation.
         op: Op,
         /// The value it returned or delivered.
         id: Option<u64>,
+        /// When it returned.
+        end_ns: Option<u64>,
     },
     /// `op` timed out.
     TimedOut {
@@ -138,7 +141,13 @@ impl fmt::Display for Record {
                 opt(*id),
                 opt(*deadline_ns)
             ),
-            Record::Done { op, id } => write!(f, "done {op} {}", opt(*id)),
+            Record::Done { op, id, end_ns } => {
+                write!(f, "done {op} {}", opt(*id))?;
+                match end_ns {
+                    Some(t) => write!(f, " {t}"),
+                    None => Ok(()),
+                }
+            }
             Record::TimedOut { op, id } => write!(f, "timeout {op} {}", opt(*id)),
             Record::Refused { op, id } => write!(f, "refused {op} {}", opt(*id)),
             Record::Released { op } => write!(f, "released {op}"),
@@ -176,6 +185,12 @@ impl FromStr for Record {
             ["done", o, id] => Record::Done {
                 op: op(o)?,
                 id: maybe(id)?,
+                end_ns: None,
+            },
+            ["done", o, id, end] => Record::Done {
+                op: op(o)?,
+                id: maybe(id)?,
+                end_ns: Some(num(end)?),
             },
             ["timeout", o, id] => Record::TimedOut {
                 op: op(o)?,
@@ -310,10 +325,17 @@ mod tests {
             Record::Done {
                 op: Op::Read,
                 id: None,
+                end_ns: None,
             },
             Record::Done {
                 op: Op::Take,
                 id: Some(3),
+                end_ns: None,
+            },
+            Record::Done {
+                op: Op::Take,
+                id: Some(3),
+                end_ns: Some(99),
             },
             Record::TimedOut {
                 op: Op::Put,
@@ -333,10 +355,25 @@ mod tests {
         for r in all {
             assert_eq!(r.to_string().parse::<Record>(), Ok(r.clone()), "{r}");
         }
+        // The old form (no end time) is still read, and still written when there is none.
+        assert_eq!(
+            "done take 42".parse::<Record>(),
+            Ok(Record::Done {
+                op: Op::Take,
+                id: Some(42),
+                end_ns: None
+            })
+        );
+        assert_eq!(
+            "done take 42 7".parse::<Record>().map(|r| r.to_string()),
+            Ok("done take 42 7".to_string())
+        );
         for bad in [
             "",
             "begin put",
             "done jump 1",
+            "done take 1 x",
+            "done take 1 2 3",
             "torn x",
             "begin put 1 2 3 4",
             "P 1",

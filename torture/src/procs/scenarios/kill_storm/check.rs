@@ -37,6 +37,7 @@ pub fn check(ledgers: &[Ledger], final_value: Option<u64>, r: &mut StormReport) 
                 Record::Done {
                     op: Op::Put,
                     id: Some(id),
+                    ..
                 } => {
                     put_done.push(id);
                     open_put = None;
@@ -49,6 +50,7 @@ pub fn check(ledgers: &[Ledger], final_value: Option<u64>, r: &mut StormReport) 
                 Record::Done {
                     op: Op::Take,
                     id: Some(id),
+                    ..
                 } => {
                     taken.push(id);
                     open_take = false;
@@ -60,6 +62,7 @@ pub fn check(ledgers: &[Ledger], final_value: Option<u64>, r: &mut StormReport) 
                 Record::Done {
                     op: Op::Read,
                     id: Some(id),
+                    ..
                 } => read_ids.push(id),
                 Record::Recovered {
                     op: Op::Put | Op::Take,
@@ -212,6 +215,7 @@ pub fn check_log(ledgers: &[Ledger], delivered: &[RingMessage], r: &mut StormRep
                 Record::Done {
                     op: Op::Log,
                     id: Some(id),
+                    ..
                 } => {
                     logged.insert(id);
                     open = None;

@@ -73,6 +73,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                         ledger.record(&Record::Done {
                             op: Op::Put,
                             id: Some(id),
+                            end_ns: None,
                         });
                     }
                     Err(SharedMVarError::Timeout) => ledger.record(&Record::TimedOut {
@@ -96,6 +97,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                             Some(id) => ledger.record(&Record::Done {
                                 op: Op::Take,
                                 id: Some(id),
+                                end_ns: None,
                             }),
                             None => {
                                 ledger.record(&Record::Torn {
@@ -136,7 +138,11 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                             let text = format!("m {id}");
                             let id = Some(id);
                             match log.log(text) {
-                                Ok(()) => ledger.record(&Record::Done { op: Op::Log, id }),
+                                Ok(()) => ledger.record(&Record::Done {
+                                    op: Op::Log,
+                                    id,
+                                    end_ns: None,
+                                }),
                                 Err(_) => ledger.record(&Record::Refused { op: Op::Log, id }),
                             }
                         }
@@ -163,6 +169,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                         Some(id) => ledger.record(&Record::Done {
                             op: Op::Read,
                             id: Some(id),
+                            end_ns: None,
                         }),
                         None => {
                             ledger.record(&Record::Torn {
@@ -176,6 +183,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                         ledger.record(&Record::Done {
                             op: Op::Read,
                             id: None,
+                            end_ns: None,
                         })
                     }
                     Err(e) => return Err(format!("read: {e}")),

@@ -172,6 +172,7 @@ fn acquire<'a>(
             ledger.record(&Record::Done {
                 op: Op::Lock,
                 id: Some(i as u64),
+                end_ns: None,
             });
             Ok(g)
         }

@@ -100,6 +100,7 @@ pub fn check(
                 Record::Done {
                     op: Op::Take,
                     id: Some(id),
+                    ..
                 } => {
                     takes += 1;
                     last_take = Some(*id);

@@ -11,6 +11,7 @@
 //! private-futex failure, named take by take.
 
 mod check;
+mod linearize;
 
 use self::check::{check, diagnose, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
@@ -60,6 +61,9 @@ pub struct MvarArgs {
     /// No commit for this long (scaled by processes per core) is a hang.
     #[arg(long = "hang-timeout", default_value = "2s", value_parser = parse_positive)]
     pub hang_timeout: Duration,
+    /// Check the history for linearizability when it has at most this many operations.
+    #[arg(long = "check-max-ops", default_value_t = 1000)]
+    pub check_max_ops: usize,
     /// Seed (the run is deterministic but for scheduling; printed for the replay line).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -194,6 +198,7 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
         ledger.record(&Record::Done {
             op: Op::Put,
             id: Some(id),
+            end_ns: Some(ledger::now_ns()),
         });
         Ok(())
     };
@@ -216,6 +221,7 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
         ledger.record(&Record::Done {
             op: Op::Take,
             id: Some(id),
+            end_ns: Some(ledger::now_ns()),
         });
         Ok(id)
     };
@@ -354,6 +360,11 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     // Conservation is judged only on a run that ended by itself; the counts are always shown.
     let complete = findings.is_empty() && interrupted.is_none();
     let (takes, puts) = check(args, &mvar, &ledgers, complete.then_some(&mut findings));
+    let (lin_line, lin_figures) = if interrupted.is_none() {
+        linearize::judge(&ledgers, args.check_max_ops, &mut findings)
+    } else {
+        (String::new(), serde_json::Value::Null)
+    };
     let (sleeps, late) = mvar.sleep_stats();
     let mut summary = String::new();
     let _ = writeln!(
@@ -365,10 +376,14 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     if findings.is_empty() {
         let _ = writeln!(summary, "  every value accounted for; the box is empty");
     }
+    if !lin_line.is_empty() {
+        let _ = writeln!(summary, "  {lin_line}");
+    }
     let figures = serde_json::json!({
         "procs": args.procs, "rounds": args.rounds, "commits": mvar.generation(),
         "takes": takes, "puts": puts, "sleeps": sleeps, "late_wakes": late,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3, "freezes": stops,
+        "linearizability": lin_figures,
     });
     drop(crew);
     drop(segment);

@@ -261,6 +261,7 @@ fn end_checks(args: &PipeArgs, ledgers: &[Option<Ledger>], findings: &mut Vec<Fi
                         Record::Done {
                             op: o,
                             id: Some(id),
+                            ..
                         } if *o == op => Some(*id),
                         _ => None,
                     })

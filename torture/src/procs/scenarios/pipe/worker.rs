@@ -101,7 +101,11 @@ impl Ends {
     }
 
     fn done(&mut self, op: Op, seq: u64) {
-        self.ledger.record(&Record::Done { op, id: Some(seq) });
+        self.ledger.record(&Record::Done {
+            op,
+            id: Some(seq),
+            end_ns: None,
+        });
     }
 
     /// Checks a received frame; a bad one is recorded as torn.
