@@ -5,59 +5,10 @@
 
 mod common;
 
-use common::{reader, torture_env, Reaper};
-use std::path::{Path, PathBuf};
+use common::{reader, segments_of, torture_env, Reaper, TempDir};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A fresh folder to serve as the runner's `TMPDIR`; removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> TempDir {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let p = std::env::temp_dir().join(format!(
-            "torture-test-locks-{label}-{}-{stamp}",
-            std::process::id()
-        ));
-        std::fs::create_dir(&p).expect("create a test TMPDIR");
-        TempDir(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-
-    fn leftovers(&self) -> Vec<String> {
-        std::fs::read_dir(&self.0)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Segments in `/dev/shm` created by process `pid`.
-fn segments_of(pid: u64) -> Vec<String> {
-    let prefix = format!("torture-{pid}-");
-    std::fs::read_dir("/dev/shm")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&prefix))
-        .collect()
-}
 
 /// Runs `torture locks ARGS --json ...` in a fresh TMPDIR; checks that it left nothing behind;
 /// returns the exit code, the output and the JSON report.
@@ -72,7 +23,7 @@ fn locks(label: &str, args: &[&str]) -> (Option<i32>, String, serde_json::Value)
     let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
     std::fs::remove_file(&json).expect("remove the report");
     assert_eq!(tmp.leftovers(), Vec::<String>::new(), "{}", r.all());
-    let pid = v["figures"]["runner_pid"].as_u64().expect("runner pid");
+    let pid = v["figures"]["runner_pid"].as_u64().expect("runner pid") as u32;
     assert_eq!(segments_of(pid), Vec::<String>::new(), "{}", r.all());
     let named = r
         .stdout
@@ -303,11 +254,7 @@ fn a_stopped_worker_is_never_part_of_a_deadlock_cycle() {
     );
     std::fs::remove_file(&json).expect("remove the report");
     assert_eq!(tmp.leftovers(), Vec::<String>::new(), "{all}");
-    assert_eq!(
-        segments_of(u64::from(runner)),
-        Vec::<String>::new(),
-        "{all}"
-    );
+    assert_eq!(segments_of(runner), Vec::<String>::new(), "{all}");
 }
 
 /// `torture --help` names the command; `torture list` the scenario and both controls, with the

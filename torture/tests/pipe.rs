@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{reader, torture_env, Reaper};
+use common::{cmdline, live_processes_mentioning, pids, reader, torture_env, Reaper};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ impl Tmp {
             .map(|e| e.file_name())
             .collect();
         assert!(left.is_empty(), "left in TMPDIR: {left:?}");
-        assert_eq!(processes_mentioning(self.path()), Vec::<u32>::new());
+        assert_eq!(live_processes_mentioning(self.path()), Vec::<u32>::new());
         serde_json::from_str(&text).expect("valid JSON")
     }
 }
@@ -56,30 +56,6 @@ fn stat(pid: u32) -> Option<(char, u32)> {
     let mut rest = s.rsplit_once(") ")?.1.split(' ');
     let state = rest.next()?.chars().next()?;
     Some((state, rest.next()?.parse().ok()?))
-}
-
-fn cmdline(pid: u32) -> String {
-    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
-        .replace('\0', " ")
-}
-
-fn pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect()
-}
-
-/// Live (not zombie) processes whose command line mentions `needle` (the workers name their
-/// ledger, which is under the test's TMPDIR).
-fn processes_mentioning(needle: &str) -> Vec<u32> {
-    pids()
-        .into_iter()
-        .filter(|&p| cmdline(p).contains(needle))
-        .filter(|&p| !matches!(stat(p), Some(('Z' | 'X', _)) | None))
-        .collect()
 }
 
 fn finding(v: &serde_json::Value) -> (String, String) {

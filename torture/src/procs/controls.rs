@@ -24,3 +24,10 @@ pub fn flavor(control: Option<&str>) -> Option<Flavor> {
         Some(c) => find(c).and_then(|c| controls::flavor(c.name)),
     }
 }
+
+/// `--control` of the scenarios on the shared MVar: a storm control's name, or the error clap
+/// prints.
+pub fn parse(s: &str) -> Result<String, String> {
+    let known: Vec<&str> = mvar_controls().map(|c| c.name).collect();
+    super::pick_control(s, &known)
+}

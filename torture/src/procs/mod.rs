@@ -31,6 +31,78 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub struct SetupError(pub String);
 
+/// What a scenario's runner hands back to [`finish`].
+pub struct Outcome {
+    /// Human summary, as printed.
+    pub summary: String,
+    /// The scenario's own figures.
+    pub figures: serde_json::Value,
+    /// Broken invariants and hangs (empty: pass).
+    pub findings: Vec<crate::report::Finding>,
+    /// The signal that stopped the run early, if any.
+    pub interrupted: Option<String>,
+}
+
+/// A scenario's flags from its parsed matches; on error one line and exit code 2.
+pub fn parse_flags<A: clap::FromArgMatches>(name: &str, flags: &ArgMatches) -> Result<A, u8> {
+    A::from_arg_matches(flags).map_err(|e| {
+        crate::warn!("torture {name}: error: {}", e.to_string().trim());
+        2
+    })
+}
+
+/// ` --control NAME` for a replay line, and the header's words for what runs.
+pub fn control_words(control: Option<&str>, reference: &str) -> (String, String) {
+    match control {
+        Some(c) => (format!(" --control {c}"), format!("CONTROL {c}")),
+        None => (String::new(), reference.to_string()),
+    }
+}
+
+/// `s` if it names one of `known`, else the one-line error clap prints.
+pub fn pick_control(s: &str, known: &[&str]) -> Result<String, String> {
+    known
+        .iter()
+        .find(|k| **k == s)
+        .map(|k| k.to_string())
+        .ok_or_else(|| format!("unknown control {s:?}; known: {}", known.join(", ")))
+}
+
+/// The common end of a scenario's `main`: a setup error or an interruption is one line and
+/// exit 2; otherwise the report is printed and written; returns the exit code.
+pub fn finish(
+    name: &'static str,
+    control: Option<String>,
+    seed: u64,
+    replay: String,
+    out: &crate::report::Outputs,
+    run: Result<Outcome, SetupError>,
+) -> u8 {
+    let outcome = match run {
+        Ok(o) => o,
+        Err(e) => {
+            crate::warn!("torture {name}: setup error: {}", e.0);
+            return 2;
+        }
+    };
+    if let Some(sig) = &outcome.interrupted {
+        crate::say_raw!("{}", outcome.summary);
+        crate::warn!(
+            "torture {name}: interrupted by {sig}; workers reaped, segments and ledgers removed"
+        );
+        return 2;
+    }
+    out.emit(&crate::report::Report::new(
+        name,
+        control,
+        seed,
+        outcome.findings,
+        outcome.summary,
+        outcome.figures,
+        replay,
+    ))
+}
+
 /// A multi-process scenario: its command line, its runner and its worker.
 pub trait ProcScenario: Sync {
     /// Its command name (`torture NAME ...`) and the worker's scenario argument.

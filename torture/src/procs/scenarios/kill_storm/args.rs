@@ -21,15 +21,6 @@ const AFTER: &str = "\
 Exit codes: 0 every invariant held (with --control: the control was NOT caught), \
 1 a broken invariant or a hang (with --control: caught, as expected), 2 usage or setup error.";
 
-fn parse_control(s: &str) -> Result<String, String> {
-    controls::find(s)
-        .map(|c| c.name.to_string())
-        .ok_or_else(|| {
-            let known: Vec<_> = controls::mvar_controls().map(|c| c.name).collect();
-            format!("unknown control {s:?}; known: {}", known.join(", "))
-        })
-}
-
 /// `torture storm` flags.
 #[derive(Debug, Clone, Args)]
 pub struct StormArgs {
@@ -64,7 +55,7 @@ pub struct StormArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run a negative control instead of the reference protocol (it should be caught).
-    #[arg(long, value_parser = parse_control)]
+    #[arg(long, value_parser = controls::parse)]
     pub control: Option<String>,
     /// Reports to write.
     #[command(flatten)]

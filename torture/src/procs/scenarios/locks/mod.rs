@@ -35,10 +35,10 @@ use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
 use crate::procs::ledger::{self, Ledger, Op, Record};
-use crate::procs::{ProcScenario, SetupError, WorkerArgs};
-use crate::report::{Finding, FindingKind, Report};
+use crate::procs::{Outcome, ProcScenario, SetupError, WorkerArgs};
+use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
-use clap::{ArgMatches, Args, FromArgMatches};
+use clap::{ArgMatches, Args};
 use primitives::lock::{Mode, SharedReentrantLock, Validator};
 use primitives::shm::{Segment, ShmName, MAX_PARTICIPANTS};
 use std::fmt::Write as _;
@@ -65,11 +65,7 @@ const SLOTS_PER_WORKER: u32 = 2;
 const SLOTS_SPARE: u32 = 16;
 
 fn parse_control(s: &str) -> Result<String, String> {
-    [CYCLE, CYCLE_NO_LOCKDEP]
-        .into_iter()
-        .find(|c| *c == s)
-        .map(str::to_string)
-        .ok_or_else(|| format!("unknown control {s:?}; known: {CYCLE}, {CYCLE_NO_LOCKDEP}"))
+    crate::procs::pick_control(s, &[CYCLE, CYCLE_NO_LOCKDEP])
 }
 
 /// `torture locks` flags.
@@ -121,61 +117,30 @@ impl ProcScenario for Locks {
     }
 
     fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
-        let args = match LocksArgs::from_arg_matches(flags) {
+        let args: LocksArgs = match crate::procs::parse_flags("locks", flags) {
             Ok(a) => a,
-            Err(e) => {
-                crate::warn!("torture locks: error: {}", e.to_string().trim());
-                return 2;
-            }
+            Err(code) => return code,
         };
         crate::signals::install();
         let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+        let (control_flag, what) =
+            crate::procs::control_words(args.control.as_deref(), "reference (global order)");
         let replay = format!(
-            "{} locks --procs {} --locks {} --duration {} --hang-timeout {} --seed {seed}{}",
+            "{} locks --procs {} --locks {} --duration {} --hang-timeout {} --seed {seed}{control_flag}",
             shell_word(program),
             args.procs,
             args.locks,
             format_duration(args.duration),
             format_duration(args.hang_timeout),
-            args.control
-                .as_ref()
-                .map(|c| format!(" --control {c}"))
-                .unwrap_or_default()
         );
         crate::say!(
-            "locks: {} workers, {} locks, {}, seed {seed}, {}",
+            "locks: {} workers, {} locks, {}, seed {seed}, {what}",
             args.procs,
             args.locks,
-            format_duration(args.duration),
-            args.control
-                .as_deref()
-                .map_or("reference (global order)".to_string(), |c| format!(
-                    "CONTROL {c}"
-                ))
+            format_duration(args.duration)
         );
-        let outcome = match run(&args, seed) {
-            Ok(o) => o,
-            Err(e) => {
-                crate::warn!("torture locks: setup error: {}", e.0);
-                return 2;
-            }
-        };
-        if let Some(sig) = &outcome.interrupted {
-            crate::say_raw!("{}", outcome.summary);
-            crate::warn!(
-                "torture locks: interrupted by {sig}; workers reaped, segments and ledgers removed"
-            );
-            return 2;
-        }
-        args.out.emit(&Report::new(
-            "locks",
-            args.control.clone(),
-            seed,
-            outcome.findings,
-            outcome.summary,
-            outcome.figures,
-            replay,
-        ))
+        let run = run(&args, seed);
+        crate::procs::finish("locks", args.control.clone(), seed, replay, &args.out, run)
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -187,13 +152,6 @@ impl ProcScenario for Locks {
             }
         }
     }
-}
-
-struct Outcome {
-    summary: String,
-    figures: serde_json::Value,
-    findings: Vec<Finding>,
-    interrupted: Option<String>,
 }
 
 /// Unlinks every segment of the run when dropped (every exit path).

@@ -19,10 +19,10 @@ use crate::procs::capture;
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
-use crate::procs::{controls, ProcScenario, SetupError, WorkerArgs};
-use crate::report::{Finding, FindingKind, Report};
+use crate::procs::{controls, Outcome, ProcScenario, SetupError, WorkerArgs};
+use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
-use clap::{ArgMatches, Args, FromArgMatches};
+use clap::{ArgMatches, Args};
 use primitives::mvar::SharedMVar;
 use primitives::shm::ShmName;
 use serde::{Deserialize, Serialize};
@@ -39,15 +39,6 @@ const PAYLOAD: usize = 64;
 /// A worker's blocking operation gives up after this many hang timeouts (a safety valve only:
 /// the runner reports the hang long before).
 const VALVE: u32 = 20;
-
-fn parse_control(s: &str) -> Result<String, String> {
-    controls::find(s)
-        .map(|c| c.name.to_string())
-        .ok_or_else(|| {
-            let known: Vec<_> = controls::mvar_controls().map(|c| c.name).collect();
-            format!("unknown control {s:?}; known: {}", known.join(", "))
-        })
-}
 
 /// `torture mvar` flags.
 #[derive(Debug, Clone, Args)]
@@ -68,7 +59,7 @@ pub struct MvarArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Run a negative control instead of the reference protocol (it should be caught).
-    #[arg(long, value_parser = parse_control)]
+    #[arg(long, value_parser = controls::parse)]
     pub control: Option<String>,
     /// Reports to write.
     #[command(flatten)]
@@ -110,58 +101,29 @@ impl ProcScenario for MasterSlaves {
     }
 
     fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
-        let args = match MvarArgs::from_arg_matches(flags) {
+        let args: MvarArgs = match crate::procs::parse_flags("mvar", flags) {
             Ok(a) => a,
-            Err(e) => {
-                crate::warn!("torture mvar: error: {}", e.to_string().trim());
-                return 2;
-            }
+            Err(code) => return code,
         };
         crate::signals::install();
         let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+        let (control_flag, what) =
+            crate::procs::control_words(args.control.as_deref(), "reference protocol");
         let replay = format!(
-            "{} mvar --procs {} --rounds {} --hang-timeout {}{} --seed {seed}{}",
+            "{} mvar --procs {} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
             shell_word(program),
             args.procs,
             args.rounds,
             format_duration(args.hang_timeout),
             args.stops.replay(),
-            args.control
-                .as_ref()
-                .map(|c| format!(" --control {c}"))
-                .unwrap_or_default()
         );
         crate::say!(
-            "mvar: 1 master + {} slaves, {} rounds, seed {seed}, {}",
+            "mvar: 1 master + {} slaves, {} rounds, seed {seed}, {what}",
             args.procs,
-            args.rounds,
-            args.control
-                .as_deref()
-                .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
+            args.rounds
         );
-        let outcome = match run(&args, seed) {
-            Ok(o) => o,
-            Err(e) => {
-                crate::warn!("torture mvar: setup error: {}", e.0);
-                return 2;
-            }
-        };
-        if let Some(sig) = &outcome.interrupted {
-            crate::say_raw!("{}", outcome.summary);
-            crate::warn!(
-                "torture mvar: interrupted by {sig}; workers reaped, segment and ledgers removed"
-            );
-            return 2;
-        }
-        args.out.emit(&Report::new(
-            "mvar",
-            args.control.clone(),
-            seed,
-            outcome.findings,
-            outcome.summary,
-            outcome.figures,
-            replay,
-        ))
+        let run = run(&args, seed);
+        crate::procs::finish("mvar", args.control.clone(), seed, replay, &args.out, run)
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -231,13 +193,6 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     }
     take(&mut ledger)?;
     Ok(0)
-}
-
-struct Outcome {
-    summary: String,
-    figures: serde_json::Value,
-    findings: Vec<Finding>,
-    interrupted: Option<String>,
 }
 
 fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {

@@ -27,9 +27,8 @@ mod wire;
 mod worker;
 
 use crate::procs::{ProcScenario, WorkerArgs};
-use crate::report::Report;
 use crate::units::{format_duration, parse_positive, shell_word};
-use clap::{ArgMatches, Args, FromArgMatches};
+use clap::{ArgMatches, Args};
 use primitives::controls::{Control, Home, CONTROLS};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -48,13 +47,8 @@ fn pipe_controls() -> impl Iterator<Item = &'static Control> {
 }
 
 fn parse_control(s: &str) -> Result<String, String> {
-    pipe_controls()
-        .find(|c| c.name == s)
-        .map(|c| c.name.to_string())
-        .ok_or_else(|| {
-            let known: Vec<_> = pipe_controls().map(|c| c.name).collect();
-            format!("unknown control {s:?}; known: {}", known.join(", "))
-        })
+    let known: Vec<&str> = pipe_controls().map(|c| c.name).collect();
+    crate::procs::pick_control(s, &known)
 }
 
 /// `torture pipe` flags.
@@ -132,57 +126,28 @@ impl ProcScenario for PipeDeadlock {
     }
 
     fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
-        let args = match PipeArgs::from_arg_matches(flags) {
+        let args: PipeArgs = match crate::procs::parse_flags("pipe", flags) {
             Ok(a) => a,
-            Err(e) => {
-                crate::warn!("torture pipe: error: {}", e.to_string().trim());
-                return 2;
-            }
+            Err(code) => return code,
         };
         crate::signals::install();
         let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+        let (control_flag, what) =
+            crate::procs::control_words(args.control.as_deref(), "poll-driven reference");
         let replay = format!(
-            "{} pipe --requests {} --size {} --hang-timeout {} --seed {seed}{}",
+            "{} pipe --requests {} --size {} --hang-timeout {} --seed {seed}{control_flag}",
             shell_word(program),
             args.requests,
             args.size,
             format_duration(args.hang_timeout),
-            args.control
-                .as_ref()
-                .map(|c| format!(" --control {c}"))
-                .unwrap_or_default()
         );
         crate::say!(
-            "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {}",
+            "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {what}",
             args.requests,
-            args.size,
-            args.control
-                .as_deref()
-                .map_or("poll-driven reference".to_string(), |c| format!(
-                    "CONTROL {c}"
-                ))
+            args.size
         );
-        let outcome = match run::run(&args, seed) {
-            Ok(o) => o,
-            Err(e) => {
-                crate::warn!("torture pipe: setup error: {}", e.0);
-                return 2;
-            }
-        };
-        if let Some(sig) = &outcome.interrupted {
-            crate::say_raw!("{}", outcome.summary);
-            crate::warn!("torture pipe: interrupted by {sig}; workers reaped, ledgers removed");
-            return 2;
-        }
-        args.out.emit(&Report::new(
-            "pipe",
-            args.control.clone(),
-            seed,
-            outcome.findings,
-            outcome.summary,
-            outcome.figures,
-            replay,
-        ))
+        let run = run::run(&args, seed);
+        crate::procs::finish("pipe", args.control.clone(), seed, replay, &args.out, run)
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

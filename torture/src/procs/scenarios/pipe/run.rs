@@ -7,6 +7,7 @@ use super::{PipeArgs, Role, Spec, BUSY_LIMIT};
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::{Crew, Member};
 use crate::procs::ledger::{self, Ledger, Op, Record};
+use crate::procs::Outcome;
 use crate::procs::SetupError;
 use crate::report::{Finding, FindingKind};
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
@@ -15,14 +16,6 @@ use nix::unistd::Pid;
 use std::fmt::Write as _;
 use std::os::fd::{AsRawFd as _, OwnedFd};
 use std::time::{Duration, Instant};
-
-/// What a run saw.
-pub(super) struct Outcome {
-    pub summary: String,
-    pub figures: serde_json::Value,
-    pub findings: Vec<Finding>,
-    pub interrupted: Option<String>,
-}
 
 /// The two pipes as the runner knows them: inodes, capacity, and each worker's fd numbers.
 struct Pipes {
