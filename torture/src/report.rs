@@ -83,6 +83,11 @@ pub enum FindingKind {
     Unusable,
     /// The recorded history admits no legal sequential order (the linearizability check).
     Linearizability,
+    /// A handle used after its object was deleted (and its slot perhaps given to another):
+    /// MIDAS's `cm_exist` race.
+    StaleHandle,
+    /// A table whose entries contradict each other or the participants' records.
+    Table,
 }
 
 /// One broken invariant or hang, with its diagnosis.

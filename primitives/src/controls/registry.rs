@@ -217,8 +217,28 @@ const ALL: &[Control] = &[
         defect: "SharedLog::with_private_staging: messages staged under a lock live in process \
                  memory, so a killed process loses them (MIDAS's buffered cm_msg)",
         home: Home::Process,
-        caught_by: &["tests/shm_ring"],
+        caught_by: &["tests/shm_ring", "torture churn"],
         blind_spots: "nothing is lost while nobody dies",
+    },
+    Control {
+        name: "churn-stale-handle",
+        story: "001",
+        defect: "the churn watchdog deletes a dead client by the slot it saw, without checking \
+                 the handle's serial: a client registered in that slot since is deleted alive \
+                 (MIDAS cm_exist)",
+        home: Home::Process,
+        caught_by: &["torture churn"],
+        blind_spots: "needs clients dying and slots reused between a watchdog's snapshot and its \
+                      delete: no deaths (no --kill-rate, no crashes), no race",
+    },
+    Control {
+        name: "churn-abba",
+        story: "001",
+        defect: "the churn watchdog takes the database lock, then the table lock; clients take \
+                 the table lock, then the database lock (MIDAS ODB/SYSMSG)",
+        home: Home::Process,
+        caught_by: &["torture churn"],
+        blind_spots: "with the validator off it is seen only once two processes deadlock on it",
     },
     Control {
         name: "lockdep-off",

@@ -72,6 +72,9 @@ pub enum Kind {
     MessageRing = 3,
     /// A lock-order graph shared by the validators of several processes.
     LockOrder = 4,
+    /// A table of fixed-size records owned by its user (e.g. `torture churn`'s client table):
+    /// the user's object checks its own size formula, like every kind.
+    Table = 5,
 }
 
 impl Kind {
@@ -82,6 +85,7 @@ impl Kind {
             2 => Some(Kind::ReentrantLock),
             3 => Some(Kind::MessageRing),
             4 => Some(Kind::LockOrder),
+            5 => Some(Kind::Table),
             _ => None,
         }
     }
@@ -94,6 +98,7 @@ impl fmt::Display for Kind {
             Kind::ReentrantLock => "reentrant lock",
             Kind::MessageRing => "message ring",
             Kind::LockOrder => "lock-order graph",
+            Kind::Table => "table",
         })
     }
 }

@@ -219,6 +219,61 @@ impl Crew {
             .collect()
     }
 
+    /// One line per worker for a hang report (pid, kernel state and wait channel, last ledger
+    /// record, silent for how long); workers in the same state inside the same kind of
+    /// operation are one line with a count once they are more than `one_by_one`.
+    pub fn describe_members(&self, one_by_one: usize) -> String {
+        use std::fmt::Write as _;
+        let mut kinds: Vec<(String, Vec<String>)> = Vec::new();
+        for m in &self.members {
+            let last = super::ledger::last_record(&m.ledger);
+            let state = super::capture::ProcInfo::of(m.pid()).describe();
+            let doing = match &last {
+                Some(super::ledger::Record::Begin { op, .. }) => format!("inside a {op}"),
+                Some(_) => "between operations".to_string(),
+                None => "no record yet".to_string(),
+            };
+            let line = format!(
+                "worker {} pid {}: {state}; last record {:?}; silent for {:.1} s",
+                m.id,
+                m.pid(),
+                last.map_or_else(String::new, |r| r.to_string()),
+                m.last_change.elapsed().as_secs_f64()
+            );
+            let key = format!("{state}, {doing}");
+            match kinds.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(line),
+                None => kinds.push((key, vec![line])),
+            }
+        }
+        let mut s = String::new();
+        for (key, lines) in kinds {
+            if lines.len() <= one_by_one {
+                for l in lines {
+                    let _ = writeln!(s, "    {l}");
+                }
+            } else {
+                let _ = writeln!(s, "    {} workers: {key} (e.g. {})", lines.len(), lines[0]);
+            }
+        }
+        s
+    }
+
+    /// Whether any worker's ledger grew since the last call (updating each one's
+    /// `last_len`/`last_change`).
+    pub fn ledgers_grew(&mut self) -> bool {
+        let mut grew = false;
+        for m in &mut self.members {
+            let len = std::fs::metadata(&m.ledger).map_or(0, |md| md.len());
+            if len != m.last_len {
+                m.last_len = len;
+                m.last_change = Instant::now();
+                grew = true;
+            }
+        }
+        grew
+    }
+
     /// Kills and reaps every worker.
     pub fn kill_all(&mut self) {
         for m in &mut self.members {

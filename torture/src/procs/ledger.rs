@@ -35,10 +35,25 @@ pub enum Op {
     Lock,
     /// Log a message.
     Log,
+    /// Register in a shared table (the id is the slot).
+    Register,
+    /// Leave a shared table (delete one's own entry).
+    Leave,
+    /// Delete another participant's entry from a shared table (a watchdog).
+    Remove,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [Op::Put, Op::Take, Op::Read, Op::Lock, Op::Log];
+    const ALL: [Op; 8] = [
+        Op::Put,
+        Op::Take,
+        Op::Read,
+        Op::Lock,
+        Op::Log,
+        Op::Register,
+        Op::Leave,
+        Op::Remove,
+    ];
 
     /// Its name in records and reports.
     pub fn name(self) -> &'static str {
@@ -48,6 +63,9 @@ impl Op {
             Op::Read => "read",
             Op::Lock => "lock",
             Op::Log => "log",
+            Op::Register => "register",
+            Op::Leave => "leave",
+            Op::Remove => "remove",
         }
     }
 }

@@ -6,9 +6,11 @@
 //! - [`crew`]: spawn by re-executing this binary with a typed spec, kill, respawn, reap;
 //! - [`tied`]: a child process tied to its parent (dies with it, own process group, reaped on
 //!   drop) — also used, by path, by the `primitives` tests and benchmark;
+//! - [`delivery`]: a shared log's delivery check (exactly once, per-origin order, nothing lost);
 //! - [`ledger`]: the typed record every worker writes around every operation, one parser;
 //! - [`capture`]: `/proc` state, wait channel and run-queue delay; catching a lock holder
 //!   inside its critical section; telling a hung participant from a slow one;
+//! - [`lockdep`]: the validator's panics as a worker's result, not stderr noise;
 //! - [`progress`]: a live bar on a terminal, periodic plain lines in CI logs;
 //! - [`controls`]: the cross-process negative controls;
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
@@ -18,8 +20,10 @@ pub mod all;
 pub mod capture;
 pub mod controls;
 pub mod crew;
+pub mod delivery;
 pub mod faults;
 pub mod ledger;
+pub mod lockdep;
 pub mod progress;
 pub mod scenarios;
 pub mod tied;
@@ -120,6 +124,7 @@ pub trait ProcScenario: Sync {
 /// Every process scenario.
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
     &scenarios::kill_storm::KillStorm,
+    &scenarios::churn::Churn,
     &scenarios::locks::Locks,
     &scenarios::mvar::MasterSlaves,
     &scenarios::pipe::PipeDeadlock,

@@ -195,94 +195,12 @@ pub fn check(ledgers: &[Ledger], final_value: Option<u64>, r: &mut StormReport) 
     }
 }
 
-/// Every message whose `log` returned was delivered exactly once, each worker's in order; no
-/// message was invented; messages cut by a kill were delivered at most once.
+/// Checks the log's delivery (see [`crate::procs::delivery`]) into the storm's report.
 pub fn check_log(ledgers: &[Ledger], delivered: &[RingMessage], r: &mut StormReport) {
-    let mut logged: HashSet<u64> = HashSet::new();
-    let mut started: HashSet<u64> = HashSet::new();
-    for l in ledgers {
-        let mut open = None;
-        for rec in &l.records {
-            match *rec {
-                Record::Begin {
-                    op: Op::Log,
-                    id: Some(id),
-                    ..
-                } => {
-                    started.insert(id);
-                    open = Some(id);
-                }
-                Record::Done {
-                    op: Op::Log,
-                    id: Some(id),
-                    ..
-                } => {
-                    logged.insert(id);
-                    open = None;
-                }
-                Record::Refused { op: Op::Log, .. } => open = None,
-                _ => {}
-            }
-        }
-        r.cut_logs += usize::from(open.is_some());
-    }
-    r.logged = logged.len();
-    r.delivered = delivered.len();
-    r.rescued = delivered.iter().filter(|m| m.rescued).count() as u64;
-    let mut seen: HashMap<u64, usize> = HashMap::new();
-    let mut last_of_origin: HashMap<u64, u64> = HashMap::new();
-    for m in delivered {
-        let Some(id) = m
-            .text
-            .strip_prefix("m ")
-            .and_then(|t| t.parse::<u64>().ok())
-        else {
-            fail(
-                r,
-                FindingKind::Log,
-                format!("LOG: unexpected message {:?}", m.text),
-            );
-            continue;
-        };
-        *seen.entry(id).or_default() += 1;
-        if !started.contains(&id) {
-            fail(
-                r,
-                FindingKind::Log,
-                format!("LOG: message {id:#x} delivered but never logged"),
-            );
-        }
-        let origin = id >> 32;
-        if let Some(prev) = last_of_origin.insert(origin, id) {
-            if prev > id {
-                fail(
-                    r,
-                    FindingKind::Log,
-                    format!(
-                        "LOG: worker {origin}'s messages out of order: {prev:#x} before {id:#x}"
-                    ),
-                );
-            }
-        }
-    }
-    let dups = seen.values().filter(|n| **n > 1).count();
-    if dups > 0 {
-        fail(
-            r,
-            FindingKind::Log,
-            format!("LOG: {dups} message(s) delivered more than once"),
-        );
-    }
-    let missing: Vec<_> = logged.iter().filter(|id| !seen.contains_key(id)).collect();
-    if !missing.is_empty() {
-        fail(
-            r,
-            FindingKind::Log,
-            format!(
-                "LOG: {} message(s) whose log returned were never delivered, e.g. {:#x}",
-                missing.len(),
-                missing[0]
-            ),
-        );
-    }
+    let d = crate::procs::delivery::check(ledgers, delivered);
+    r.logged = d.logged;
+    r.delivered = d.delivered;
+    r.rescued = d.rescued;
+    r.cut_logs = d.cut;
+    r.findings.extend(d.findings);
 }

@@ -415,39 +415,7 @@ fn diagnose(mvar: &SharedMVar, crew: &Crew) -> String {
             );
         }
     }
-    // Workers in the same kernel state, inside the same kind of operation, are one line with a
-    // count once they are more than a few (a 128-process hang report stays readable).
-    let mut kinds: Vec<(String, Vec<String>)> = Vec::new();
-    for m in crew.members() {
-        let last = ledger::last_record(&m.ledger);
-        let state = ProcInfo::of(m.pid()).describe();
-        let doing = match &last {
-            Some(ledger::Record::Begin { op, .. }) => format!("inside a {op}"),
-            Some(_) => "between operations".to_string(),
-            None => "no record yet".to_string(),
-        };
-        let line = format!(
-            "worker {} pid {}: {state}; last record {:?}; silent for {:.1} s",
-            m.id,
-            m.pid(),
-            last.map_or_else(String::new, |r| r.to_string()),
-            m.last_change.elapsed().as_secs_f64()
-        );
-        let key = format!("{state}, {doing}");
-        match kinds.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(line),
-            None => kinds.push((key, vec![line])),
-        }
-    }
-    for (key, lines) in kinds {
-        if lines.len() <= SHOWN_ONE_BY_ONE {
-            for l in lines {
-                let _ = writeln!(s, "    {l}");
-            }
-        } else {
-            let _ = writeln!(s, "    {} workers: {key} (e.g. {})", lines.len(), lines[0]);
-        }
-    }
+    s += &crew.describe_members(SHOWN_ONE_BY_ONE);
     s
 }
 

@@ -135,7 +135,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                                 start_ns: now_ns(),
                                 deadline_ns: None,
                             });
-                            let text = format!("m {id}");
+                            let text = crate::procs::delivery::text(id);
                             let id = Some(id);
                             match log.log(text) {
                                 Ok(()) => ledger.record(&Record::Done {

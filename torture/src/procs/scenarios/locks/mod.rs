@@ -256,7 +256,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         if ended.iter().all(|e| *e) {
             break;
         }
-        if grew(&mut crew) {
+        if crew.ledgers_grew() {
             last_progress = Instant::now();
         } else if last_progress.elapsed() > hang {
             let silent = last_progress.elapsed();
@@ -278,7 +278,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
             };
             let before = look(&ended);
             std::thread::sleep(window);
-            if grew(&mut crew) {
+            if crew.ledgers_grew() {
                 last_progress = Instant::now();
                 continue;
             }
@@ -374,20 +374,6 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         findings,
         interrupted,
     })
-}
-
-/// Whether any worker's ledger grew since the last look (updates the crew's bookkeeping).
-fn grew(crew: &mut Crew) -> bool {
-    let mut any = false;
-    for m in crew.members_mut() {
-        let len = std::fs::metadata(&m.ledger).map_or(0, |md| md.len());
-        if len != m.last_len {
-            m.last_len = len;
-            m.last_change = Instant::now();
-            any = true;
-        }
-    }
-    any
 }
 
 /// Acquisitions returned and releases recorded, over every ledger.

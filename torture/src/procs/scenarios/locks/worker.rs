@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 
 /// A worker's exit code when the lock-order validator stopped it (0: done, 2: setup error).
 pub const LOCKDEP_EXIT: u8 = 3;
-/// Prefix of the validator's panic messages.
-const LOCKDEP_PANIC: &str = "lockdep:";
 /// One in this many reference acquisitions re-enters a lock already held (reentrant: no order).
 const REENTER_ONE_IN: usize = 8;
 /// Longest busy hold between two reference acquisitions, in spin-loop hints.
@@ -89,7 +87,7 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
         locks.push(lock);
     }
     let mut ledger = Writer::open(&w.ledger).map_err(|e| format!("ledger: {e}"))?;
-    quiet_lockdep_panics();
+    crate::procs::lockdep::quiet_panics("locks worker");
     let mut rng = SplitMix64::new(spec.seed);
     let valve = Duration::from_nanos(spec.valve_ns);
     let end = Instant::now() + Duration::from_nanos(spec.duration_ns);
@@ -103,7 +101,7 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
             Ok(Err(e)) => return Err(e),
             Err(payload) => {
                 let Some(v) = validator.violations().into_iter().next() else {
-                    return Err(format!("panicked: {}", message(&*payload)));
+                    return Err(format!("panicked: {}", crate::procs::lockdep::message(&*payload)));
                 };
                 let caught = Caught {
                     cycle: v.cycle.iter().map(|c| c.to_string()).collect(),
@@ -128,28 +126,6 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
         }
     }
     Ok(0)
-}
-
-/// The validator's panics are this worker's result, handed to the runner: not printed. Any other
-/// panic is printed as one line.
-fn quiet_lockdep_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let msg = message(info.payload());
-        if !msg.starts_with(LOCKDEP_PANIC) {
-            crate::warn!(
-                "locks worker panicked at {}: {msg}",
-                info.location().map_or_else(String::new, |l| l.to_string())
-            );
-        }
-    }));
-}
-
-fn message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 /// Acquires lock `i`, recording it; a lock not got within the valve is an error. The

@@ -1,0 +1,547 @@
+//! The churn runner: create the segments, keep `--procs` clients alive, kill and freeze them,
+//! drain the log, watch for hangs, then check table and delivery. See the module docs of
+//! [`super`].
+
+use super::table::{self, Table, ALIVE, CLAIMING};
+use super::worker::finding_path;
+use super::{ChurnArgs, Spec, CRASH_EXIT, LOCKDEP_EXIT, STALE_EXIT};
+use crate::prng::SplitMix64;
+use crate::procs::capture::{self, ProcInfo};
+use crate::procs::crew::Crew;
+use crate::procs::faults::Freezer;
+use crate::procs::ledger::{self, Ledger, Op, Record};
+use crate::procs::{Outcome, SetupError};
+use crate::report::{Finding, FindingKind};
+use primitives::lock::{Mode, SharedReentrantLock, Validator};
+use primitives::msg::ring::{RingMessage, SharedLog};
+use primitives::shm::{Segment, ShmName, MAX_PARTICIPANTS};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// The runner's loop period.
+const POLL: Duration = Duration::from_millis(5);
+/// The log is rescued (dead clients' staging) and drained this often.
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
+/// The log's ring (records), text bytes per record, staging records per participant.
+const LOG_RING: usize = 1 << 16;
+const LOG_TEXT: usize = 32;
+const LOG_STAGE: usize = 16;
+/// Participant slots beyond two per client (killed clients not yet reaped, the runner).
+const SLOTS_SPARE: u32 = 32;
+/// Workers alike beyond this many are one line with a count in a hang report.
+const SHOWN_ONE_BY_ONE: usize = 4;
+
+/// Every segment of a run, unlinked when dropped (every exit path).
+struct Segments {
+    table: Table,
+    table_lock: SharedReentrantLock,
+    db: SharedReentrantLock,
+    log: SharedLog,
+    graph: Option<Segment>,
+}
+
+impl Drop for Segments {
+    fn drop(&mut self) {
+        let _ = self.table.segment().unlink();
+        let _ = self.table_lock.segment().unlink();
+        let _ = self.db.segment().unlink();
+        let _ = self.log.segment().unlink();
+        if let Some(g) = &self.graph {
+            let _ = g.unlink();
+        }
+    }
+}
+
+/// Counters of a run.
+#[derive(Default)]
+struct Tally {
+    started: u64,
+    left: u64,
+    crashed: u64,
+    kills: u64,
+    delivered: Vec<RingMessage>,
+    rescued_runs: u64,
+}
+
+fn setup_err(what: &str) -> impl Fn(primitives::shm::ShmError) -> SetupError + '_ {
+    move |e| SetupError(format!("cannot create the {what}: {e}"))
+}
+
+fn create(args: &ChurnArgs, seed: u64) -> Result<(Segments, Validator, Spec), SetupError> {
+    let procs = args.procs;
+    let participants = procs.saturating_mul(2).saturating_add(SLOTS_SPARE);
+    if participants > MAX_PARTICIPANTS || u64::from(procs) * 2 + 16 > table::MAX_CAPACITY {
+        return Err(SetupError(format!(
+            "--procs {procs} is more clients than one table holds (at most {})",
+            (table::MAX_CAPACITY - 16) / 2
+        )));
+    }
+    let capacity = procs as usize * 2 + 16;
+    let names = [
+        ShmName::unique("churn-table"),
+        ShmName::unique("churn-tablelock"),
+        ShmName::unique("churn-db"),
+        ShmName::unique("churn-log"),
+        ShmName::unique("churn-lockdep"),
+    ];
+    // Each object is unlinked by `Segments` once it exists; build them in order.
+    let table = Table::create(&names[0], capacity, participants).map_err(setup_err("table"))?;
+    let table_lock = match SharedReentrantLock::create_with_participants(&names[1], participants)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = table.segment().unlink();
+            return Err(setup_err("table lock")(e));
+        }
+    };
+    let db = match SharedReentrantLock::create_with_participants(&names[2], participants) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = table.segment().unlink();
+            let _ = table_lock.segment().unlink();
+            return Err(setup_err("database lock")(e));
+        }
+    };
+    let log = match SharedLog::create_with(&names[3], LOG_RING, LOG_TEXT, LOG_STAGE, participants)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = table.segment().unlink();
+            let _ = table_lock.segment().unlink();
+            let _ = db.segment().unlink();
+            return Err(SetupError(format!("cannot create the log: {e}")));
+        }
+    };
+    let mut segs = Segments {
+        table,
+        table_lock,
+        db,
+        log,
+        graph: None,
+    };
+    let validator = Validator::shared(Mode::Report, &names[4])
+        .map_err(setup_err("shared lock-order graph"))?;
+    segs.graph = validator.shared_segment().cloned();
+    let spec = Spec {
+        table: names[0].as_str().to_string(),
+        table_lock: names[1].as_str().to_string(),
+        db_lock: names[2].as_str().to_string(),
+        log: names[3].as_str().to_string(),
+        graph: names[4].as_str().to_string(),
+        seed,
+        crashes: args.crashes,
+        watchdog_ns: args.watchdog.as_nanos() as u64,
+        confirm_ns: args.confirm.as_nanos() as u64,
+        op_timeout_ns: 0,
+        control: args.control.clone(),
+    };
+    Ok((segs, validator, spec))
+}
+
+/// Runs the churn; see the module docs.
+pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
+    let procs = args.procs as usize;
+    crate::procs::crew::check_nproc(procs)?;
+    let mut crew = Crew::new("churn")?;
+    let (segs, _validator, mut spec) = create(args, seed)?;
+    let load = capture::load_factor(procs + 1, 8);
+    let hang = args.hang_timeout * load;
+    // A wait on a frozen holder gives up well before the hang timeout.
+    spec.op_timeout_ns = (hang / 4).max(args.stops.stop_max * 2).as_nanos() as u64;
+    let mut seeds = SplitMix64::new(seed);
+    let mut t = Tally::default();
+    for _ in 0..procs {
+        spec.seed = seeds.next_u64();
+        crew.spawn(&spec)?;
+        t.started += 1;
+    }
+    let mut freezer = Freezer::new(&args.stops, seed);
+    let mut rng = SplitMix64::new(seed ^ 0xc4u64);
+    let mut next_kill = next_after(&mut rng, args.kill_rate, Instant::now());
+    let start = Instant::now();
+    let mut last_drain = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut seen_delivered = 0;
+    let mut findings = Vec::new();
+    let mut interrupted = None;
+    let mut progress = crate::procs::progress::Progress::new(
+        "ms",
+        args.duration.as_millis().min(u128::from(u64::MAX)) as u64,
+    );
+    while start.elapsed() < args.duration {
+        std::thread::sleep(POLL);
+        progress.set(start.elapsed().as_millis() as u64, || {
+            format!(
+                "{} clients started, {} kills, {} messages",
+                t.started,
+                t.kills,
+                t.delivered.len()
+            )
+        });
+        if let Some(sig) = crate::signals::received() {
+            interrupted = Some(sig.as_str().to_string());
+            break;
+        }
+        // Clients that ended by themselves: account, then replace.
+        for (i, status) in crew.exited() {
+            let m = &crew.members()[i];
+            match status.code().map(|c| c as u8) {
+                Some(0) => t.left += 1,
+                Some(CRASH_EXIT) => t.crashed += 1,
+                Some(STALE_EXIT) => findings.push(Finding::new(
+                    FindingKind::StaleHandle,
+                    format!(
+                        "STALE HANDLE: {}",
+                        std::fs::read_to_string(finding_path(&m.ledger)).unwrap_or_default()
+                    ),
+                )),
+                Some(LOCKDEP_EXIT)
+                    if findings.iter().any(|f: &Finding| f.kind == FindingKind::LockOrder) => {}
+                Some(LOCKDEP_EXIT) => findings.push(Finding::new(
+                    FindingKind::LockOrder,
+                    format!(
+                        "LOCK ORDER: client {} (pid {}) stopped by the shared lock-order validator:\n{}",
+                        m.id,
+                        m.pid(),
+                        std::fs::read_to_string(finding_path(&m.ledger))
+                            .unwrap_or_default()
+                            .trim_end()
+                    ),
+                )),
+                _ => findings.push(Finding::new(
+                    FindingKind::Worker,
+                    format!(
+                        "client {} (pid {}) ended with {}; its last record was {:?}",
+                        m.id,
+                        m.pid(),
+                        describe_status(status),
+                        ledger::last_record(&m.ledger).map(|r| r.to_string())
+                    ),
+                )),
+            }
+            spec.seed = seeds.next_u64();
+            crew.respawn(i, &spec)?;
+            t.started += 1;
+        }
+        if !findings.is_empty() {
+            break;
+        }
+        // Kills at the chosen rate, each client replaced at once.
+        while Instant::now() >= next_kill {
+            let i = rng.below(crew.members().len());
+            spec.seed = seeds.next_u64();
+            crew.respawn(i, &spec)?;
+            t.kills += 1;
+            t.started += 1;
+            next_kill = next_after(&mut rng, args.kill_rate, next_kill);
+        }
+        let pids: Vec<u32> = crew.members().iter().map(|m| m.pid()).collect();
+        freezer.tick(&pids);
+        if last_drain.elapsed() >= DRAIN_EVERY {
+            last_drain = Instant::now();
+            if let Some(f) = rescue_and_drain(&segs.log, &mut t) {
+                findings.push(f);
+                break;
+            }
+        }
+        // Progress: any ledger record, or any message.
+        if crew.ledgers_grew() || t.delivered.len() != seen_delivered {
+            seen_delivered = t.delivered.len();
+            last_progress = Instant::now();
+        }
+        let thawed_lately = freezer
+            .last_thaw
+            .is_some_and(|at| at.elapsed() < hang);
+        if last_progress.elapsed() > hang && !freezer.any_frozen() && !thawed_lately {
+            findings.push(Finding::new(
+                FindingKind::Hang,
+                format!(
+                    "HANG: no client registered, logged or recorded anything for {:.1} s\n{}",
+                    last_progress.elapsed().as_secs_f64(),
+                    diagnose(&segs, &crew)
+                ),
+            ));
+            break;
+        }
+    }
+    drop(progress);
+    let elapsed = start.elapsed();
+    freezer.thaw_all();
+    crew.kill_all();
+    if let Some(f) = rescue_and_drain(&segs.log, &mut t) {
+        findings.push(f);
+    }
+    let ledgers: Vec<Ledger> = crew
+        .all_ledgers()
+        .iter()
+        .filter_map(|p| Ledger::read(p))
+        .collect();
+    let (table_text, table_figures) = check_table(&segs, &ledgers, &mut findings);
+    let d = crate::procs::delivery::check(&ledgers, &t.delivered);
+    findings.extend(d.findings);
+    let watchdog = watchdog_costs(&segs.table);
+    let (registered, _, removed, repaired) = segs.table.counters();
+    let ops = d.delivered as u64 + registered;
+    let mut summary = String::new();
+    let _ = writeln!(
+        summary,
+        "churn: {} clients in {:.1} s ({} left, {} crashed holding both locks, {} killed; {:.0} ops/s)",
+        t.started,
+        elapsed.as_secs_f64(),
+        t.left,
+        t.crashed,
+        t.kills,
+        ops as f64 / elapsed.as_secs_f64().max(1e-9),
+    );
+    let _ = writeln!(
+        summary,
+        "  table: {registered} registrations, {removed} dead clients removed by watchdogs, {repaired} half-done registrations repaired; {table_text}"
+    );
+    let _ = writeln!(
+        summary,
+        "  locks: {} table-lock and {} database-lock takeovers from dead holders; {} freezes",
+        segs.table_lock.recoveries(),
+        segs.db.recoveries(),
+        freezer.stops
+    );
+    let _ = writeln!(
+        summary,
+        "  log: {} messages logged, {} delivered ({} rescued from dead clients' staging), {} cut by a kill",
+        d.logged, d.delivered, d.rescued, d.cut
+    );
+    let _ = writeln!(summary, "  watchdog: {}", watchdog.0);
+    let figures = serde_json::json!({
+        "procs": procs,
+        "seconds": elapsed.as_secs_f64(),
+        "clients_started": t.started,
+        "left": t.left,
+        "crashed": t.crashed,
+        "kills": t.kills,
+        "stops": freezer.stops,
+        "registrations": registered,
+        "removed_by_watchdogs": removed,
+        "repaired": repaired,
+        "table": table_figures,
+        "table_lock_takeovers": segs.table_lock.recoveries(),
+        "db_lock_takeovers": segs.db.recoveries(),
+        "messages_logged": d.logged,
+        "messages_delivered": d.delivered,
+        "messages_rescued": d.rescued,
+        "rescue_passes": t.rescued_runs,
+        "ops": ops,
+        "ops_per_second": ops as f64 / elapsed.as_secs_f64().max(1e-9),
+        "watchdog": watchdog.1,
+    });
+    drop(crew);
+    drop(segs);
+    Ok(Outcome {
+        summary,
+        figures,
+        findings,
+        interrupted,
+    })
+}
+
+/// The next kill after `from` at `rate` per second (exponential gaps); far away at rate 0.
+fn next_after(rng: &mut SplitMix64, rate: f64, from: Instant) -> Instant {
+    if rate <= 0.0 {
+        return from + Duration::from_secs(365 * 24 * 3600);
+    }
+    let u = (rng.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
+    from + Duration::from_secs_f64((-u.ln() / rate).min(3600.0))
+}
+
+/// Delivers dead clients' staged messages and drains the ring into the tally.
+fn rescue_and_drain(log: &SharedLog, t: &mut Tally) -> Option<Finding> {
+    if let Err(e) = log.rescue_dead() {
+        return Some(Finding::new(FindingKind::Log, format!("LOG: rescue: {e}")));
+    }
+    t.rescued_runs += 1;
+    match log.drain(usize::MAX) {
+        Ok(d) if d.lost > 0 || d.corrupt > 0 => Some(Finding::new(
+            FindingKind::Log,
+            format!(
+                "LOG: the ring reports {} lost and {} corrupt messages",
+                d.lost, d.corrupt
+            ),
+        )),
+        Ok(d) => {
+            t.delivered.extend(d.messages);
+            None
+        }
+        Err(e) => Some(Finding::new(FindingKind::Log, format!("LOG: drain: {e}"))),
+    }
+}
+
+fn describe_status(s: std::process::ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (_, Some(sig)) => format!("signal {sig}"),
+        _ => s.to_string(),
+    }
+}
+
+/// Who holds the locks and what every client is doing, for a hang report.
+fn diagnose(segs: &Segments, crew: &Crew) -> String {
+    let mut s = String::new();
+    for (name, lock) in [("table lock", &segs.table_lock), ("database lock", &segs.db)] {
+        let _ = match lock.owner() {
+            None => writeln!(s, "    {name}: free"),
+            Some(w) => writeln!(
+                s,
+                "    {name}: held by {w} ({})",
+                ProcInfo::of(w.pid).describe()
+            ),
+        };
+    }
+    s += &crew.describe_members(SHOWN_ONE_BY_ONE);
+    s
+}
+
+/// After everyone is dead: takes the table (over from a dead holder if need be), repairs it,
+/// checks it against the clients' ledgers, and removes the dead clients' entries (the
+/// runner's own watchdog pass). Returns a summary and figures.
+fn check_table(
+    segs: &Segments,
+    ledgers: &[Ledger],
+    findings: &mut Vec<Finding>,
+) -> (String, serde_json::Value) {
+    let table = &segs.table;
+    let guard = match segs.table_lock.lock_timeout(Duration::from_secs(2)) {
+        Ok(g) => g,
+        Err(e) => {
+            findings.push(Finding::new(
+                FindingKind::Unusable,
+                format!(
+                    "the table lock is unusable after the run: {e} (held by {:?})",
+                    segs.table_lock.owner()
+                ),
+            ));
+            return ("not checked".into(), serde_json::Value::Null);
+        }
+    };
+    let repaired = table.repair();
+    // Who left, per the ledgers (client id = the ledger's worker id, from its file name).
+    let mut left: HashMap<u64, usize> = HashMap::new();
+    for l in ledgers {
+        if l.records.iter().any(|r| {
+            matches!(
+                r,
+                Record::Done {
+                    op: Op::Leave,
+                    ..
+                }
+            )
+        }) {
+            if let Some(id) = ledger_client(&l.path) {
+                *left.entry(id).or_default() += 1;
+            }
+        }
+    }
+    let mut clients: HashMap<u64, usize> = HashMap::new();
+    let mut registered = 0;
+    for slot in 0..table.capacity() {
+        let e = table.entry(slot);
+        match e.state.load(Relaxed) {
+            ALIVE => {
+                registered += 1;
+                let c = e.client.load(Relaxed);
+                *clients.entry(c).or_default() += 1;
+                if left.contains_key(&c) {
+                    findings.push(Finding::new(
+                        FindingKind::Table,
+                        format!("TABLE: client {c} left (its ledger says so) but is still registered in slot {slot}"),
+                    ));
+                }
+                if table::identity(e).is_alive() {
+                    findings.push(Finding::new(
+                        FindingKind::Table,
+                        format!(
+                            "TABLE: slot {slot} names client {c} as alive in pid {}, but every client is dead",
+                            e.pid.load(Relaxed)
+                        ),
+                    ));
+                }
+                let h = table::Handle {
+                    slot,
+                    serial: e.serial.load(Relaxed),
+                };
+                table.delete(h, 0, true);
+            }
+            CLAIMING => findings.push(Finding::new(
+                FindingKind::Table,
+                format!("TABLE: slot {slot} is half-registered after a repair"),
+            )),
+            _ => {}
+        }
+    }
+    for (c, n) in clients {
+        if n > 1 {
+            findings.push(Finding::new(
+                FindingKind::Table,
+                format!("TABLE: client {c} is registered {n} times"),
+            ));
+        }
+    }
+    drop(guard);
+    (
+        format!("{registered} killed clients still registered at the end (removed by the runner), {repaired} repaired then"),
+        serde_json::json!({"left_registered_at_end": registered, "repaired_at_end": repaired}),
+    )
+}
+
+/// The client id of a ledger file (`worker-<id>.ledger` in the crew's folder).
+fn ledger_client(path: &std::path::Path) -> Option<u64> {
+    path.file_stem()?.to_str()?.strip_prefix("worker-")?.parse().ok()
+}
+
+/// The watchdog's CPU cost per tick (snapshot + liveness checks) against the entries it checked: one line and figures, with
+/// the least-squares slope (ns per entry) over every tick.
+fn watchdog_costs(table: &Table) -> (String, serde_json::Value) {
+    let rows = table.tick_costs();
+    let ticks: u64 = rows.iter().map(|r| r.1).sum();
+    if ticks == 0 {
+        return ("no watchdog tick".into(), serde_json::Value::Null);
+    }
+    let total_ns: u64 = rows.iter().map(|r| r.2).sum();
+    let (mut sn, mut sy, mut snn, mut sny) = (0f64, 0f64, 0f64, 0f64);
+    for &(n, k, ns) in &rows {
+        // Each tick is one point (n, its mean cost): weight the bucket's mean by its ticks.
+        let (n, k, y) = (n as f64, k as f64, ns as f64 / k as f64);
+        sn += k * n;
+        sy += k * y;
+        snn += k * n * n;
+        sny += k * n * y;
+    }
+    let w = ticks as f64;
+    let var = snn - sn * sn / w;
+    let slope = if var > 0.0 {
+        (sny - sn * sy / w) / var
+    } else {
+        f64::NAN
+    };
+    let mean_n = sn / w;
+    let mean_us = total_ns as f64 / w / 1e3;
+    let intercept_us = (sy / w - slope * mean_n) / 1e3;
+    let text = format!(
+        "{ticks} ticks, {mean_us:.1} µs of CPU per tick at {mean_n:.1} entries on average (slope {:.0} ns per entry, intercept {intercept_us:.1} µs)",
+        slope
+    );
+    let per_n: Vec<_> = rows
+        .iter()
+        .map(|&(n, k, ns)| serde_json::json!({"entries": n, "ticks": k, "mean_ns": ns / k}))
+        .collect();
+    (
+        text,
+        serde_json::json!({
+            "ticks": ticks,
+            "mean_entries": mean_n,
+            "mean_ns_per_tick": total_ns / ticks,
+            "slope_ns_per_entry": if slope.is_finite() { serde_json::json!(slope) } else { serde_json::Value::Null },
+            "per_entries": per_n,
+        }),
+    )
+}
