@@ -88,7 +88,7 @@ pub struct ChurnArgs {
     #[arg(long, default_value = "50ms", value_parser = parse_positive)]
     pub watchdog: Duration,
     /// A client seen dead is confirmed dead after this grace before its entry is deleted.
-    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "20ms", value_parser = parse_duration)]
     pub confirm: Duration,
     /// Nothing logged, registered or recorded by anyone for this long (scaled by processes
     /// per core) is a hang.

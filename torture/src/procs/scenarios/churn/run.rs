@@ -89,8 +89,7 @@ fn create(args: &ChurnArgs, seed: u64) -> Result<(Segments, Validator, Spec), Se
     ];
     // Each object is unlinked by `Segments` once it exists; build them in order.
     let table = Table::create(&names[0], capacity, participants).map_err(setup_err("table"))?;
-    let table_lock = match SharedReentrantLock::create_with_participants(&names[1], participants)
-    {
+    let table_lock = match SharedReentrantLock::create_with_participants(&names[1], participants) {
         Ok(l) => l,
         Err(e) => {
             let _ = table.segment().unlink();
@@ -105,8 +104,7 @@ fn create(args: &ChurnArgs, seed: u64) -> Result<(Segments, Validator, Spec), Se
             return Err(setup_err("database lock")(e));
         }
     };
-    let log = match SharedLog::create_with(&names[3], LOG_RING, LOG_TEXT, LOG_STAGE, participants)
-    {
+    let log = match SharedLog::create_with(&names[3], LOG_RING, LOG_TEXT, LOG_STAGE, participants) {
         Ok(l) => l,
         Err(e) => {
             let _ = table.segment().unlink();
@@ -122,8 +120,8 @@ fn create(args: &ChurnArgs, seed: u64) -> Result<(Segments, Validator, Spec), Se
         log,
         graph: None,
     };
-    let validator = Validator::shared(Mode::Report, &names[4])
-        .map_err(setup_err("shared lock-order graph"))?;
+    let validator =
+        Validator::shared(Mode::Report, &names[4]).map_err(setup_err("shared lock-order graph"))?;
     segs.graph = validator.shared_segment().cloned();
     let spec = Spec {
         table: names[0].as_str().to_string(),
@@ -240,7 +238,9 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
         }
         let pids: Vec<u32> = crew.members().iter().map(|m| m.pid()).collect();
         freezer.tick(&pids);
-        if last_drain.elapsed() >= DRAIN_EVERY {
+        // Rescuing and draining take the ring's lock, which a frozen client may hold: the
+        // runner, which is the one to thaw it, must not wait for it meanwhile.
+        if last_drain.elapsed() >= DRAIN_EVERY && !freezer.any_frozen() {
             last_drain = Instant::now();
             if let Some(f) = rescue_and_drain(&segs.log, &mut t) {
                 findings.push(f);
@@ -252,9 +252,7 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
             seen_delivered = t.delivered.len();
             last_progress = Instant::now();
         }
-        let thawed_lately = freezer
-            .last_thaw
-            .is_some_and(|at| at.elapsed() < hang);
+        let thawed_lately = freezer.last_thaw.is_some_and(|at| at.elapsed() < hang);
         if last_progress.elapsed() > hang && !freezer.any_frozen() && !thawed_lately {
             findings.push(Finding::new(
                 FindingKind::Hang,
@@ -315,6 +313,7 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
     let _ = writeln!(summary, "  watchdog: {}", watchdog.0);
     let figures = serde_json::json!({
         "procs": procs,
+        "runner_pid": std::process::id(),
         "seconds": elapsed.as_secs_f64(),
         "clients_started": t.started,
         "left": t.left,
@@ -387,7 +386,10 @@ fn describe_status(s: std::process::ExitStatus) -> String {
 /// Who holds the locks and what every client is doing, for a hang report.
 fn diagnose(segs: &Segments, crew: &Crew) -> String {
     let mut s = String::new();
-    for (name, lock) in [("table lock", &segs.table_lock), ("database lock", &segs.db)] {
+    for (name, lock) in [
+        ("table lock", &segs.table_lock),
+        ("database lock", &segs.db),
+    ] {
         let _ = match lock.owner() {
             None => writeln!(s, "    {name}: free"),
             Some(w) => writeln!(
@@ -427,15 +429,10 @@ fn check_table(
     // Who left, per the ledgers (client id = the ledger's worker id, from its file name).
     let mut left: HashMap<u64, usize> = HashMap::new();
     for l in ledgers {
-        if l.records.iter().any(|r| {
-            matches!(
-                r,
-                Record::Done {
-                    op: Op::Leave,
-                    ..
-                }
-            )
-        }) {
+        if l.records
+            .iter()
+            .any(|r| matches!(r, Record::Done { op: Op::Leave, .. }))
+        {
             if let Some(id) = ledger_client(&l.path) {
                 *left.entry(id).or_default() += 1;
             }
@@ -495,7 +492,11 @@ fn check_table(
 
 /// The client id of a ledger file (`worker-<id>.ledger` in the crew's folder).
 fn ledger_client(path: &std::path::Path) -> Option<u64> {
-    path.file_stem()?.to_str()?.strip_prefix("worker-")?.parse().ok()
+    path.file_stem()?
+        .to_str()?
+        .strip_prefix("worker-")?
+        .parse()
+        .ok()
 }
 
 /// The watchdog's CPU cost per tick (snapshot + liveness checks) against the entries it checked: one line and figures, with

@@ -193,7 +193,13 @@ impl Client<'_> {
         self.record(r);
     }
 
-    fn live(&mut self, sh: &Shared, rng: &mut SplitMix64, life: usize, crash: bool) -> Result<(), Stop> {
+    fn live(
+        &mut self,
+        sh: &Shared,
+        rng: &mut SplitMix64,
+        life: usize,
+        crash: bool,
+    ) -> Result<(), Stop> {
         let Some(h) = self.register(sh)? else {
             return Ok(());
         };
@@ -218,7 +224,10 @@ impl Client<'_> {
                 self.released();
                 continue;
             };
-            let nested = sh.db.lock().map_err(|e| Stop::Err(format!("nested lock: {e}")))?;
+            let nested = sh
+                .db
+                .lock()
+                .map_err(|e| Stop::Err(format!("nested lock: {e}")))?;
             if sh.table.get(h).is_none() {
                 return Err(self.stale(&sh.table, h, "at work"));
             }
@@ -316,8 +325,10 @@ impl Client<'_> {
         drop(g);
         self.released();
         let dead: Vec<Seen> = seen.iter().copied().filter(|s| !s.who.is_alive()).collect();
-        sh.table
-            .add_tick(seen.len(), cpu_now().saturating_sub(start).as_nanos() as u64);
+        sh.table.add_tick(
+            seen.len(),
+            cpu_now().saturating_sub(start).as_nanos() as u64,
+        );
         if dead.is_empty() {
             return Ok(());
         }

@@ -101,7 +101,10 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
             Ok(Err(e)) => return Err(e),
             Err(payload) => {
                 let Some(v) = validator.violations().into_iter().next() else {
-                    return Err(format!("panicked: {}", crate::procs::lockdep::message(&*payload)));
+                    return Err(format!(
+                        "panicked: {}",
+                        crate::procs::lockdep::message(&*payload)
+                    ));
                 };
                 let caught = Caught {
                     cycle: v.cycle.iter().map(|c| c.to_string()).collect(),
