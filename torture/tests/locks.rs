@@ -60,7 +60,35 @@ fn the_reference_in_the_global_order_passes() {
         v["figures"]["acquisitions"].as_u64().unwrap_or(0) > 100,
         "{v}"
     );
-    assert!(out.contains("every lock free at the end"), "{out}");
+    assert!(
+        out.contains("every lock free or taken over at the end"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_reference_survives_kills_and_freezes() {
+    let (code, out, v) = locks(
+        "faults",
+        &[
+            "--procs",
+            "6",
+            "--duration",
+            "2s",
+            "--kill-rate",
+            "20",
+            "--stop-rate",
+            "10",
+            "--seed",
+            "1",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(v["verdict"], "pass", "{out}");
+    assert!(v["figures"]["kills"].as_u64().unwrap_or(0) > 0, "{out}");
+    assert!(v["figures"]["stops"].as_u64().unwrap_or(0) > 0, "{out}");
+    let replay = v["replay"].as_str().unwrap_or("");
+    assert!(replay.contains("--kill-rate 20 --stop-rate 10"), "{replay}");
 }
 
 #[test]

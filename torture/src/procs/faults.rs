@@ -1,4 +1,6 @@
-//! Faults a process scenario can inject besides its own: freeze and thaw (seed 003's "limbo":
+//! Faults a process scenario can inject besides its own: kill and respawn ([`KillArgs`],
+//! [`Killer`]: SIGKILL a random participant at `--kill-rate`, the scenario starts its
+//! replacement), and freeze and thaw (seed 003's "limbo":
 //! a participant stopped with `SIGSTOP` for a random while, then continued). A stopped
 //! participant is alive; waits on it must time out or resume when it does, and it is never
 //! reported as a deadlock. The runner calls [`Freezer::tick`] from its loop; dropping the
@@ -16,7 +18,7 @@ use crate::units::parse_duration;
 pub struct StopArgs {
     /// Freezes per second: a random participant is stopped (SIGSTOP) and continued later
     /// (0: none).
-    #[arg(long = "stop-rate", value_name = "PER_SECOND", default_value_t = 0.0)]
+    #[arg(long = "stop-rate", value_name = "PER_SECOND", default_value_t = 0.0, value_parser = parse_rate)]
     pub stop_rate: f64,
     /// Longest freeze (each lasts a random time up to this).
     #[arg(long = "stop-max", value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
@@ -35,6 +37,74 @@ impl StopArgs {
         } else {
             String::new()
         }
+    }
+}
+
+/// `--kill-rate`.
+#[derive(Debug, Clone, Args)]
+pub struct KillArgs {
+    /// SIGKILLs per second of random participants, each replaced at once (0: none).
+    #[arg(long = "kill-rate", value_name = "PER_SECOND", default_value_t = 0.0, value_parser = parse_rate)]
+    pub kill_rate: f64,
+}
+
+impl KillArgs {
+    /// The flag as it replays (empty when no kills).
+    pub fn replay(&self) -> String {
+        if self.kill_rate > 0.0 {
+            format!(" --kill-rate {}", self.kill_rate)
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// A rate: a finite number >= 0.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!("{s:?} is not a rate (a number >= 0, per second)")),
+    }
+}
+
+/// Exponential gaps with mean `1/rate` from `rng`, capped at an hour.
+fn exponential_gap(rng: &mut crate::prng::SplitMix64, rate: f64) -> Duration {
+    let u = (rng.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
+    Duration::from_secs_f64((-u.ln() / rate).min(3600.0))
+}
+
+/// Picks kill victims at a rate (a Poisson process); the scenario kills and replaces them.
+pub struct Killer {
+    rate: f64,
+    rng: crate::prng::SplitMix64,
+    next: Option<Instant>,
+    /// Kills delivered so far.
+    pub kills: usize,
+}
+
+impl Killer {
+    /// A killer for `args`, seeded.
+    pub fn new(args: &KillArgs, seed: u64) -> Killer {
+        let mut rng = crate::prng::SplitMix64::new(seed ^ 0x4b11_4b11);
+        let rate = args.kill_rate;
+        let next = (rate > 0.0).then(|| Instant::now() + exponential_gap(&mut rng, rate));
+        Killer {
+            rate,
+            rng,
+            next,
+            kills: 0,
+        }
+    }
+
+    /// The index (of `n` participants) to kill now, if a kill is due; counts it.
+    pub fn due(&mut self, n: usize) -> Option<usize> {
+        let next = self.next?;
+        if n == 0 || Instant::now() < next {
+            return None;
+        }
+        self.next = Some(next + exponential_gap(&mut self.rng, self.rate));
+        self.kills += 1;
+        Some(self.rng.below(n))
     }
 }
 
@@ -69,10 +139,7 @@ impl Freezer {
 
     fn schedule(&mut self) {
         if self.rate > 0.0 {
-            // Exponential gaps with mean 1/rate.
-            let u = (self.rng.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
-            let gap = -u.ln() / self.rate;
-            self.next = Instant::now() + Duration::from_secs_f64(gap.min(3600.0));
+            self.next = Instant::now() + exponential_gap(&mut self.rng, self.rate);
         }
     }
 
@@ -84,6 +151,12 @@ impl Freezer {
     /// Whether anyone is frozen by us now.
     pub fn any_frozen(&self) -> bool {
         !self.frozen.is_empty()
+    }
+
+    /// Whether anyone is frozen now or was thawed less than `window` ago (a wait on them may
+    /// still be timing out): no-progress verdicts wait meanwhile.
+    pub fn freezing_within(&self, window: Duration) -> bool {
+        self.any_frozen() || self.last_thaw.is_some_and(|at| at.elapsed() < window)
     }
 
     /// Thaws the participants whose freeze is over, and freezes one of `pids` when it is time.

@@ -79,7 +79,7 @@ pub struct ChurnArgs {
     #[arg(long, default_value = "2s", value_parser = parse_positive)]
     pub duration: Duration,
     /// SIGKILLs per second of random clients (0: none); each is replaced at once.
-    #[arg(long = "kill-rate", value_name = "PER_SECOND", default_value_t = 10.0)]
+    #[arg(long = "kill-rate", value_name = "PER_SECOND", default_value_t = 10.0, value_parser = crate::procs::faults::parse_rate)]
     pub kill_rate: f64,
     /// Percent of clients that die right after logging, holding both locks.
     #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
@@ -165,10 +165,6 @@ impl ProcScenario for Churn {
             Ok(a) => a,
             Err(code) => return code,
         };
-        if !(args.kill_rate.is_finite() && args.kill_rate >= 0.0) {
-            crate::warn!("torture churn: error: --kill-rate must be a number >= 0");
-            return 2;
-        }
         crate::signals::install();
         let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
         let what = crate::procs::control_words(args.control.as_deref(), "reference").1;

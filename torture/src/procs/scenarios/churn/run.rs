@@ -8,7 +8,7 @@ use super::{ChurnArgs, Spec, CRASH_EXIT, LOCKDEP_EXIT, STALE_EXIT};
 use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
-use crate::procs::faults::Freezer;
+use crate::procs::faults::{Freezer, KillArgs, Killer};
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::{Outcome, SetupError};
 use crate::report::{Finding, FindingKind};
@@ -157,8 +157,12 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
         t.started += 1;
     }
     let mut freezer = Freezer::new(&args.stops, seed);
-    let mut rng = SplitMix64::new(seed ^ 0xc4u64);
-    let mut next_kill = next_after(&mut rng, args.kill_rate, Instant::now());
+    let mut killer = Killer::new(
+        &KillArgs {
+            kill_rate: args.kill_rate,
+        },
+        seed,
+    );
     let start = Instant::now();
     let mut last_drain = Instant::now();
     let mut last_progress = Instant::now();
@@ -228,13 +232,11 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
             break;
         }
         // Kills at the chosen rate, each client replaced at once.
-        while Instant::now() >= next_kill {
-            let i = rng.below(crew.members().len());
+        while let Some(i) = killer.due(crew.members().len()) {
             spec.seed = seeds.next_u64();
             crew.respawn(i, &spec)?;
             t.kills += 1;
             t.started += 1;
-            next_kill = next_after(&mut rng, args.kill_rate, next_kill);
         }
         let pids: Vec<u32> = crew.members().iter().map(|m| m.pid()).collect();
         freezer.tick(&pids);
@@ -342,15 +344,6 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
         findings,
         interrupted,
     })
-}
-
-/// The next kill after `from` at `rate` per second (exponential gaps); far away at rate 0.
-fn next_after(rng: &mut SplitMix64, rate: f64, from: Instant) -> Instant {
-    if rate <= 0.0 {
-        return from + Duration::from_secs(365 * 24 * 3600);
-    }
-    let u = (rng.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
-    from + Duration::from_secs_f64((-u.ln() / rate).min(3600.0))
 }
 
 /// Delivers dead clients' staged messages and drains the ring into the tally.

@@ -34,6 +34,7 @@ use self::worker::{Spec, LOCKDEP_EXIT};
 use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
+use crate::procs::faults::{Freezer, KillArgs, Killer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::{Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
@@ -92,6 +93,12 @@ pub struct LocksArgs {
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
+    /// Kill and respawn (a lock held by a killed worker is taken over by its next locker).
+    #[command(flatten)]
+    pub kills: KillArgs,
+    /// Freeze and thaw (seed 003).
+    #[command(flatten)]
+    pub stops: StopArgs,
 }
 
 /// Seed 001's lock orders across processes.
@@ -126,12 +133,14 @@ impl ProcScenario for Locks {
         let (control_flag, what) =
             crate::procs::control_words(args.control.as_deref(), "reference (global order)");
         let replay = format!(
-            "{} locks --procs {} --locks {} --duration {} --hang-timeout {} --seed {seed}{control_flag}",
+            "{} locks --procs {} --locks {} --duration {} --hang-timeout {}{}{} --seed {seed}{control_flag}",
             shell_word(program),
             args.procs,
             args.locks,
             format_duration(args.duration),
             format_duration(args.hang_timeout),
+            args.kills.replay(),
+            args.stops.replay(),
         );
         crate::say!(
             "locks: {} workers, {} locks, {}, seed {seed}, {what}",
@@ -204,6 +213,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
     let hang = args.hang_timeout * capture::load_factor(procs + 1, 8).min(4);
     let mut seeds = SplitMix64::new(seed);
     let mut pids = Vec::new();
+    let mut specs = Vec::new();
     for i in 0..procs {
         let spec = Spec {
             locks: lock_names.clone(),
@@ -215,7 +225,12 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         };
         let m = crew.spawn(&spec)?;
         pids.push(crew.members()[m].pid());
+        specs.push(spec);
     }
+    let mut killer = Killer::new(&args.kills, seed);
+    let mut freezer = Freezer::new(&args.stops, seed);
+    // Ledgers of killed workers: cut anywhere, so their acquisitions need not balance.
+    let mut killed = std::collections::HashSet::new();
     let start = Instant::now();
     let mut findings = Vec::new();
     let mut interrupted = None;
@@ -256,7 +271,25 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         if ended.iter().all(|e| *e) {
             break;
         }
-        if crew.ledgers_grew() {
+        if start.elapsed() < args.duration {
+            let alive: Vec<usize> = (0..procs).filter(|i| !ended[*i]).collect();
+            if let Some(k) = killer.due(alive.len()) {
+                let i = alive[k];
+                killed.insert(crew.members()[i].ledger.clone());
+                // The replacement runs for what is left of the run, with traffic of its own.
+                specs[i].duration_ns =
+                    args.duration.saturating_sub(start.elapsed()).as_nanos() as u64;
+                specs[i].seed = seeds.next_u64();
+                crew.respawn(i, &specs[i])?;
+                pids[i] = crew.members()[i].pid();
+                last_progress = Instant::now();
+            }
+            let live: Vec<u32> = alive.iter().map(|i| pids[*i]).collect();
+            freezer.tick(&live);
+        } else {
+            freezer.thaw_all();
+        }
+        if crew.ledgers_grew() || freezer.freezing_within(hang) {
             last_progress = Instant::now();
         } else if last_progress.elapsed() > hang {
             let silent = last_progress.elapsed();
@@ -303,6 +336,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         }
     }
     let elapsed = start.elapsed();
+    freezer.thaw_all();
     crew.kill_all();
     let ledgers: Vec<Ledger> = crew
         .all_ledgers()
@@ -310,7 +344,9 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         .filter_map(|p| Ledger::read(p))
         .collect();
     let complete = findings.is_empty() && interrupted.is_none();
-    let (acquired, released) = tally(&ledgers);
+    let (acquired, released) = tally(ledgers.iter().filter(|l| !killed.contains(&l.path)));
+    let all_acquired = tally(ledgers.iter()).0;
+    let recoveries: u64 = locks.iter().map(|l| l.recoveries()).sum();
     if complete {
         for l in &ledgers {
             if let Some(b) = l.bad.first() {
@@ -326,18 +362,22 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
                 format!("COUNT: {acquired} acquisitions returned but {released} releases recorded"),
             ));
         }
+        // Every lock is free, or held by a dead worker and taken over by the runner now.
         for (x, lock) in locks.iter().enumerate() {
-            if let Some(who) = lock.owner() {
-                findings.push(Finding::new(
+            match lock.try_lock() {
+                Ok(g) => drop(g),
+                Err(e) => findings.push(Finding::new(
                     FindingKind::Count,
                     format!(
-                        "COUNT: lock {} is still held by {who} after every worker ended",
-                        NAMES[x]
+                        "COUNT: lock {} cannot be taken after every worker ended ({e}): held by {:?}",
+                        NAMES[x],
+                        lock.owner()
                     ),
-                ));
+                )),
             }
         }
     }
+    let acquired = all_acquired;
     let rate = acquired as f64 / elapsed.as_secs_f64().max(1e-9);
     let mut summary = String::new();
     let _ = writeln!(
@@ -346,12 +386,19 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         elapsed.as_secs_f64(),
         if lockdep { "on (shared graph)" } else { "OFF" }
     );
+    if killer.kills + freezer.stops > 0 {
+        let _ = writeln!(
+            summary,
+            "  faults: {} workers killed and replaced, {recoveries} locks taken over from a dead holder; {} freezes",
+            killer.kills, freezer.stops
+        );
+    }
     if let Some(d) = detected {
         let _ = writeln!(summary, "  detected after {:.0} ms", d.as_secs_f64() * 1e3);
     } else if complete && findings.is_empty() {
         let _ = writeln!(
             summary,
-            "  every acquisition in the global order released; every lock free at the end"
+            "  every acquisition in the global order released (by every worker not killed); every lock free or taken over at the end"
         );
     }
     let names: Vec<&str> = segments.0.iter().map(|s| s.name().as_str()).collect();
@@ -363,6 +410,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         "elapsed_ms": elapsed.as_secs_f64() * 1e3,
         "detect_ms": detected.map(|d| d.as_secs_f64() * 1e3),
         "hang_timeout_ms": hang.as_secs_f64() * 1e3,
+        "kills": killer.kills, "stops": freezer.stops, "takeovers": recoveries,
     });
     drop(crew);
     drop(locks);
@@ -377,10 +425,10 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
 }
 
 /// Acquisitions returned and releases recorded, over every ledger.
-fn tally(ledgers: &[Ledger]) -> (u64, u64) {
+fn tally<'a>(ledgers: impl Iterator<Item = &'a Ledger>) -> (u64, u64) {
     let mut acquired = 0;
     let mut released = 0;
-    for r in ledgers.iter().flat_map(|l| &l.records) {
+    for r in ledgers.flat_map(|l| &l.records) {
         match r {
             Record::Done { op: Op::Lock, .. } => acquired += 1,
             Record::Released { op: Op::Lock } => released += 1,
