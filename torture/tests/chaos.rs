@@ -56,3 +56,52 @@ fn the_reference_passes_under_chaos() {
     assert!(run.stdout.contains("chaos=on"), "{}", run.all());
     assert!(run.stdout.contains("no failure"), "{}", run.all());
 }
+
+/// `--chaos` on a process scenario: every worker process runs in chaos mode (its command line
+/// carries the seed), and the references still pass.
+#[test]
+fn process_scenarios_pass_with_chaos_in_every_worker() {
+    for (scenario, extra) in [
+        ("mvar", &["--procs", "8", "--rounds", "30000"][..]),
+        ("locks", &["--duration", "1s"]),
+        ("churn", &["--duration", "3s"]),
+    ] {
+        let tmp = common::TempDir::new(&format!("chaos-{scenario}"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_torture"));
+        let child = torture::procs::tied::tie(&mut cmd)
+            .arg(scenario)
+            .args(extra)
+            .args(["--chaos", "--seed", "3"])
+            .env("TMPDIR", tmp.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start torture");
+        let mut guard = common::Reaper(Some(child));
+        let mut seen = false;
+        common::eventually(Duration::from_secs(20), || {
+            seen = common::live_processes_mentioning(tmp.path())
+                .into_iter()
+                .any(|p| {
+                    common::cmdline(p).contains("__worker")
+                        && common::cmdline(p).contains("--chaos")
+                });
+            seen
+        });
+        let out = guard
+            .0
+            .take()
+            .expect("child")
+            .wait_with_output()
+            .expect("wait");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(seen, "{scenario}: no worker with --chaos seen\n{text}");
+        assert_eq!(out.status.code(), Some(0), "{scenario}\n{text}");
+        assert!(text.contains("PASS"), "{scenario}\n{text}");
+    }
+}

@@ -52,6 +52,7 @@ pub struct Crew {
     dir: PathBuf,
     members: Vec<Member>,
     next_id: u32,
+    chaos: Option<u64>,
 }
 
 /// The folder under which ledger folders are made: `TMPDIR` if set (it must exist), else `/tmp`.
@@ -123,7 +124,14 @@ impl Crew {
             dir,
             members: Vec::new(),
             next_id: 1,
+            chaos: None,
         })
+    }
+
+    /// Workers started from now on run in chaos mode (`--chaos`): spurious wake-ups and short
+    /// random delays at the primitives' synchronisation points, seeded from `seed` and their id.
+    pub fn set_chaos(&mut self, seed: Option<u64>) {
+        self.chaos = seed;
     }
 
     /// The ledger folder (removed when the crew is dropped).
@@ -172,6 +180,12 @@ impl Crew {
             .arg(&ledger)
             .arg("--spec")
             .arg(spec)
+            .args(
+                self.chaos
+                    .map(|seed| ["--chaos".to_string(), (seed ^ u64::from(id)).to_string()])
+                    .into_iter()
+                    .flatten(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

@@ -59,6 +59,31 @@ impl KillArgs {
     }
 }
 
+/// `--chaos`.
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// Chaos mode in every worker: spurious futex wake-ups and short random delays at the
+    /// primitives' synchronisation points (drawn from the run's seed).
+    #[arg(long)]
+    pub chaos: bool,
+}
+
+impl ChaosArgs {
+    /// The flag as it replays.
+    pub fn replay(&self) -> &'static str {
+        if self.chaos {
+            " --chaos"
+        } else {
+            ""
+        }
+    }
+
+    /// The seed the crew hands its workers (`None`: chaos off).
+    pub fn seed(&self, run_seed: u64) -> Option<u64> {
+        self.chaos.then_some(run_seed ^ 0xc4a0_5c4a_05c4_a05c)
+    }
+}
+
 /// A rate: a finite number >= 0.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

@@ -152,6 +152,9 @@ pub struct WorkerArgs {
     /// The scenario's spec for this worker, as JSON.
     #[arg(long)]
     pub spec: String,
+    /// Chaos mode with this seed (see `primitives::sync::chaos`).
+    #[arg(long)]
+    pub chaos: Option<u64>,
 }
 
 impl WorkerArgs {
@@ -171,6 +174,9 @@ pub fn worker_main(w: &WorkerArgs) -> u8 {
             w.runner
         );
         return 2;
+    }
+    if let Some(seed) = w.chaos {
+        primitives::sync::chaos::enable(seed, primitives::sync::chaos::DEFAULT_RATE);
     }
     match find(&w.scenario) {
         Some(s) => s.worker(w),

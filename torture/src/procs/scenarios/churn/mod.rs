@@ -106,12 +106,15 @@ pub struct ChurnArgs {
     /// Freeze and thaw (seed 003).
     #[command(flatten)]
     pub stops: StopArgs,
+    /// Chaos mode in the clients.
+    #[command(flatten)]
+    pub chaos: crate::procs::faults::ChaosArgs,
 }
 
 impl ChurnArgs {
     fn replay(&self, program: &str, seed: u64) -> String {
         format!(
-            "{} churn --procs {} --duration {} --kill-rate {} --crashes {} --watchdog {} --confirm {} --hang-timeout {}{} --seed {seed}{}",
+            "{} churn --procs {} --duration {} --kill-rate {} --crashes {} --watchdog {} --confirm {} --hang-timeout {}{}{} --seed {seed}{}",
             shell_word(program),
             self.procs,
             format_duration(self.duration),
@@ -121,6 +124,7 @@ impl ChurnArgs {
             format_duration(self.confirm),
             format_duration(self.hang_timeout),
             self.stops.replay(),
+            self.chaos.replay(),
             crate::procs::control_words(self.control.as_deref(), "").0,
         )
     }

@@ -144,6 +144,7 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
     let procs = args.procs as usize;
     crate::procs::crew::check_nproc(procs)?;
     let mut crew = Crew::new("churn")?;
+    crew.set_chaos(args.chaos.seed(seed));
     let (segs, _validator, mut spec) = create(args, seed)?;
     let load = capture::load_factor(procs + 1, 8);
     let hang = args.hang_timeout * load;

@@ -60,6 +60,9 @@ pub struct StormArgs {
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
+    /// Chaos mode in the workers.
+    #[command(flatten)]
+    pub chaos: crate::procs::faults::ChaosArgs,
 }
 
 impl StormArgs {
@@ -76,6 +79,7 @@ impl StormArgs {
             seed: self.seed.unwrap_or_else(crate::prng::fresh_seed),
             payload: self.payload as usize,
             control: self.control.clone(),
+            chaos: self.chaos.chaos,
         }
     }
 }
@@ -83,7 +87,7 @@ impl StormArgs {
 /// The command line that replays `cfg`, durations exact.
 pub fn replay_line(program: &str, cfg: &StormConfig) -> String {
     format!(
-        "{} storm --procs {} --kills {} --payload {} --gap {} --op-timeout {} --stall {} --grace {} --max-time {} --seed {}{}",
+        "{} storm --procs {} --kills {} --payload {} --gap {} --op-timeout {} --stall {} --grace {} --max-time {}{} --seed {}{}",
         shell_word(program),
         cfg.procs,
         cfg.kills,
@@ -93,6 +97,7 @@ pub fn replay_line(program: &str, cfg: &StormConfig) -> String {
         format_duration(cfg.stall),
         format_duration(cfg.grace),
         format_duration(cfg.max_time),
+        if cfg.chaos { " --chaos" } else { "" },
         cfg.seed,
         cfg.control
             .as_ref()

@@ -77,6 +77,8 @@ pub struct StormConfig {
     pub payload: usize,
     /// `None`: the reference; else a control's name.
     pub control: Option<String>,
+    /// Chaos mode in the workers.
+    pub chaos: bool,
 }
 
 impl Default for StormConfig {
@@ -92,6 +94,7 @@ impl Default for StormConfig {
             seed: 1,
             payload: 65536,
             control: None,
+            chaos: false,
         }
     }
 }

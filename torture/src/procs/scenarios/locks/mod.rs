@@ -99,6 +99,9 @@ pub struct LocksArgs {
     /// Freeze and thaw (seed 003).
     #[command(flatten)]
     pub stops: StopArgs,
+    /// Chaos mode in the workers.
+    #[command(flatten)]
+    pub chaos: crate::procs::faults::ChaosArgs,
 }
 
 /// Seed 001's lock orders across processes.
@@ -133,7 +136,7 @@ impl ProcScenario for Locks {
         let (control_flag, what) =
             crate::procs::control_words(args.control.as_deref(), "reference (global order)");
         let replay = format!(
-            "{} locks --procs {} --locks {} --duration {} --hang-timeout {}{}{} --seed {seed}{control_flag}",
+            "{} locks --procs {} --locks {} --duration {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
             shell_word(program),
             args.procs,
             args.locks,
@@ -141,6 +144,7 @@ impl ProcScenario for Locks {
             format_duration(args.hang_timeout),
             args.kills.replay(),
             args.stops.replay(),
+            args.chaos.replay(),
         );
         crate::say!(
             "locks: {} workers, {} locks, {}, seed {seed}, {what}",
@@ -185,6 +189,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
     }
     crate::procs::crew::check_nproc(procs)?;
     let mut crew = Crew::new("locks")?;
+    crew.set_chaos(args.chaos.seed(seed));
     let mut segments = Unlink(Vec::new());
     let lockdep = args.control.as_deref() != Some(CYCLE_NO_LOCKDEP);
     // The runner holds the graph open for the whole run (workers come and go).

@@ -67,6 +67,9 @@ pub struct MvarArgs {
     /// Freeze and thaw (seed 003).
     #[command(flatten)]
     pub stops: StopArgs,
+    /// Chaos mode in the workers.
+    #[command(flatten)]
+    pub chaos: crate::procs::faults::ChaosArgs,
 }
 
 /// A worker's spec.
@@ -110,12 +113,13 @@ impl ProcScenario for MasterSlaves {
         let (control_flag, what) =
             crate::procs::control_words(args.control.as_deref(), "reference protocol");
         let replay = format!(
-            "{} mvar --procs {} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
+            "{} mvar --procs {} --rounds {} --hang-timeout {}{}{} --seed {seed}{control_flag}",
             shell_word(program),
             args.procs,
             args.rounds,
             format_duration(args.hang_timeout),
             args.stops.replay(),
+            args.chaos.replay(),
         );
         crate::say!(
             "mvar: 1 master + {} slaves, {} rounds, seed {seed}, {what}",
@@ -199,6 +203,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let procs = args.procs as usize;
     crate::procs::crew::check_nproc(procs + 1)?;
     let mut crew = Crew::new("mvar")?;
+    crew.set_chaos(args.chaos.seed(seed));
     let flavor = controls::flavor(args.control.as_deref())
         .ok_or_else(|| SetupError(format!("unknown control {:?}", args.control)))?;
     let name = ShmName::unique("mvar");
