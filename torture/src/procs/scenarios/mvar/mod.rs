@@ -11,13 +11,14 @@
 //! private-futex failure, named take by take.
 
 mod check;
+mod kills;
 mod linearize;
 
 use self::check::{check, diagnose, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
-use crate::procs::faults::{Freezer, StopArgs};
+use crate::procs::faults::{Freezer, KillArgs, Killer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::{controls, Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
@@ -70,10 +71,13 @@ pub struct MvarArgs {
     /// Chaos mode in the workers.
     #[command(flatten)]
     pub chaos: crate::procs::faults::ChaosArgs,
+    /// Kill slaves at random and replace them (see `kills.rs`).
+    #[command(flatten)]
+    pub kills: KillArgs,
 }
 
 /// A worker's spec.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Spec {
     mvar: String,
     /// `None`: the master (puts `values` values); `Some(rounds)`: a slave.
@@ -81,6 +85,10 @@ struct Spec {
     values: u32,
     valve_ns: u64,
     control: Option<String>,
+    /// A value to put back before the rounds (a killed predecessor held it).
+    carry: Option<u64>,
+    /// Whether the job ends with a take for good (a replacement's may already have).
+    final_take: bool,
 }
 
 /// Seed 000's master/slaves across processes.
@@ -113,13 +121,14 @@ impl ProcScenario for MasterSlaves {
         let (control_flag, what) =
             crate::procs::control_words(args.control.as_deref(), "reference protocol");
         let replay = format!(
-            "{} mvar --procs {} --rounds {} --hang-timeout {}{}{} --seed {seed}{control_flag}",
+            "{} mvar --procs {} --rounds {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
             shell_word(program),
             args.procs,
             args.rounds,
             format_duration(args.hang_timeout),
             args.stops.replay(),
             args.chaos.replay(),
+            args.kills.replay(),
         );
         crate::say!(
             "mvar: 1 master + {} slaves, {} rounds, seed {seed}, {what}",
@@ -191,11 +200,16 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
         });
         Ok(id)
     };
+    if let Some(id) = spec.carry {
+        put(&mut ledger, id)?;
+    }
     for _ in 0..rounds {
         let id = take(&mut ledger)?;
         put(&mut ledger, id)?;
     }
-    take(&mut ledger)?;
+    if spec.final_take {
+        take(&mut ledger)?;
+    }
     Ok(0)
 }
 
@@ -218,15 +232,28 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         values: args.procs,
         valve_ns: (hang * VALVE).as_nanos() as u64,
         control: args.control.clone(),
+        carry: None,
+        final_take: true,
     };
     let mut roles = Vec::new();
+    let mut jobs = Vec::new();
     for _ in 0..procs {
-        crew.spawn(&spec(Some(args.rounds)))?;
+        jobs.push(spec(Some(args.rounds)));
+        crew.spawn(&jobs[jobs.len() - 1])?;
         roles.push("slave");
     }
     crew.spawn(&spec(None))?;
     roles.push("master");
     let mut freezer = Freezer::new(&args.stops, seed);
+    let mut killer = Killer::new(&args.kills, seed);
+    // Slaves killed after their final take returned: done, not replaced.
+    let mut finished_dead = vec![false; procs + 1];
+    // Operations cut by a kill: (puts, takes).
+    let mut cut = (0u64, 0u64);
+    // Takes still waiting when the run went quiet, all explained by values lost with killed
+    // slaves (see kills.rs).
+    let mut starved = 0u64;
+    let mut holder_kills = 0u64;
     // Every slave's takes and puts, and the master's puts: the commits of a complete run.
     let expected = u64::from(args.procs) * (2 * u64::from(args.rounds) + 2);
     let mut progress = crate::procs::progress::Progress::new("commits", expected);
@@ -241,7 +268,46 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
             interrupted = Some(sig.as_str().to_string());
             break;
         }
-        let exited = crew.exited();
+        let exited: Vec<_> = crew
+            .exited()
+            .into_iter()
+            .filter(|(i, _)| !finished_dead[*i])
+            .collect();
+        // A kill, if one is due: a random slave still on its job.
+        let on_job: Vec<usize> = (0..procs)
+            .filter(|i| !finished_dead[*i] && !exited.iter().any(|(j, _)| j == i))
+            .collect();
+        if let Some(k) = killer.due(on_job.len()) {
+            // Every other kill strikes whoever holds the box's lock, inside its critical
+            // section (frozen there first, as in the storm); the others strike at random.
+            let mut i = on_job[k];
+            if killer.kills % 2 == 0 {
+                let pids: Vec<u32> = on_job.iter().map(|j| crew.members()[*j].pid()).collect();
+                let holder = || mvar.lock_holder().filter(|h| h.1).map(|h| h.0.pid);
+                if let Some(capture::Caught::Stopped(j)) =
+                    capture::catch_holder(&pids, holder, false, Duration::from_millis(20))
+                {
+                    i = on_job[j];
+                    holder_kills += 1;
+                }
+            }
+            crew.kill(i);
+            let records = Ledger::read(&crew.members()[i].ledger).map_or(Vec::new(), |l| l.records);
+            let r = kills::resume(&jobs[i], &records);
+            match r.ambiguous {
+                Some(Op::Put) => cut.0 += 1,
+                Some(Op::Take) => cut.1 += 1,
+                _ => {}
+            }
+            match r.spec {
+                Some(next) => {
+                    crew.respawn(i, &next)?;
+                    jobs[i] = next;
+                }
+                None => finished_dead[i] = true,
+            }
+            continue;
+        }
         let running: Vec<u32> = crew
             .members()
             .iter()
@@ -266,7 +332,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
                 ));
             }
         }
-        if exited.len() == crew.members().len() {
+        if exited.len() + finished_dead.iter().filter(|d| **d).count() == crew.members().len() {
             break;
         }
         // A tenth of the sleeps late is the trigger; the finding needs a sleeper caught asleep
@@ -287,6 +353,26 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         } else if freezer.last_thaw.map_or(true, |t| t.elapsed() > hang)
             && last_commit.elapsed() > hang
         {
+            if killer.kills > 0 {
+                // Quiet after kills: starved takes are fine if exactly that many values died
+                // with killed slaves.
+                let ledgers: Vec<Ledger> = crew
+                    .all_ledgers()
+                    .iter()
+                    .filter_map(|p| Ledger::read(p))
+                    .collect();
+                match starvation(&mvar, &crew, &roles, &exited, &finished_dead, &ledgers, cut) {
+                    Ok(b) => {
+                        starved = b;
+                        break;
+                    }
+                    Err(Some(f)) => {
+                        findings.push(f);
+                        break;
+                    }
+                    Err(None) => {}
+                }
+            }
             findings.push(Finding::new(
                 FindingKind::Hang,
                 format!(
@@ -318,8 +404,24 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         .filter_map(|p| Ledger::read(p))
         .collect();
     // Conservation is judged only on a run that ended by itself; the counts are always shown.
+    // With kills, values died with killed slaves: the commit count must account for exactly as
+    // many as takes starved (see kills.rs).
     let complete = findings.is_empty() && interrupted.is_none();
-    let (takes, puts) = check(args, &mvar, &ledgers, complete.then_some(&mut findings));
+    let (takes, puts) = if killer.kills > 0 {
+        if complete {
+            match kills::lost_values(mvar.generation(), kills::returned(&ledgers), cut) {
+                Ok(lost) if lost == starved && !mvar.is_full() => {}
+                Ok(lost) => findings.push(Finding::new(
+                    FindingKind::Lost,
+                    format!("LOST: {lost} values died with killed slaves (by the commit count) but {starved} takes starved at the end{}", if mvar.is_full() { ", and the box is full" } else { "" }),
+                )),
+                Err(e) => findings.push(Finding::new(FindingKind::Count, format!("COUNT: {e}"))),
+            }
+        }
+        check(args, &mvar, &ledgers, None)
+    } else {
+        check(args, &mvar, &ledgers, complete.then_some(&mut findings))
+    };
     let (lin_line, lin_figures) = if interrupted.is_none() {
         linearize::judge(&ledgers, args.check_max_ops, &mut findings)
     } else {
@@ -329,10 +431,20 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let mut summary = String::new();
     let _ = writeln!(
         summary,
-        "mvar: {} commits in {:.2} s ({takes} takes, {puts} puts returned; {stops} freezes); kernel sleeps {sleeps}, late wake-ups {late}",
+        "mvar: {} commits in {:.2} s ({takes} takes, {puts} puts returned; {stops} freezes, {} kills); kernel sleeps {sleeps}, late wake-ups {late}",
         mvar.generation(),
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        killer.kills
     );
+    if killer.kills > 0 && findings.is_empty() {
+        let _ = writeln!(
+            summary,
+            "  {holder_kills} kills inside the box's critical section; {} operations cut by a kill ({} puts, {} takes); {starved} values died with killed slaves, as many takes starved at the end, as the commit count says",
+            cut.0 + cut.1,
+            cut.0,
+            cut.1
+        );
+    }
     if findings.is_empty() {
         let _ = writeln!(summary, "  every value accounted for; the box is empty");
     }
@@ -343,6 +455,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         "procs": args.procs, "rounds": args.rounds, "commits": mvar.generation(),
         "takes": takes, "puts": puts, "sleeps": sleeps, "late_wakes": late,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3, "freezes": stops,
+        "kills": killer.kills, "holder_kills": holder_kills, "cut_puts": cut.0, "cut_takes": cut.1, "starved": starved,
         "linearizability": lin_figures,
     });
     drop(crew);
@@ -361,5 +474,46 @@ struct Unlink<'a>(&'a SharedMVar);
 impl Drop for Unlink<'_> {
     fn drop(&mut self) {
         let _ = self.0.segment().unlink();
+    }
+}
+
+/// When a run with kills has gone quiet: `Ok(B)` if the box is empty, the master is done and
+/// the `B` slaves still on their job all wait in a take, and the commit count says exactly `B`
+/// values died with killed slaves; `Err(Some(finding))` if the counts disagree; `Err(None)` if
+/// the run is not in that state (an ordinary hang).
+fn starvation(
+    mvar: &SharedMVar,
+    crew: &Crew,
+    roles: &[&str],
+    exited: &[(usize, std::process::ExitStatus)],
+    finished_dead: &[bool],
+    ledgers: &[Ledger],
+    cut: (u64, u64),
+) -> Result<u64, Option<Finding>> {
+    let ended = |i: usize| finished_dead[i] || exited.iter().any(|(j, _)| *j == i);
+    let master = roles.iter().position(|r| *r == "master");
+    if mvar.is_full() || master.is_some_and(|m| !ended(m)) {
+        return Err(None);
+    }
+    let mut waiting = 0;
+    for (i, m) in crew.members().iter().enumerate() {
+        if ended(i) {
+            continue;
+        }
+        match ledger::last_record(&m.ledger) {
+            Some(Record::Begin { op: Op::Take, .. }) => waiting += 1,
+            _ => return Err(None),
+        }
+    }
+    match kills::lost_values(mvar.generation(), kills::returned(ledgers), cut) {
+        Ok(lost) if lost == waiting => Ok(waiting),
+        Ok(lost) => Err(Some(Finding::new(
+            FindingKind::Lost,
+            format!(
+                "LOST: {waiting} slaves wait for a value in an empty box, but the commit count says {lost} values died with killed slaves\n{}",
+                diagnose(mvar, crew, roles)
+            ),
+        ))),
+        Err(e) => Err(Some(Finding::new(FindingKind::Count, format!("COUNT: {e}")))),
     }
 }
