@@ -34,8 +34,17 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 const TARGET_ENV: &str = "REPLAY_TARGET";
-/// Replays of a control's regression, of which at least one must fail.
+/// Replays of a control's regression in a target that runs on several threads, of which at
+/// least one must fail.
 const CONTROL_ATTEMPTS: usize = 60;
+/// Targets whose executions run on one thread: nothing races, so the input alone decides
+/// whether a control crashes, and a control's regression must fail on every replay. One that
+/// fails only sometimes depends on something outside the input — e.g. a value taken from the
+/// replaying process (its pid, from the `Creator`, `Participant` or `Writer` patch values of
+/// `shm_open`) patched over a size, which crashes or not depending on the pid.
+const SEQUENTIAL_TARGETS: &[&str] = &["shm_open"];
+/// Replays of a control's regression in a sequential target, every one of which must fail.
+const SEQUENTIAL_REPLAYS: usize = 5;
 const FILE_ENV: &str = "REPLAY_FILE";
 
 /// The targets this build replays.
@@ -159,7 +168,26 @@ fn regressions_still_pass_on_the_reference_and_fail_on_their_control() {
             if let Ended::Failed(why) = replay(target, &file, None) {
                 problems.push(format!("{}: fails on the reference: {why}", file.display()));
             }
-            if let Some(c) = control_of(&file) {
+            let Some(c) = control_of(&file) else { continue };
+            if SEQUENTIAL_TARGETS.contains(target) {
+                let passed = (0..SEQUENTIAL_REPLAYS)
+                    .filter(|_| replay(target, &file, Some(&c)) == Ended::Passed)
+                    .count();
+                if passed == SEQUENTIAL_REPLAYS {
+                    problems.push(format!(
+                        "{}: no longer fails with FUZZ_CONTROL={c} in {SEQUENTIAL_REPLAYS} replays (the target lost sight of the defect)",
+                        file.display()
+                    ));
+                } else if passed > 0 {
+                    problems.push(format!(
+                        "{}: passes {passed} of {SEQUENTIAL_REPLAYS} replays with FUZZ_CONTROL={c}, \
+                         but a {target} execution runs on one thread: its outcome depends on \
+                         something that is not in the input (a value from the replaying process, \
+                         such as its pid, patched over a size?)",
+                        file.display()
+                    ));
+                }
+            } else {
                 // A control's defect may be a race (a lost wake-up) that a replay on real
                 // threads does not hit every time: it must fail in one of a few attempts.
                 let caught =

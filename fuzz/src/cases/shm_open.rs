@@ -30,6 +30,12 @@
 //! under a live mapping raises `SIGBUS`, which the segment code documents as not defended.
 //!
 //! The name is always unlinked at the end (a drop guard, also when a check panics).
+//!
+//! The `Creator`, `Participant` and `Writer` values are the running process's pid and start
+//! times, so an input that patches one of them over anything but an identity field (a size, a
+//! counter) does not mean the same in another process: a finding that depends on that does not
+//! replay. Rewrite such a finding with explicit values (`U64`, `Fill`, …) before it goes into
+//! `fuzz/regressions/shm_open/` (its control must fail on every replay there).
 
 use arbitrary::{Arbitrary, Unstructured};
 use primitives::lock::order_shared::SharedGraph;
