@@ -99,8 +99,10 @@ impl RawMutex {
     #[inline]
     fn set_owner(&self) {
         #[cfg(not(any(loom, shuttle)))]
-        self.owner
-            .store(crate::sync::current_thread_id(), crate::sync::BookOrdering::Relaxed);
+        self.owner.store(
+            crate::sync::current_thread_id(),
+            crate::sync::BookOrdering::Relaxed,
+        );
     }
 
     /// Takes the lock if it is free (or, in a forked child, held by a vanished thread).
@@ -114,7 +116,12 @@ impl RawMutex {
     pub fn try_acquire(&self) -> Option<Acquired> {
         if self
             .word
-            .compare_exchange(UNLOCKED, LOCKED | stamp(), Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                UNLOCKED,
+                LOCKED | stamp(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .is_ok()
         {
             self.set_owner();
@@ -151,7 +158,12 @@ impl RawMutex {
             self.word.load(Ordering::Relaxed) & STATE == UNLOCKED
                 && self
                     .word
-                    .compare_exchange(UNLOCKED, LOCKED | stamp(), Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(
+                        UNLOCKED,
+                        LOCKED | stamp(),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
                     .is_ok()
         }) {
             self.set_owner();

@@ -174,8 +174,10 @@ static PREPARED: BookMutex<Vec<BookArc<dyn StageTarget>>> = BookMutex::new(Vec::
 static FORK: ForkHook = ForkHook::new(fork_prepare, fork_release, fork_child);
 
 fn fork_prepare() {
-    let logs: Vec<BookArc<dyn StageTarget>> =
-        book_lock(&LOGS).iter().filter_map(BookWeak::upgrade).collect();
+    let logs: Vec<BookArc<dyn StageTarget>> = book_lock(&LOGS)
+        .iter()
+        .filter_map(BookWeak::upgrade)
+        .collect();
     let mut taken = Vec::with_capacity(logs.len());
     for l in logs {
         // The forking thread may be inside a sink (forking from `deliver`): not taken twice.
