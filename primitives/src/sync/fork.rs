@@ -5,7 +5,7 @@
 //! does not exist there: without help, the child's first acquisition of it sleeps forever.
 //!
 //! ## What this crate does
-//! One `pthread_atfork` registration (armed by the first [`RawMutex`](crate::lock::RawMutex)
+//! One `pthread_atfork` registration (armed by the first `RawMutex`
 //! made, or the first [`ForkHook`] installed) runs three handlers:
 //!
 //! | handler  | runs in                     | does                                                                 |
@@ -16,7 +16,7 @@
 //!
 //! *User* lock instances cannot all be taken in `prepare` (there is no list of them, and taking
 //! them in some order would deadlock against the application's own order). Instead every
-//! [`RawMutex`](crate::lock::RawMutex) stamps its word with the generation of the process that
+//! `RawMutex` stamps its word with the generation of the process that
 //! locked it and records its owner thread: in a child, a lock stamped with an older generation
 //! and owned by any thread but the [`forker`] is held by a thread that vanished in the fork, and
 //! the child's acquirer **takes it over** (one CAS, so two child threads cannot both win) and is
@@ -143,7 +143,7 @@ mod real {
 }
 
 /// Functions an upper layer runs around every `fork` (see the module docs); declared as a
-/// `static`, installed once, like [`crate::track::ReleaseHook`].
+/// `static`, installed once, like the held-lock stack's `ReleaseHook`.
 pub struct ForkHook {
     prepare: fn(),
     parent: fn(),

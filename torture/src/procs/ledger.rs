@@ -35,10 +35,12 @@ pub enum Op {
     Lock,
     /// Log a message.
     Log,
+    /// Fork a child (the fork scenario's worker).
+    Fork,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [Op::Put, Op::Take, Op::Read, Op::Lock, Op::Log];
+    const ALL: [Op; 6] = [Op::Put, Op::Take, Op::Read, Op::Lock, Op::Log, Op::Fork];
 
     /// Its name in records and reports.
     pub fn name(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Op {
             Op::Read => "read",
             Op::Lock => "lock",
             Op::Log => "log",
+            Op::Fork => "fork",
         }
     }
 }

@@ -119,6 +119,7 @@ pub trait ProcScenario: Sync {
 
 /// Every process scenario.
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
+    &scenarios::fork::ThreadsAndFork,
     &scenarios::kill_storm::KillStorm,
     &scenarios::locks::Locks,
     &scenarios::mvar::MasterSlaves,
