@@ -19,7 +19,10 @@ fn finding(v: &serde_json::Value) -> (String, String) {
 
 /// The pid after `prefix` in `text`.
 fn pid_after(text: &str, prefix: &str) -> u32 {
-    let at = text.find(prefix).unwrap_or_else(|| panic!("{prefix:?} in {text}")) + prefix.len();
+    let at = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("{prefix:?} in {text}"))
+        + prefix.len();
     text[at..]
         .split(')')
         .next()
@@ -61,7 +64,10 @@ fn reference_passes_and_children_take_over_from_vanished_owners() {
     let forks = v["figures"]["forks"].as_u64().unwrap_or(0);
     assert!(forks > 0 && forks <= 200, "{v}");
     assert_eq!(v["figures"]["forks_begun"].as_u64(), Some(forks), "{v}");
-    assert!(v["figures"]["forks_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{v}");
+    assert!(
+        v["figures"]["forks_per_s"].as_f64().unwrap_or(0.0) > 0.0,
+        "{v}"
+    );
     // With four threads holding locks most of the time, some fork lands on a held lock: the
     // handling is exercised, not merely present (over 100 forks this has never been 0).
     if forks >= 100 {
@@ -71,10 +77,9 @@ fn reference_passes_and_children_take_over_from_vanished_owners() {
         );
     }
     assert!(
-        v["replay"]
-            .as_str()
-            .unwrap_or("")
-            .ends_with(" fork --threads 4 --forks 200 --duration 1500ms --hang-timeout 1s --seed 2"),
+        v["replay"].as_str().unwrap_or("").ends_with(
+            " fork --threads 4 --forks 200 --duration 1500ms --hang-timeout 1s --seed 2"
+        ),
         "{v}"
     );
 }
@@ -123,8 +128,14 @@ fn the_control_without_fork_handling_is_a_hang_on_a_lock_whose_holder_vanished()
             .any(|l| text.contains(l)),
         "{text}"
     );
-    let (child, worker) = (pid_after(&text, "(pid "), pid_after(&text, "of the worker (pid "));
-    assert!(gone(child) && gone(worker), "child {child} / worker {worker} alive");
+    let (child, worker) = (
+        pid_after(&text, "(pid "),
+        pid_after(&text, "of the worker (pid "),
+    );
+    assert!(
+        gone(child) && gone(worker),
+        "child {child} / worker {worker} alive"
+    );
     assert!(
         v["replay"]
             .as_str()

@@ -191,9 +191,9 @@ const ALL: &[Control] = &[
                  its first acquisition of it",
         home: Home::Process,
         caught_by: &["torture fork"],
-        blind_spots: "a fork while no other thread holds a lock runs clean (with one hammer \
-                      thread holding locks most of the time, most forks hit one); loom and \
-                      shuttle: no fork in the model engines",
+        blind_spots: "a fork while no other thread holds a lock runs clean (with 4 hammer \
+                      threads, 20-50% of forks land on a held lock, so the first fork or few \
+                      hang); loom and shuttle: no fork in the model engines",
     },
     Control {
         name: "lock-no-recovery",

@@ -1,6 +1,8 @@
 //! Locks: the futex [`RawMutex`], a non-reentrant [`Mutex`], a thread-safe [`ReentrantLock`],
 //! the lockdep-style [`order`] validator and the [`ordered`] multi-lock.
 //!
+//! Every lock here is usable in a forked child: see [`crate::sync::fork`] and [`RawMutex`].
+//!
 //! Any lock may be *tracked* by giving it a [`LockClass`]: its acquisitions are then checked by
 //! the class's [`Validator`] and pushed on the calling thread's held stack in [`crate::track`] (which the buffered
 //! message log reads to decide whether to stage a message).

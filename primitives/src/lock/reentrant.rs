@@ -13,6 +13,11 @@
 //! the lock stays held forever by that dead id and no new thread can mistake itself for the
 //! owner (Rust issue 123458).
 //!
+//! In a forked child, a lock held at the fork by a thread that did not come through it is taken
+//! over by the child's first acquirer (`raw` says so, see [`RawMutex`]); the vanished owner's
+//! `owner` and `count` are simply overwritten, and the guard's
+//! [`owner_vanished_in_fork`](ReentrantLockGuard::owner_vanished_in_fork) is `true`.
+//!
 //! ## Notes about memory ordering
 //! `owner` is read with `Relaxed` before locking: a thread only ever finds its *own* id there if
 //! it stored it itself (program order), and any other value just sends it to `raw.lock()`,

@@ -33,6 +33,10 @@
 //!   parent, which delivers them — the child starts with an empty stage;
 //! - start threads, fork again (generations nest).
 //!
+//! An `MVar`'s internal lock is a `RawMutex` too and is taken over likewise, but its queues may
+//! still list waiters that were threads of the parent: a child should not rely on an MVar the
+//! parent's other threads were using at the fork.
+//!
 //! It may **not** rely on anything else another thread held: std's locks (`std::sync::Mutex`,
 //! stdout/stderr's lock), other libraries' state. The scenario `torture fork` children call only
 //! this crate, `write(2)` and `_exit(2)`. A forking thread must not call `fork` from inside a

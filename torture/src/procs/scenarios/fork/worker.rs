@@ -73,7 +73,7 @@ fn hammer(s: &Shared, me: u32) {
         std::hint::black_box(n);
         // SAFETY: this thread took `raw` on the line above.
         unsafe { s.raw.unlock() };
-        if n.is_multiple_of(4) {
+        if n % 4 == 0 {
             s.log.log(format!("hammer {me} round {n}"));
         }
     }
