@@ -17,6 +17,14 @@ pub use unbuffered::UnbufferedLog;
 use crate::lock::Mutex;
 use crate::mvar::Policy;
 
+/// Seed 002 (the control `fork-held-lock`): turns this process's fork handling off — no lock
+/// takes over from an owner that vanished in a fork, the logs do not take their sink locks
+/// around a fork — so a child forked while another thread holds a lock hangs on it. One switch
+/// for the whole process ([`crate::sync::fork::set_handling`]); call it before the threads start.
+pub fn without_fork_handling() {
+    crate::sync::fork::set_handling(false);
+}
+
 /// Seed 000 (lost wake-up): the server wakes the waiter *before* publishing `GRANTED`; a waiter
 /// that checks its word between the two sleeps forever.
 #[derive(Debug)]

@@ -184,6 +184,18 @@ const ALL: &[Control] = &[
         blind_spots: "messages that fit the pipe buffer, or a single request: nothing blocks",
     },
     Control {
+        name: "fork-held-lock",
+        story: "002",
+        defect: "a lock without fork handling (controls::without_fork_handling): a child forked \
+                 while another thread holds a lock or the logger's sink lock sleeps forever on \
+                 its first acquisition of it",
+        home: Home::Process,
+        caught_by: &["torture fork"],
+        blind_spots: "a fork while no other thread holds a lock runs clean (with 4 hammer \
+                      threads, 20-50% of forks land on a held lock, so the first fork or few \
+                      hang); loom and shuttle: no fork in the model engines",
+    },
+    Control {
         name: "lock-no-recovery",
         story: "001",
         defect: "SharedReentrantLock::without_recovery: a robust lock whose dead owner is never \

@@ -1,6 +1,8 @@
 //! Locks: the futex [`RawMutex`], a non-reentrant [`Mutex`], a thread-safe [`ReentrantLock`],
 //! the lockdep-style [`order`] validator and the [`ordered`] multi-lock.
 //!
+//! Every lock here is usable in a forked child: see [`crate::sync::fork`] and [`RawMutex`].
+//!
 //! Any lock may be *tracked* by giving it a [`LockClass`]: its acquisitions are then checked by
 //! the class's [`Validator`] and pushed on the calling thread's held stack in [`crate::track`] (which the buffered
 //! message log reads to decide whether to stage a message).
@@ -18,7 +20,7 @@ pub mod robust;
 pub use crate::track::{held_classes, held_depth, held_locks};
 pub use order::{LockClass, Mode, Validator, Violation, ViolationKind};
 pub use ordered::{lock_many, MultiGuard};
-pub use raw::RawMutex;
+pub use raw::{Acquired, RawMutex};
 pub use reentrant::{ReentrantLock, ReentrantLockGuard};
 #[cfg(not(any(loom, shuttle)))]
 pub use robust::{SharedGuard, SharedLockError, SharedReentrantLock};
@@ -86,14 +88,20 @@ impl<T> Mutex<T> {
         &self.raw as *const RawMutex as usize
     }
 
-    fn acquired(&self, at: &'static Location<'static>) -> MutexGuard<'_, T> {
+    fn acquired(&self, at: &'static Location<'static>, how: Acquired) -> MutexGuard<'_, T> {
         if let Some(c) = &self.class {
             order::push_held(c, self.addr(), at);
         }
         MutexGuard {
             lock: self,
+            how,
             _not_send: PhantomData,
         }
+    }
+
+    /// The raw lock (for the fork handlers of the layers above).
+    pub(crate) fn raw(&self) -> &RawMutex {
+        &self.raw
     }
 
     /// Locks, sleeping as long as needed.
@@ -103,8 +111,8 @@ impl<T> Mutex<T> {
         if let Some(c) = &self.class {
             order::check_acquire(c, self.addr(), at);
         }
-        self.raw.lock();
-        self.acquired(at)
+        let how = self.raw.acquire(None).unwrap_or(Acquired::Released);
+        self.acquired(at, how)
     }
 
     /// Locks unless `timeout` passes first.
@@ -114,20 +122,18 @@ impl<T> Mutex<T> {
         if let Some(c) = &self.class {
             order::check_acquire(c, self.addr(), at);
         }
-        if self.raw.lock_until(deadline_after(timeout)) {
-            Ok(self.acquired(at))
-        } else {
-            Err(LockError::Timeout)
+        match self.raw.acquire(deadline_after(timeout)) {
+            Some(how) => Ok(self.acquired(at, how)),
+            None => Err(LockError::Timeout),
         }
     }
 
     /// Locks if free; never waits (and so is not an ordering violation).
     #[track_caller]
     pub fn try_lock(&self) -> Result<MutexGuard<'_, T>, LockError> {
-        if self.raw.try_lock() {
-            Ok(self.acquired(Location::caller()))
-        } else {
-            Err(LockError::Timeout)
+        match self.raw.try_acquire() {
+            Some(how) => Ok(self.acquired(Location::caller(), how)),
+            None => Err(LockError::Timeout),
         }
     }
 }
@@ -144,10 +150,18 @@ impl<T> fmt::Debug for Mutex<T> {
 /// that locked (the held stack is per thread).
 pub struct MutexGuard<'a, T> {
     lock: &'a Mutex<T>,
+    how: Acquired,
     _not_send: PhantomData<*const ()>,
 }
 
 impl<T> MutexGuard<'_, T> {
+    /// Whether this acquisition took the lock over, in a forked child, from a thread that held
+    /// it at the fork and does not exist here (the data is as that thread left it): see
+    /// [`crate::sync::fork`].
+    pub fn owner_vanished_in_fork(&self) -> bool {
+        self.how.owner_vanished()
+    }
+
     /// Runs `f` with shared access to the data.
     pub fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
         // SAFETY: the guard proves we hold the lock, so nobody else accesses the data.

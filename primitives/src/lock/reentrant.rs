@@ -13,6 +13,11 @@
 //! the lock stays held forever by that dead id and no new thread can mistake itself for the
 //! owner (Rust issue 123458).
 //!
+//! In a forked child, a lock held at the fork by a thread that did not come through it is taken
+//! over by the child's first acquirer (`raw` says so, see [`RawMutex`]); the vanished owner's
+//! `owner` and `count` are simply overwritten, and the guard's
+//! [`owner_vanished_in_fork`](ReentrantLockGuard::owner_vanished_in_fork) is `true`.
+//!
 //! ## Notes about memory ordering
 //! `owner` is read with `Relaxed` before locking: a thread only ever finds its *own* id there if
 //! it stored it itself (program order), and any other value just sends it to `raw.lock()`,
@@ -20,7 +25,7 @@
 //! that unlock, so no later holder sees a stale id as its own.
 
 use super::order::{self, LockClass};
-use super::{LockError, RawMutex};
+use super::{Acquired, LockError, RawMutex};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::time::{deadline_after, Duration, Instant};
 use crate::sync::{current_thread_id, UnsafeCell};
@@ -88,6 +93,7 @@ impl<T> ReentrantLock<T> {
         if let (Some(c), Checked::Yes) = (&self.class, checked) {
             order::check_acquire(c, self.addr(), at);
         }
+        let mut how = Acquired::Released;
         if self.owner.load(Ordering::Relaxed) == me {
             // SAFETY: we are the owner; only the owner touches `count`.
             let ok = self.count.with_mut(|c| unsafe {
@@ -103,9 +109,7 @@ impl<T> ReentrantLock<T> {
                 return Err(LockError::Overflow);
             }
         } else {
-            if !self.raw.lock_until(deadline) {
-                return Err(LockError::Timeout);
-            }
+            how = self.raw.acquire(deadline).ok_or(LockError::Timeout)?;
             self.owner.store(me, Ordering::Relaxed);
             // SAFETY: we now hold `raw` and are the owner.
             self.count.with_mut(|c| unsafe { *c = 1 });
@@ -115,6 +119,7 @@ impl<T> ReentrantLock<T> {
         }
         Ok(ReentrantLockGuard {
             lock: self,
+            how,
             _not_send: PhantomData,
         })
     }
@@ -138,10 +143,9 @@ impl<T> ReentrantLock<T> {
     #[track_caller]
     pub fn try_lock(&self) -> Result<ReentrantLockGuard<'_, T>, LockError> {
         let me = current_thread_id();
-        if self.owner.load(Ordering::Relaxed) != me && !self.raw.try_lock() {
-            return Err(LockError::Timeout);
-        }
+        let mut how = Acquired::Released;
         if self.owner.load(Ordering::Relaxed) != me {
+            how = self.raw.try_acquire().ok_or(LockError::Timeout)?;
             // We just took `raw`: become the owner with count 0; `acquire` makes it 1.
             self.owner.store(me, Ordering::Relaxed);
             // SAFETY: we hold `raw` and are the owner.
@@ -149,7 +153,9 @@ impl<T> ReentrantLock<T> {
         }
         // A try never waits, so it cannot deadlock: not checked (as lockdep treats trylock),
         // only recorded as held.
-        self.acquire(None, Location::caller(), Checked::No)
+        let mut g = self.acquire(None, Location::caller(), Checked::No)?;
+        g.how = how;
+        Ok(g)
     }
 }
 
@@ -164,7 +170,17 @@ impl<T> fmt::Debug for ReentrantLock<T> {
 /// Shared access to a [`ReentrantLock`]'s data; releases one level on drop. Not `Send`.
 pub struct ReentrantLockGuard<'a, T> {
     lock: &'a ReentrantLock<T>,
+    how: Acquired,
     _not_send: PhantomData<*const ()>,
+}
+
+impl<T> ReentrantLockGuard<'_, T> {
+    /// Whether this acquisition took the lock over, in a forked child, from a thread that held
+    /// it at the fork and does not exist here (the data is as that thread left it; the
+    /// vanished thread's nesting count is discarded): see [`crate::sync::fork`].
+    pub fn owner_vanished_in_fork(&self) -> bool {
+        self.how.owner_vanished()
+    }
 }
 
 impl<T> Deref for ReentrantLockGuard<'_, T> {

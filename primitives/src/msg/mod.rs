@@ -14,15 +14,26 @@
 //!   next flush delivers a marker message saying how many were lost — never silent.
 //! * Staged messages are flushed by the thread-local destructor when a thread exits, and by
 //!   `MessageLog`'s `Drop` for the dropping thread.
+//!
+//! ## Fork (seed 002)
+//! Every log is registered in a process-wide list, and a [`ForkHook`] makes the logs fork-safe
+//! as glibc's malloc makes its arenas: before a `fork` the forking thread takes every live
+//! log's sink lock (not one it already holds), so no other thread is inside a `deliver` at the
+//! copy; both the parent and the child release them after it. The child also drops the forking
+//! thread's stage: what it staged before the fork is the parent's to deliver, not delivered
+//! twice. A forked child can therefore log at once, staged or not (see [`crate::sync::fork`]).
 // loom's `thread_local!` does not accept a `const { }` initializer.
 #![allow(clippy::missing_const_for_thread_local)]
 
 #[cfg(not(any(loom, shuttle)))]
 pub mod ring;
 
-use crate::lock::{LockClass, Mode, Mutex, Validator};
+use crate::lock::{LockClass, Mode, Mutex, RawMutex, Validator};
 use crate::sync::atomic::{AtomicU64, Ordering};
-use crate::sync::{current_thread_id, engine_thread_local, BookArc};
+use crate::sync::fork::ForkHook;
+use crate::sync::{
+    book_lock, current_thread_id, engine_thread_local, BookArc, BookMutex, BookWeak,
+};
 use crate::track::{held_depth, run_release_hooks, ReleaseHook};
 use core::cell::RefCell;
 use core::fmt;
@@ -79,6 +90,8 @@ pub const DEFAULT_STAGE_CAPACITY: usize = 1024;
 
 trait StageTarget: Send + Sync {
     fn deliver_batch(&self, batch: Vec<Message>, dropped: u64);
+    /// The sink lock's raw mutex (for the fork hook).
+    fn sink_raw(&self) -> &RawMutex;
 }
 
 struct Shared<S> {
@@ -89,6 +102,10 @@ struct Shared<S> {
 }
 
 impl<S: MessageSink> StageTarget for Shared<S> {
+    fn sink_raw(&self) -> &RawMutex {
+        self.sink.raw()
+    }
+
     fn deliver_batch(&self, batch: Vec<Message>, dropped: u64) {
         let mut g = self.sink.lock();
         let mut last = None;
@@ -148,6 +165,45 @@ fn flush_stage() {
     }
 }
 
+/// Every log made in this process (weakly: a dropped log just leaves a dead entry).
+static LOGS: BookMutex<Vec<BookWeak<dyn StageTarget>>> = BookMutex::new(Vec::new());
+/// The sink locks the fork hook's `prepare` took, released after the fork.
+static PREPARED: BookMutex<Vec<BookArc<dyn StageTarget>>> = BookMutex::new(Vec::new());
+
+/// Makes the logs fork-safe: see the module docs.
+static FORK: ForkHook = ForkHook::new(fork_prepare, fork_release, fork_child);
+
+fn fork_prepare() {
+    let logs: Vec<BookArc<dyn StageTarget>> = book_lock(&LOGS)
+        .iter()
+        .filter_map(BookWeak::upgrade)
+        .collect();
+    let mut taken = Vec::with_capacity(logs.len());
+    for l in logs {
+        // The forking thread may be inside a sink (forking from `deliver`): not taken twice.
+        if !l.sink_raw().held_by_me() {
+            l.sink_raw().lock();
+            taken.push(l);
+        }
+    }
+    *book_lock(&PREPARED) = taken;
+}
+
+fn fork_release() {
+    let taken = std::mem::take(&mut *book_lock(&PREPARED));
+    for l in taken {
+        // SAFETY: `fork_prepare` took this sink lock on this thread (the one that forked; in
+        // the child, the one that came through the fork) and nobody released it since.
+        unsafe { l.sink_raw().unlock() };
+    }
+}
+
+fn fork_child() {
+    fork_release();
+    // What the forking thread staged before the fork is the parent's to deliver.
+    let _ = STAGE.try_with(|s| s.borrow_mut().0.clear());
+}
+
 /// Delivers every message the calling thread has staged, on every log (in-process logs and
 /// shared message rings alike: every staging buffer that installed a release hook), in order.
 /// Runs by itself when a thread releases its outermost tracked lock; harmless at any other time
@@ -188,14 +244,19 @@ impl<S: MessageSink + 'static> MessageLog<S> {
 
     fn build(sink: S, class: &LockClass, capacity: usize) -> Self {
         FLUSH_STAGE.install();
-        MessageLog {
-            shared: BookArc::new(Shared {
-                seq: AtomicU64::new(0),
-                overflow: AtomicU64::new(0),
-                capacity,
-                sink: Mutex::tracked(sink, class),
-            }),
-        }
+        FORK.install();
+        let shared = BookArc::new(Shared {
+            seq: AtomicU64::new(0),
+            overflow: AtomicU64::new(0),
+            capacity,
+            sink: Mutex::tracked(sink, class),
+        });
+        let target: BookArc<dyn StageTarget> = shared.clone();
+        let mut logs = book_lock(&LOGS);
+        logs.retain(|w| w.strong_count() > 0);
+        logs.push(BookArc::downgrade(&target));
+        drop(logs);
+        MessageLog { shared }
     }
 
     fn key(&self) -> usize {

@@ -27,6 +27,7 @@
 compile_error!("choose one engine: --cfg loom or --cfg shuttle, not both");
 
 pub mod chaos;
+pub mod fork;
 pub mod futex;
 pub mod time;
 
@@ -123,8 +124,34 @@ pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
 pub(crate) type BookMutex<T> = std::sync::Mutex<T>;
 
 /// Locks a [`BookMutex`], ignoring poisoning: bookkeeping stays usable after a panic in a test.
-pub(crate) fn book_lock<T>(m: &BookMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+/// Also passes the [fork](fork) book gate, so that no child inherits a bookkeeping lock held by
+/// a thread that is not there.
+pub(crate) fn book_lock<T>(m: &BookMutex<T>) -> BookGuard<'_, T> {
+    let ticket = fork::BookTicket::enter();
+    BookGuard {
+        guard: m.lock().unwrap_or_else(|e| e.into_inner()),
+        _ticket: ticket,
+    }
+}
+
+/// A held [`BookMutex`] (see [`book_lock`]).
+pub(crate) struct BookGuard<'a, T> {
+    // Dropped first: the lock is released before the ticket.
+    guard: std::sync::MutexGuard<'a, T>,
+    _ticket: fork::BookTicket,
+}
+
+impl<T> core::ops::Deref for BookGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.guard
+    }
+}
+
+impl<T> core::ops::DerefMut for BookGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard
+    }
 }
 
 static NEXT_THREAD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -149,6 +176,8 @@ pub(crate) type BookOnce = std::sync::Once;
 
 /// Reference counting for bookkeeping that is not model-checked.
 pub(crate) type BookArc<T> = std::sync::Arc<T>;
+/// A weak [`BookArc`].
+pub(crate) type BookWeak<T> = std::sync::Weak<T>;
 /// A counter for bookkeeping that is not model-checked.
 pub(crate) type BookAtomicU64 = std::sync::atomic::AtomicU64;
 /// A flag for bookkeeping that is not model-checked (used by the segments, absent under the

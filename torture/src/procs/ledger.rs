@@ -41,10 +41,12 @@ pub enum Op {
     Leave,
     /// Delete another participant's entry from a shared table (a watchdog).
     Remove,
+    /// Fork a child (the fork scenario's worker).
+    Fork,
 }
 
 impl Op {
-    const ALL: [Op; 8] = [
+    const ALL: [Op; 9] = [
         Op::Put,
         Op::Take,
         Op::Read,
@@ -53,6 +55,7 @@ impl Op {
         Op::Register,
         Op::Leave,
         Op::Remove,
+        Op::Fork,
     ];
 
     /// Its name in records and reports.
@@ -66,6 +69,7 @@ impl Op {
             Op::Register => "register",
             Op::Leave => "leave",
             Op::Remove => "remove",
+            Op::Fork => "fork",
         }
     }
 }

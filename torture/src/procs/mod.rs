@@ -123,6 +123,7 @@ pub trait ProcScenario: Sync {
 
 /// Every process scenario.
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
+    &scenarios::fork::ThreadsAndFork,
     &scenarios::kill_storm::KillStorm,
     &scenarios::churn::Churn,
     &scenarios::locks::Locks,
