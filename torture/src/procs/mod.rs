@@ -11,6 +11,8 @@
 //!   inside its critical section; telling a hung participant from a slow one;
 //! - [`progress`]: a live bar on a terminal, periodic plain lines in CI logs;
 //! - [`controls`]: the cross-process negative controls;
+//! - [`sweep`]: `--procs` sweeps (`2:128:x2`), `--shard i/n`, the summary table, and the shell
+//!   of every scenario's `main` ([`sweep::main`]);
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
 //!   [`CATALOGUE`] — a new scenario is one file plus one line.
 
@@ -22,16 +24,23 @@ pub mod faults;
 pub mod ledger;
 pub mod progress;
 pub mod scenarios;
+pub mod sweep;
 pub mod tied;
 
 use clap::{ArgMatches, Args};
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::report::Faults;
 
 /// A run that could not start (exit 2): the text is one line.
 #[derive(Debug)]
 pub struct SetupError(pub String);
 
-/// What a scenario's runner hands back to [`finish`].
+/// What a scenario's runner hands back to [`finish`] (or, through [`sweep::Single`], to
+/// [`sweep::main`]). A new scenario may fill what it has and leave the rest to
+/// `..Outcome::default()`.
+#[derive(Debug, Default)]
 pub struct Outcome {
     /// Human summary, as printed.
     pub summary: String,
@@ -41,6 +50,14 @@ pub struct Outcome {
     pub findings: Vec<crate::report::Finding>,
     /// The signal that stopped the run early, if any.
     pub interrupted: Option<String>,
+    /// Operations the run completed, from what the scenario counts anyway (box commits for
+    /// `storm` and `mvar`, lock acquisitions for `locks`, messages for `pipe`): the summary
+    /// table's ops/s.
+    pub ops: u64,
+    /// Wall time of the run (the time the `ops` took).
+    pub elapsed: Duration,
+    /// Faults the run injected (kills, freezes).
+    pub faults: Faults,
 }
 
 /// A scenario's flags from its parsed matches; on error one line and exit code 2.
@@ -92,7 +109,19 @@ pub fn finish(
         );
         return 2;
     }
-    out.emit(&crate::report::Report::new(
+    out.emit(&report_of(name, control, seed, replay, None, outcome))
+}
+
+/// The report of a finished run, with its tally.
+pub fn report_of(
+    name: &'static str,
+    control: Option<String>,
+    seed: u64,
+    replay: String,
+    procs: Option<u32>,
+    outcome: Outcome,
+) -> crate::report::Report {
+    let mut report = crate::report::Report::new(
         name,
         control,
         seed,
@@ -100,7 +129,9 @@ pub fn finish(
         outcome.summary,
         outcome.figures,
         replay,
-    ))
+    );
+    report.tally = crate::report::Tally::new(procs, outcome.ops, outcome.elapsed, outcome.faults);
+    report
 }
 
 /// A multi-process scenario: its command line, its runner and its worker.

@@ -19,7 +19,8 @@ use crate::procs::capture;
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
-use crate::procs::{controls, Outcome, ProcScenario, SetupError, WorkerArgs};
+use crate::procs::sweep::{self, Shard, Single, Sweep};
+use crate::procs::{controls, Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
@@ -43,9 +44,13 @@ const VALVE: u32 = 20;
 /// `torture mvar` flags.
 #[derive(Debug, Clone, Args)]
 pub struct MvarArgs {
-    /// Slave processes (plus one master).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub procs: u32,
+    /// Slave processes (plus one master): a count, or a sweep A:B:xK (geometric) or A:B:+K
+    /// (arithmetic) run once per count.
+    #[arg(long, default_value = "10", value_name = "N|A:B:xK|A:B:+K", value_parser = sweep::procs(1, 1000))]
+    pub procs: Sweep,
+    /// Of a sweep's runs, run those whose index is i-1 mod n (1-based).
+    #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// Take-and-put-back rounds per slave before its final take.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rounds: u32,
@@ -106,24 +111,26 @@ impl ProcScenario for MasterSlaves {
             Err(code) => return code,
         };
         crate::signals::install();
-        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
-        let (control_flag, what) =
-            crate::procs::control_words(args.control.as_deref(), "reference protocol");
-        let replay = format!(
-            "{} mvar --procs {} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
-            shell_word(program),
-            args.procs,
-            args.rounds,
-            format_duration(args.hang_timeout),
-            args.stops.replay(),
-        );
-        crate::say!(
-            "mvar: 1 master + {} slaves, {} rounds, seed {seed}, {what}",
-            args.procs,
-            args.rounds
-        );
-        let run = run(&args, seed);
-        crate::procs::finish("mvar", args.control.clone(), seed, replay, &args.out, run)
+        sweep::main("mvar", &args.procs, args.shard, args.seed, &args.out, |procs, seed| {
+            let (control_flag, what) =
+                crate::procs::control_words(args.control.as_deref(), "reference protocol");
+            let replay = format!(
+                "{} mvar --procs {procs} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
+                shell_word(program),
+                args.rounds,
+                format_duration(args.hang_timeout),
+                args.stops.replay(),
+            );
+            crate::say!(
+                "mvar: 1 master + {procs} slaves, {} rounds, seed {seed}, {what}",
+                args.rounds
+            );
+            Single {
+                control: args.control.clone(),
+                replay,
+                run: run(&args, procs, seed),
+            }
+        })
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -195,14 +202,14 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     Ok(0)
 }
 
-fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
-    let procs = args.procs as usize;
+fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
+    let procs = slaves as usize;
     crate::procs::crew::check_nproc(procs + 1)?;
     let mut crew = Crew::new("mvar")?;
     let flavor = controls::flavor(args.control.as_deref())
         .ok_or_else(|| SetupError(format!("unknown control {:?}", args.control)))?;
     let name = ShmName::unique("mvar");
-    let participants = (args.procs + 1).saturating_mul(2).saturating_add(16);
+    let participants = (slaves + 1).saturating_mul(2).saturating_add(16);
     let mvar = SharedMVar::create_with(&name, PAYLOAD, participants, flavor)
         .map_err(|e| SetupError(format!("cannot create the shared MVar: {e}")))?;
     let segment = Unlink(&mvar);
@@ -210,7 +217,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let spec = |rounds| Spec {
         mvar: name.as_str().to_string(),
         rounds,
-        values: args.procs,
+        values: slaves,
         valve_ns: (hang * VALVE).as_nanos() as u64,
         control: args.control.clone(),
     };
@@ -223,7 +230,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     roles.push("master");
     let mut freezer = Freezer::new(&args.stops, seed);
     // Every slave's takes and puts, and the master's puts: the commits of a complete run.
-    let expected = u64::from(args.procs) * (2 * u64::from(args.rounds) + 2);
+    let expected = u64::from(slaves) * (2 * u64::from(args.rounds) + 2);
     let mut progress = crate::procs::progress::Progress::new("commits", expected);
     let start = Instant::now();
     let mut findings = Vec::new();
@@ -314,7 +321,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         .collect();
     // Conservation is judged only on a run that ended by itself; the counts are always shown.
     let complete = findings.is_empty() && interrupted.is_none();
-    let (takes, puts) = check(args, &mvar, &ledgers, complete.then_some(&mut findings));
+    let (takes, puts) = check(args, slaves, &mvar, &ledgers, complete.then_some(&mut findings));
     let (lin_line, lin_figures) = if interrupted.is_none() {
         linearize::judge(&ledgers, args.check_max_ops, &mut findings)
     } else {
@@ -335,11 +342,12 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         let _ = writeln!(summary, "  {lin_line}");
     }
     let figures = serde_json::json!({
-        "procs": args.procs, "rounds": args.rounds, "commits": mvar.generation(),
+        "procs": slaves, "rounds": args.rounds, "commits": mvar.generation(),
         "takes": takes, "puts": puts, "sleeps": sleeps, "late_wakes": late,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3, "freezes": stops,
         "linearizability": lin_figures,
     });
+    let ops = mvar.generation();
     drop(crew);
     drop(segment);
     Ok(Outcome {
@@ -347,6 +355,12 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         figures,
         findings,
         interrupted,
+        ops,
+        elapsed,
+        faults: Faults {
+            kills: 0,
+            stops: stops as u64,
+        },
     })
 }
 
