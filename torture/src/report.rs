@@ -130,7 +130,12 @@ pub struct Tally {
 
 impl Tally {
     /// A tally of `ops` operations in `elapsed`.
-    pub fn new(procs: Option<u32>, ops: u64, elapsed: std::time::Duration, faults: Faults) -> Tally {
+    pub fn new(
+        procs: Option<u32>,
+        ops: u64,
+        elapsed: std::time::Duration,
+        faults: Faults,
+    ) -> Tally {
         let seconds = elapsed.as_secs_f64();
         Tally {
             procs,

@@ -15,7 +15,9 @@ fn sweeps_parse() {
     assert_eq!(counts("2:128:x4"), Ok(vec![2, 8, 32, 128]));
     assert_eq!(counts("2:12:+5"), Ok(vec![2, 7, 12]));
     assert_eq!(counts("8"), Ok(vec![8]));
-    for bad in ["1:0:x2", "2:8:x1", "2:8:x0", "2:8:+0", "garbage", "2:8", "", "0", "1001"] {
+    for bad in [
+        "1:0:x2", "2:8:x1", "2:8:x0", "2:8:+0", "garbage", "2:8", "", "0", "1001",
+    ] {
         let e = counts(bad).expect_err(bad);
         assert!(!e.contains('\n'), "{bad:?}: {e}");
     }
@@ -54,7 +56,11 @@ fn bad_sweeps_and_shards_are_one_line_exit_2() {
         let r = torture(args, Duration::from_secs(20));
         assert_eq!(r.code, Some(2), "{args:?}\n{}", r.all());
         assert_eq!(r.stderr.lines().count(), 1, "{args:?}\n{}", r.all());
-        assert!(r.stderr.contains(want), "{args:?}: wants {want:?}\n{}", r.all());
+        assert!(
+            r.stderr.contains(want),
+            "{args:?}: wants {want:?}\n{}",
+            r.all()
+        );
         assert!(r.stdout.is_empty(), "{args:?}: nothing ran\n{}", r.all());
     }
 }
@@ -128,7 +134,10 @@ fn a_small_sweep_runs_once_per_count_with_its_own_seed_and_replay() {
     }
     assert_ne!(seeds[0], seeds[1]);
     let row = &table[1];
-    assert_eq!((row["procs"].as_u64(), row["runs"].as_u64()), (Some(4), Some(1)));
+    assert_eq!(
+        (row["procs"].as_u64(), row["runs"].as_u64()),
+        (Some(4), Some(1))
+    );
     assert!(row["ops_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
     let text = std::fs::read_to_string(&xml).expect("JUnit report written");
     let junit = quick_junit::Report::deserialize_from_str(&text).expect("valid JUnit XML");
@@ -136,13 +145,22 @@ fn a_small_sweep_runs_once_per_count_with_its_own_seed_and_replay() {
 
     // Shard 2 of 2 runs only the second count, with the seed it has in the whole sweep.
     let r = torture_env(
-        &["mvar", "--procs", "2:4:x2", "--rounds", "2", "--seed", "9", "--shard", "2/2"],
+        &[
+            "mvar", "--procs", "2:4:x2", "--rounds", "2", "--seed", "9", "--shard", "2/2",
+        ],
         &env,
         Duration::from_secs(60),
     );
     assert_eq!(r.code, Some(0), "{}", r.all());
-    assert_eq!(rows(&r.stdout), vec![("mvar".to_string(), 4, "pass".to_string())]);
-    assert!(r.stdout.contains(&format!("seed {}", seeds[1])), "{}", r.all());
+    assert_eq!(
+        rows(&r.stdout),
+        vec![("mvar".to_string(), 4, "pass".to_string())]
+    );
+    assert!(
+        r.stdout.contains(&format!("seed {}", seeds[1])),
+        "{}",
+        r.all()
+    );
     assert_eq!(tmp.leftovers().len(), 2, "only the two reports are left");
 }
 
@@ -156,6 +174,9 @@ fn all_takes_a_count_and_a_shard() {
         Duration::from_secs(60),
     );
     assert_eq!(r.code, Some(0), "{}", r.all());
-    assert_eq!(rows(&r.stdout), vec![("mvar".to_string(), 2, "pass".to_string())]);
+    assert_eq!(
+        rows(&r.stdout),
+        vec![("mvar".to_string(), 2, "pass".to_string())]
+    );
     assert!(r.stdout.contains("mvar --procs 2 --seed 4"), "{}", r.all());
 }

@@ -565,17 +565,36 @@ mod tests {
         assert_eq!(p("8"), Ok(vec![8]));
         assert_eq!(parse("2:128:x2", 1, 1000).unwrap().to_string(), "2:128:x2");
         for bad in [
-            "", "0", "1001", "1:0:x2", "2:8:x1", "2:8:x0", "2:8:+0", "2:8", "2:8:2", "2:8:x",
-            "a:b:x2", "2:8:x2:1", "-1", "x2", "1:1000:+1000000000000",
+            "",
+            "0",
+            "1001",
+            "1:0:x2",
+            "2:8:x1",
+            "2:8:x0",
+            "2:8:+0",
+            "2:8",
+            "2:8:2",
+            "2:8:x",
+            "a:b:x2",
+            "2:8:x2:1",
+            "-1",
+            "x2",
+            "1:1000:+1000000000000",
         ] {
             let e = p(bad).expect_err(bad);
             assert!(!e.contains('\n'), "{e}");
         }
         assert!(parse("1:999:+1", 1, 1000).is_err(), "too many runs");
-        assert_eq!(parse("1:256:+1", 1, 1000).map(|w| w.counts().len()), Ok(MAX_RUNS));
+        assert_eq!(
+            parse("1:256:+1", 1, 1000).map(|w| w.counts().len()),
+            Ok(MAX_RUNS)
+        );
         assert!(parse("1:257:+1", 1, 1000).is_err());
         assert_eq!(parse("2:4:x2", 2, 1000).unwrap().counts(), &[2, 4]);
-        assert!(parse("1:4:x2", 2, 1000).is_err(), "below the scenario's minimum");
+        assert!(
+            parse("1:4:x2", 2, 1000).is_err(),
+            "below the scenario's minimum"
+        );
     }
 
     #[test]

@@ -135,43 +135,50 @@ impl ProcScenario for KillStorm {
             }
         };
         crate::signals::install();
-        sweep::main("storm", &args.procs, args.shard, args.seed, &args.out, |procs, seed| {
-            let cfg = args.config(procs, seed);
-            // Leftovers of storms whose runner was killed (their users are all dead).
-            if let Ok(cleaned) = primitives::shm::cleanup("") {
-                for c in cleaned {
-                    crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
-                }
-            }
-            crate::say!(
-                "storm: {} workers, {} kills, seed {}, {}",
-                cfg.procs,
-                cfg.kills,
-                cfg.seed,
-                cfg.control
-                    .as_deref()
-                    .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
-            );
-            Single {
-                control: cfg.control.clone(),
-                replay: replay_line(program, &cfg),
-                run: super::run(&cfg).map(|mut report| {
-                    let findings = std::mem::take(&mut report.findings);
-                    Outcome {
-                        summary: report.text(),
-                        figures: serde_json::to_value(&report).unwrap_or_default(),
-                        findings,
-                        interrupted: report.interrupted.clone(),
-                        ops: report.commits,
-                        elapsed: report.elapsed,
-                        faults: Faults {
-                            kills: report.kills as u64,
-                            stops: 0,
-                        },
+        sweep::main(
+            "storm",
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |procs, seed| {
+                let cfg = args.config(procs, seed);
+                // Leftovers of storms whose runner was killed (their users are all dead).
+                if let Ok(cleaned) = primitives::shm::cleanup("") {
+                    for c in cleaned {
+                        crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
                     }
-                }),
-            }
-        })
+                }
+                crate::say!(
+                    "storm: {} workers, {} kills, seed {}, {}",
+                    cfg.procs,
+                    cfg.kills,
+                    cfg.seed,
+                    cfg.control
+                        .as_deref()
+                        .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
+                );
+                Single {
+                    control: cfg.control.clone(),
+                    replay: replay_line(program, &cfg),
+                    run: super::run(&cfg).map(|mut report| {
+                        let findings = std::mem::take(&mut report.findings);
+                        Outcome {
+                            summary: report.text(),
+                            figures: serde_json::to_value(&report).unwrap_or_default(),
+                            findings,
+                            interrupted: report.interrupted.clone(),
+                            ops: report.commits,
+                            elapsed: report.elapsed,
+                            faults: Faults {
+                                kills: report.kills as u64,
+                                stops: 0,
+                            },
+                        }
+                    }),
+                }
+            },
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

@@ -127,27 +127,36 @@ impl ProcScenario for Locks {
             Err(code) => return code,
         };
         crate::signals::install();
-        sweep::main("locks", &args.procs, args.shard, args.seed, &args.out, |procs, seed| {
-            let (control_flag, what) =
-                crate::procs::control_words(args.control.as_deref(), "reference (global order)");
-            let replay = format!(
+        sweep::main(
+            "locks",
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |procs, seed| {
+                let (control_flag, what) = crate::procs::control_words(
+                    args.control.as_deref(),
+                    "reference (global order)",
+                );
+                let replay = format!(
                 "{} locks --procs {procs} --locks {} --duration {} --hang-timeout {} --seed {seed}{control_flag}",
                 shell_word(program),
                 args.locks,
                 format_duration(args.duration),
                 format_duration(args.hang_timeout),
             );
-            crate::say!(
-                "locks: {procs} workers, {} locks, {}, seed {seed}, {what}",
-                args.locks,
-                format_duration(args.duration)
-            );
-            Single {
-                control: args.control.clone(),
-                replay,
-                run: run(&args, procs, seed),
-            }
-        })
+                crate::say!(
+                    "locks: {procs} workers, {} locks, {}, seed {seed}, {what}",
+                    args.locks,
+                    format_duration(args.duration)
+                );
+                Single {
+                    control: args.control.clone(),
+                    replay,
+                    run: run(&args, procs, seed),
+                }
+            },
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

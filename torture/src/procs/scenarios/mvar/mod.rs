@@ -111,26 +111,33 @@ impl ProcScenario for MasterSlaves {
             Err(code) => return code,
         };
         crate::signals::install();
-        sweep::main("mvar", &args.procs, args.shard, args.seed, &args.out, |procs, seed| {
-            let (control_flag, what) =
-                crate::procs::control_words(args.control.as_deref(), "reference protocol");
-            let replay = format!(
+        sweep::main(
+            "mvar",
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |procs, seed| {
+                let (control_flag, what) =
+                    crate::procs::control_words(args.control.as_deref(), "reference protocol");
+                let replay = format!(
                 "{} mvar --procs {procs} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
                 shell_word(program),
                 args.rounds,
                 format_duration(args.hang_timeout),
                 args.stops.replay(),
             );
-            crate::say!(
-                "mvar: 1 master + {procs} slaves, {} rounds, seed {seed}, {what}",
-                args.rounds
-            );
-            Single {
-                control: args.control.clone(),
-                replay,
-                run: run(&args, procs, seed),
-            }
-        })
+                crate::say!(
+                    "mvar: 1 master + {procs} slaves, {} rounds, seed {seed}, {what}",
+                    args.rounds
+                );
+                Single {
+                    control: args.control.clone(),
+                    replay,
+                    run: run(&args, procs, seed),
+                }
+            },
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -321,7 +328,13 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
         .collect();
     // Conservation is judged only on a run that ended by itself; the counts are always shown.
     let complete = findings.is_empty() && interrupted.is_none();
-    let (takes, puts) = check(args, slaves, &mvar, &ledgers, complete.then_some(&mut findings));
+    let (takes, puts) = check(
+        args,
+        slaves,
+        &mvar,
+        &ledgers,
+        complete.then_some(&mut findings),
+    );
     let (lin_line, lin_figures) = if interrupted.is_none() {
         linearize::judge(&ledgers, args.check_max_ops, &mut findings)
     } else {
