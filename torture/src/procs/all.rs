@@ -68,10 +68,11 @@ pub fn main(program: &str, args: &AllArgs) -> u8 {
         crate::say!("\n== torture {}", argv.join(" "));
         let (code, mut ran) = sweep::collect(|| s.main(program, flags));
         if ran.is_empty() {
-            // A scenario whose main does not run through `sweep::main`: its exit code only.
+            // A scenario whose main ends through neither `sweep::main` nor `finish` (or stopped
+            // at its flags): its exit code only.
             ran.push(Ran {
                 scenario: s.name().to_string(),
-                procs: 0,
+                procs: None,
                 seed: base,
                 exit_code: code,
                 replay: format!("{program} {}", argv.join(" ")),

@@ -85,8 +85,10 @@ pub fn pick_control(s: &str, known: &[&str]) -> Result<String, String> {
         .ok_or_else(|| format!("unknown control {s:?}; known: {}", known.join(", ")))
 }
 
-/// The common end of a scenario's `main`: a setup error or an interruption is one line and
-/// exit 2; otherwise the report is printed and written; returns the exit code.
+/// The end of a scenario's `main` that runs once, without a process count (a scenario with one
+/// runs through [`sweep::main`] instead): a setup error or an interruption is one line and exit
+/// 2; otherwise the report is printed and written. The run is a row of `torture all`'s table
+/// either way. Returns the exit code.
 pub fn finish(
     name: &'static str,
     control: Option<String>,
@@ -95,21 +97,12 @@ pub fn finish(
     out: &crate::report::Outputs,
     run: Result<Outcome, SetupError>,
 ) -> u8 {
-    let outcome = match run {
-        Ok(o) => o,
-        Err(e) => {
-            crate::warn!("torture {name}: setup error: {}", e.0);
-            return 2;
-        }
+    let single = sweep::Single {
+        control,
+        replay,
+        run,
     };
-    if let Some(sig) = &outcome.interrupted {
-        crate::say_raw!("{}", outcome.summary);
-        crate::warn!(
-            "torture {name}: interrupted by {sig}; workers reaped, segments and ledgers removed"
-        );
-        return 2;
-    }
-    out.emit(&report_of(name, control, seed, replay, None, outcome))
+    sweep::once(name, None, seed, single, out)
 }
 
 /// The report of a finished run, with its tally.

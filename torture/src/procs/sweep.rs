@@ -206,8 +206,8 @@ pub struct Single {
 pub struct Ran {
     /// The scenario.
     pub scenario: String,
-    /// Its process count.
-    pub procs: u32,
+    /// Its process count (`None`: the scenario has none, or did not say).
+    pub procs: Option<u32>,
     /// Its seed.
     pub seed: u64,
     /// Its exit code.
@@ -237,7 +237,10 @@ impl Ran {
 
     /// Its JUnit test case.
     pub fn junit(&self) -> JunitCase {
-        let name = format!("{} --procs {}", self.scenario, self.procs);
+        let name = match self.procs {
+            Some(n) => format!("{} --procs {n}", self.scenario),
+            None => self.scenario.clone(),
+        };
         match &self.report {
             Some(r) => JunitCase {
                 name: match &r.control {
@@ -294,7 +297,7 @@ pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
         .unwrap_or(0)
 }
 
-/// Runs a process scenario at every count of `procs` this `shard` selects, in turn: `once`
+/// Runs a process scenario at every count of `procs` this `shard` selects, in turn: `run_one`
 /// prints the run's header and runs it at the given count and seed. A single count without a
 /// shard is one run reported exactly as before (its JSON is the run's [`Report`]); a sweep ends
 /// with the summary table, and its `--json` / `--junit` hold every run. Stops after an
@@ -305,16 +308,13 @@ pub fn main(
     shard: Option<Shard>,
     seed: Option<u64>,
     out: &Outputs,
-    mut once: impl FnMut(u32, u64) -> Single,
+    mut run_one: impl FnMut(u32, u64) -> Single,
 ) -> u8 {
     let base = seed.unwrap_or_else(crate::prng::fresh_seed);
     let counts = procs.counts();
     if procs.is_single() && shard.is_none() {
         let (n, seed) = (counts[0], base);
-        let ran = judge(name, n, seed, once(n, seed), out);
-        let code = ran.exit_code;
-        keep(ran);
-        return code;
+        return once(name, Some(n), seed, run_one(n, seed), out);
     }
     let picked = select(counts.len(), shard);
     let shard_words = shard.map(|s| format!(", shard {s}")).unwrap_or_default();
@@ -336,7 +336,13 @@ pub fn main(
         let n = counts[i];
         let seed = procs.seed_for(base, n);
         crate::say!("\n== {name} --procs {n} --seed {seed}");
-        runs.push(judge(name, n, seed, once(n, seed), &Outputs::default()));
+        runs.push(judge(
+            name,
+            Some(n),
+            seed,
+            run_one(n, seed),
+            &Outputs::default(),
+        ));
         if crate::signals::received().is_some() {
             break;
         }
@@ -367,8 +373,17 @@ fn keep(ran: Ran) {
     });
 }
 
-/// Prints and reports one run (as [`super::finish`] does), with its count.
-fn judge(name: &'static str, procs: u32, seed: u64, single: Single, out: &Outputs) -> Ran {
+/// One run on its own (not in a sweep): printed, its report written to `out`, handed to
+/// [`collect`]; returns its exit code.
+pub fn once(name: &'static str, procs: Option<u32>, seed: u64, run: Single, out: &Outputs) -> u8 {
+    let ran = judge(name, procs, seed, run, out);
+    let code = ran.exit_code;
+    keep(ran);
+    code
+}
+
+/// Prints and reports one run: a setup error or an interruption is one line (exit 2).
+fn judge(name: &'static str, procs: Option<u32>, seed: u64, single: Single, out: &Outputs) -> Ran {
     let Single {
         control,
         replay,
@@ -396,7 +411,7 @@ fn judge(name: &'static str, procs: u32, seed: u64, single: Single, out: &Output
         );
         return ran;
     }
-    let report = super::report_of(name, control, seed, replay, Some(procs), outcome);
+    let report = super::report_of(name, control, seed, replay, procs, outcome);
     ran.exit_code = out.emit(&report);
     ran.report = Some(report);
     ran
@@ -420,8 +435,8 @@ pub struct SweepHead {
 pub struct Row {
     /// The scenario.
     pub scenario: String,
-    /// Its process count.
-    pub procs: u32,
+    /// Its process count (`None`: not said).
+    pub procs: Option<u32>,
     /// Runs at that count.
     pub runs: usize,
     /// Operations they completed (box commits, lock acquisitions, messages).
@@ -495,7 +510,7 @@ pub fn markdown(rows: &[Row]) -> String {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {:.0} | {} | {} | {:.2} | {} |\n",
             r.scenario,
-            r.procs,
+            r.procs.map_or("-".to_string(), |n| n.to_string()),
             r.runs,
             r.ops,
             r.ops_per_s,
@@ -615,6 +630,66 @@ mod tests {
             }
         }
         assert_eq!(select(7, Some(Shard { index: 2, of: 3 })), vec![1, 4]);
+    }
+
+    fn ran(scenario: &str, procs: Option<u32>, ops: u64, failed: bool) -> Ran {
+        let findings = if failed {
+            vec![crate::report::Finding::new(
+                crate::report::FindingKind::Hang,
+                "HANG",
+            )]
+        } else {
+            Vec::new()
+        };
+        let mut report = Report::new(
+            "mvar",
+            None,
+            1,
+            findings,
+            String::new(),
+            serde_json::Value::Null,
+            String::new(),
+        );
+        report.tally = crate::report::Tally::new(
+            procs,
+            ops,
+            std::time::Duration::from_secs(2),
+            Faults { kills: 3, stops: 1 },
+        );
+        Ran {
+            scenario: scenario.to_string(),
+            procs,
+            seed: 1,
+            exit_code: report.exit_code,
+            replay: String::new(),
+            report: Some(report),
+        }
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_scenario_and_count() {
+        let runs = [
+            ran("mvar", Some(2), 100, false),
+            ran("mvar", Some(4), 300, false),
+            ran("mvar", Some(2), 100, true),
+            ran("pipe", None, 10, false),
+        ];
+        let rows = table(&runs);
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[0].runs, rows[0].ops), (2, 200));
+        assert_eq!(rows[0].ops_per_s, 50.0);
+        assert_eq!(rows[0].faults, Faults { kills: 6, stops: 2 });
+        assert_eq!(rows[0].verdict, "FAIL", "the worst verdict");
+        assert_eq!(rows[1].verdict, "pass");
+        let md = markdown(&rows);
+        assert!(
+            md.contains("| mvar | 2 | 2 | 200 | 50 | 6 | 2 | 4.00 | FAIL |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| pipe | - | 1 | 10 | 5 | 3 | 1 | 2.00 | pass |"),
+            "{md}"
+        );
     }
 
     #[test]
