@@ -105,6 +105,42 @@ pub fn replay_line(program: &str, cfg: &StormConfig) -> String {
     )
 }
 
+/// One storm of `cfg`: its header, its replay line, the run.
+fn one(program: &str, cfg: &StormConfig) -> Single {
+    // Leftovers of storms whose runner was killed (their users are all dead).
+    if let Ok(cleaned) = primitives::shm::cleanup("") {
+        for c in cleaned {
+            crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
+        }
+    }
+    crate::say!(
+        "storm: {} workers, {} kills, seed {}, {}",
+        cfg.procs,
+        cfg.kills,
+        cfg.seed,
+        cfg.control
+            .as_deref()
+            .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
+    );
+    Single {
+        control: cfg.control.clone(),
+        replay: replay_line(program, cfg),
+        // The summary is written before the findings move out (it says when there are none).
+        run: super::run(cfg).map(|mut report| Outcome {
+            summary: report.text(),
+            findings: std::mem::take(&mut report.findings),
+            figures: serde_json::to_value(&report).unwrap_or_default(),
+            interrupted: report.interrupted.clone(),
+            ops: report.commits,
+            elapsed: report.elapsed,
+            faults: Faults {
+                kills: report.kills as u64,
+                stops: 0,
+            },
+        }),
+    }
+}
+
 /// The kill storm in the process-scenario catalogue.
 pub struct KillStorm;
 
@@ -141,43 +177,7 @@ impl ProcScenario for KillStorm {
             args.shard,
             args.seed,
             &args.out,
-            |procs, seed| {
-                let cfg = args.config(procs, seed);
-                // Leftovers of storms whose runner was killed (their users are all dead).
-                if let Ok(cleaned) = primitives::shm::cleanup("") {
-                    for c in cleaned {
-                        crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
-                    }
-                }
-                crate::say!(
-                    "storm: {} workers, {} kills, seed {}, {}",
-                    cfg.procs,
-                    cfg.kills,
-                    cfg.seed,
-                    cfg.control
-                        .as_deref()
-                        .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
-                );
-                Single {
-                    control: cfg.control.clone(),
-                    replay: replay_line(program, &cfg),
-                    run: super::run(&cfg).map(|mut report| {
-                        let findings = std::mem::take(&mut report.findings);
-                        Outcome {
-                            summary: report.text(),
-                            figures: serde_json::to_value(&report).unwrap_or_default(),
-                            findings,
-                            interrupted: report.interrupted.clone(),
-                            ops: report.commits,
-                            elapsed: report.elapsed,
-                            faults: Faults {
-                                kills: report.kills as u64,
-                                stops: 0,
-                            },
-                        }
-                    }),
-                }
-            },
+            |n, seed| one(program, &args.config(n, seed)),
         )
     }
 

@@ -133,29 +133,7 @@ impl ProcScenario for Locks {
             args.shard,
             args.seed,
             &args.out,
-            |procs, seed| {
-                let (control_flag, what) = crate::procs::control_words(
-                    args.control.as_deref(),
-                    "reference (global order)",
-                );
-                let replay = format!(
-                "{} locks --procs {procs} --locks {} --duration {} --hang-timeout {} --seed {seed}{control_flag}",
-                shell_word(program),
-                args.locks,
-                format_duration(args.duration),
-                format_duration(args.hang_timeout),
-            );
-                crate::say!(
-                    "locks: {procs} workers, {} locks, {}, seed {seed}, {what}",
-                    args.locks,
-                    format_duration(args.duration)
-                );
-                Single {
-                    control: args.control.clone(),
-                    replay,
-                    run: run(&args, procs, seed),
-                }
-            },
+            |n, seed| one(program, &args, n, seed),
         )
     }
 
@@ -178,6 +156,29 @@ impl Drop for Unlink {
         for s in &self.0 {
             let _ = s.unlink();
         }
+    }
+}
+
+/// One run at `workers` workers: its header, its replay line, the run.
+fn one(program: &str, args: &LocksArgs, workers: u32, seed: u64) -> Single {
+    let (control_flag, what) =
+        crate::procs::control_words(args.control.as_deref(), "reference (global order)");
+    let replay = format!(
+        "{} locks --procs {workers} --locks {} --duration {} --hang-timeout {} --seed {seed}{control_flag}",
+        shell_word(program),
+        args.locks,
+        format_duration(args.duration),
+        format_duration(args.hang_timeout),
+    );
+    crate::say!(
+        "locks: {workers} workers, {} locks, {}, seed {seed}, {what}",
+        args.locks,
+        format_duration(args.duration)
+    );
+    Single {
+        control: args.control.clone(),
+        replay,
+        run: run(args, workers, seed),
     }
 }
 

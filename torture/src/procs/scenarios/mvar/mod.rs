@@ -117,26 +117,7 @@ impl ProcScenario for MasterSlaves {
             args.shard,
             args.seed,
             &args.out,
-            |procs, seed| {
-                let (control_flag, what) =
-                    crate::procs::control_words(args.control.as_deref(), "reference protocol");
-                let replay = format!(
-                "{} mvar --procs {procs} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
-                shell_word(program),
-                args.rounds,
-                format_duration(args.hang_timeout),
-                args.stops.replay(),
-            );
-                crate::say!(
-                    "mvar: 1 master + {procs} slaves, {} rounds, seed {seed}, {what}",
-                    args.rounds
-                );
-                Single {
-                    control: args.control.clone(),
-                    replay,
-                    run: run(&args, procs, seed),
-                }
-            },
+            |n, seed| one(program, &args, n, seed),
         )
     }
 
@@ -207,6 +188,28 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     }
     take(&mut ledger)?;
     Ok(0)
+}
+
+/// One run at `slaves` slaves: its header, its replay line, the run.
+fn one(program: &str, args: &MvarArgs, slaves: u32, seed: u64) -> Single {
+    let (control_flag, what) =
+        crate::procs::control_words(args.control.as_deref(), "reference protocol");
+    let replay = format!(
+        "{} mvar --procs {slaves} --rounds {} --hang-timeout {}{} --seed {seed}{control_flag}",
+        shell_word(program),
+        args.rounds,
+        format_duration(args.hang_timeout),
+        args.stops.replay(),
+    );
+    crate::say!(
+        "mvar: 1 master + {slaves} slaves, {} rounds, seed {seed}, {what}",
+        args.rounds
+    );
+    Single {
+        control: args.control.clone(),
+        replay,
+        run: run(args, slaves, seed),
+    }
 }
 
 fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
