@@ -43,7 +43,8 @@ pub struct Cli {
 pub enum Fixed {
     /// Run the scenario catalogue on real OS threads, with a hang watchdog (the default).
     Threads(ThreadsArgs),
-    /// Every process scenario in turn, each with its defaults; a table of verdicts at the end.
+    /// Every process scenario in turn, each with its defaults (or at every count of --procs); a
+    /// summary table at the end.
     All(AllArgs),
     /// List every command, scenario and negative control (with its story and blind spots).
     List(ListArgs),
@@ -55,13 +56,21 @@ pub enum Fixed {
 /// `torture all` flags.
 #[derive(Debug, Clone, Args)]
 pub struct AllArgs {
-    /// Seed handed to every scenario (default: each from the clock).
+    /// Seed handed to every scenario (default: from the clock, printed); in a sweep each run's
+    /// seed is derived from it and its process count.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Also write the table as JSON to PATH.
+    /// Process count or sweep (A:B:xK, A:B:+K) for every scenario that has a process count
+    /// (default: each scenario's own).
+    #[arg(long, value_name = "N|A:B:xK|A:B:+K", value_parser = procs::sweep::procs(1, u32::MAX))]
+    pub procs: Option<procs::sweep::Sweep>,
+    /// Of the (scenario x count) runs, run those whose index is i-1 mod n (1-based).
+    #[arg(long, value_name = "i/n", value_parser = procs::sweep::Shard::parse)]
+    pub shard: Option<procs::sweep::Shard>,
+    /// Also write the table and every run's report as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     pub json: Option<PathBuf>,
-    /// Also write a JUnit XML report to PATH (one test case per scenario).
+    /// Also write a JUnit XML report to PATH (one test case per run).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
 }

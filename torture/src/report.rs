@@ -109,6 +109,49 @@ impl Finding {
     }
 }
 
+/// Faults a run injected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Faults {
+    /// Participants SIGKILLed.
+    pub kills: u64,
+    /// Participants frozen (SIGSTOP, then SIGCONT).
+    pub stops: u64,
+}
+
+/// How much a run did: its process count, operations, wall time, faults.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Tally {
+    /// Its process count (workers; `None` when not said).
+    pub procs: Option<u32>,
+    /// Operations completed (box commits, lock acquisitions, messages: each scenario says).
+    pub ops: u64,
+    /// Wall time of the run, seconds.
+    pub seconds: f64,
+    /// `ops / seconds`.
+    pub ops_per_s: f64,
+    /// Faults injected.
+    pub faults: Faults,
+}
+
+impl Tally {
+    /// A tally of `ops` operations in `elapsed`.
+    pub fn new(
+        procs: Option<u32>,
+        ops: u64,
+        elapsed: std::time::Duration,
+        faults: Faults,
+    ) -> Tally {
+        let seconds = elapsed.as_secs_f64();
+        Tally {
+            procs,
+            ops,
+            seconds,
+            ops_per_s: ops as f64 / seconds.max(1e-9),
+            faults,
+        }
+    }
+}
+
 /// A process scenario's report: the envelope of `--json` for every process command.
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -134,6 +177,8 @@ pub struct Report {
     pub summary: String,
     /// The command line that replays the run.
     pub replay: String,
+    /// Process count, operations, time and faults of the run.
+    pub tally: Tally,
 }
 
 impl Report {
@@ -160,6 +205,7 @@ impl Report {
             figures,
             summary,
             replay,
+            tally: Tally::default(),
         }
     }
 

@@ -1,96 +1,101 @@
 //! `torture all`: every process scenario of the catalogue in turn, each with its defaults (the
-//! quick "is everything still sound" run), then one table of verdicts; the exit code is the
-//! worst of them (2 over 1 over 0).
+//! quick "is everything still sound" run) — or, with `--procs N` or a sweep, at each count for
+//! every scenario that has a process count — then one summary table (one row per scenario ×
+//! count: runs, ops/s, faults, verdict); the exit code is the worst of them (2 over 1 over 0).
+//!
+//! The runs are the list of (scenario × count) pairs, scenario by scenario; `--shard i/n` runs
+//! those whose index is ≡ i-1 mod n. Each run goes through the scenario's own `main` with
+//! `--procs N --seed S` (S: `--seed`, or derived from it and N in a sweep), so its replay line
+//! is the scenario's own; every run's command line is checked before the first one starts.
 
-use super::CATALOGUE;
+use super::sweep::{self, Ran, SweepHead};
+use super::{ProcScenario, CATALOGUE};
 use crate::cli::AllArgs;
-use crate::report::{JunitCase, Verdict};
-use serde::Serialize;
-use std::time::Instant;
+use crate::report::Outputs;
 
-#[derive(Serialize)]
-struct Row {
-    scenario: &'static str,
-    exit_code: u8,
-    seconds: f64,
+/// Whether `s` takes a process count (`--procs`).
+pub fn has_procs(s: &dyn ProcScenario) -> bool {
+    s.command()
+        .get_arguments()
+        .any(|a| a.get_id() == "procs" && !a.is_hide_set())
 }
 
 /// Runs `torture all`.
 pub fn main(program: &str, args: &AllArgs) -> u8 {
-    let mut rows = Vec::new();
-    for s in CATALOGUE {
-        let mut argv = vec![s.name().to_string()];
-        if let Some(seed) = args.seed {
-            argv.push("--seed".into());
-            argv.push(seed.to_string());
-        }
-        crate::say!("== torture {}", argv.join(" "));
-        let flags = match s.command().try_get_matches_from(&argv) {
-            Ok(m) => m,
-            Err(e) => {
-                crate::warn!("torture all: {}: {}", s.name(), e.to_string().trim());
-                return 2;
-            }
+    let base = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+    // The whole list, every command line checked first.
+    let mut list = Vec::new();
+    for s in CATALOGUE.iter().copied() {
+        let counts: Vec<Option<u32>> = match &args.procs {
+            Some(sw) if has_procs(s) => sw.counts().iter().copied().map(Some).collect(),
+            _ => vec![None],
         };
-        let start = Instant::now();
-        let code = s.main(program, &flags);
-        rows.push(Row {
-            scenario: s.name(),
-            exit_code: code,
-            seconds: start.elapsed().as_secs_f64(),
-        });
+        for n in counts {
+            let mut argv = vec![s.name().to_string()];
+            let seed = match (n, &args.procs) {
+                (Some(n), Some(sw)) => {
+                    argv.extend(["--procs".to_string(), n.to_string()]);
+                    sw.seed_for(base, n)
+                }
+                _ => base,
+            };
+            argv.extend(["--seed".to_string(), seed.to_string()]);
+            let flags = match s.command().try_get_matches_from(&argv) {
+                Ok(m) => m,
+                Err(e) => {
+                    let text = e.to_string();
+                    let first = text.lines().next().unwrap_or("").trim();
+                    let first = first.strip_prefix("error: ").unwrap_or(first);
+                    crate::warn!("torture all: error: {}: {first}", s.name());
+                    return 2;
+                }
+            };
+            list.push((s, argv, flags));
+        }
+    }
+    let picked = sweep::select(list.len(), args.shard);
+    crate::say!(
+        "torture all: {} of {} runs{}, seed {base}",
+        picked.len(),
+        list.len(),
+        args.shard
+            .map(|s| format!(" (shard {s})"))
+            .unwrap_or_default()
+    );
+    let mut runs: Vec<Ran> = Vec::new();
+    for i in picked {
+        let (s, argv, flags) = &list[i];
+        crate::say!("\n== torture {}", argv.join(" "));
+        let (code, mut ran) = sweep::collect(|| s.main(program, flags));
+        if ran.is_empty() {
+            // A scenario whose main ends through neither `sweep::main` nor `finish` (or stopped
+            // at its flags): its exit code only.
+            ran.push(Ran {
+                scenario: s.name().to_string(),
+                procs: None,
+                seed: base,
+                exit_code: code,
+                replay: format!("{program} {}", argv.join(" ")),
+                report: None,
+            });
+        }
+        runs.extend(ran);
         if crate::signals::received().is_some() {
             break;
         }
     }
-    crate::say!("\n| scenario | verdict | seconds |\n|---|---|--:|");
-    for r in &rows {
-        let verdict = match r.exit_code {
-            0 => "pass",
-            1 => "FAIL",
-            _ => "setup error / interrupted",
-        };
-        crate::say!("| {} | {verdict} | {:.1} |", r.scenario, r.seconds);
-    }
-    let mut code = rows
-        .iter()
-        .map(|r| r.exit_code)
-        .max_by_key(|c| match c {
-            0 => 0,
-            1 => 1,
-            _ => 2,
-        })
-        .unwrap_or(0);
-    if let Some(path) = &args.json {
-        if let Err(e) = crate::report::write_json(path, &rows) {
-            crate::warn!("torture all: error: {e}");
-            code = 2;
-        }
-    }
-    if let Some(path) = &args.junit {
-        let cases: Vec<JunitCase> = rows
-            .iter()
-            .map(|r| JunitCase {
-                name: r.scenario.to_string(),
-                verdict: if r.exit_code == 0 {
-                    Verdict::Pass
-                } else {
-                    Verdict::Fail
-                },
-                message: (r.exit_code != 0).then(|| {
-                    format!(
-                        "torture {} exited {} (its report is in the output above)",
-                        r.scenario, r.exit_code
-                    )
-                }),
-                output: format!("{:.1} s", r.seconds),
-                replay: format!("{program} {}", r.scenario),
-            })
-            .collect();
-        if let Err(e) = crate::report::write_junit(path, "torture all", &cases) {
-            crate::warn!("torture all: error: {e}");
-            code = 2;
-        }
-    }
-    code
+    sweep::write_sweep(
+        "torture all",
+        &SweepHead {
+            command: "all",
+            procs: args.procs.as_ref().map(ToString::to_string),
+            shard: args.shard,
+            seed: base,
+        },
+        &runs,
+        &Outputs {
+            json: args.json.clone(),
+            junit: args.junit.clone(),
+        },
+    )
 }

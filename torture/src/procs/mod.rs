@@ -13,6 +13,8 @@
 //! - [`lockdep`]: the validator's panics as a worker's result, not stderr noise;
 //! - [`progress`]: a live bar on a terminal, periodic plain lines in CI logs;
 //! - [`controls`]: the cross-process negative controls;
+//! - [`sweep`]: `--procs` sweeps (`2:128:x2`), `--shard i/n`, the summary table, and the shell
+//!   of every scenario's `main` ([`sweep::main`]);
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
 //!   [`CATALOGUE`] — a new scenario is one file plus one line.
 
@@ -26,16 +28,23 @@ pub mod ledger;
 pub mod lockdep;
 pub mod progress;
 pub mod scenarios;
+pub mod sweep;
 pub mod tied;
 
 use clap::{ArgMatches, Args};
 use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::report::Faults;
 
 /// A run that could not start (exit 2): the text is one line.
 #[derive(Debug)]
 pub struct SetupError(pub String);
 
-/// What a scenario's runner hands back to [`finish`].
+/// What a scenario's runner hands back to [`finish`] (or, through [`sweep::Single`], to
+/// [`sweep::main`]). A new scenario may fill what it has and leave the rest to
+/// `..Outcome::default()`.
+#[derive(Debug, Default)]
 pub struct Outcome {
     /// Human summary, as printed.
     pub summary: String,
@@ -45,6 +54,14 @@ pub struct Outcome {
     pub findings: Vec<crate::report::Finding>,
     /// The signal that stopped the run early, if any.
     pub interrupted: Option<String>,
+    /// Operations the run completed, from what the scenario counts anyway (box commits for
+    /// `storm` and `mvar`, lock acquisitions for `locks`, messages for `pipe`): the summary
+    /// table's ops/s.
+    pub ops: u64,
+    /// Wall time of the run (the time the `ops` took).
+    pub elapsed: Duration,
+    /// Faults the run injected (kills, freezes).
+    pub faults: Faults,
 }
 
 /// A scenario's flags from its parsed matches; on error one line and exit code 2.
@@ -72,8 +89,10 @@ pub fn pick_control(s: &str, known: &[&str]) -> Result<String, String> {
         .ok_or_else(|| format!("unknown control {s:?}; known: {}", known.join(", ")))
 }
 
-/// The common end of a scenario's `main`: a setup error or an interruption is one line and
-/// exit 2; otherwise the report is printed and written; returns the exit code.
+/// The end of a scenario's `main` that runs once, without a process count (a scenario with one
+/// runs through [`sweep::main`] instead): a setup error or an interruption is one line and exit
+/// 2; otherwise the report is printed and written. The run is a row of `torture all`'s table
+/// either way. Returns the exit code.
 pub fn finish(
     name: &'static str,
     control: Option<String>,
@@ -82,21 +101,24 @@ pub fn finish(
     out: &crate::report::Outputs,
     run: Result<Outcome, SetupError>,
 ) -> u8 {
-    let outcome = match run {
-        Ok(o) => o,
-        Err(e) => {
-            crate::warn!("torture {name}: setup error: {}", e.0);
-            return 2;
-        }
+    let single = sweep::Single {
+        control,
+        replay,
+        run,
     };
-    if let Some(sig) = &outcome.interrupted {
-        crate::say_raw!("{}", outcome.summary);
-        crate::warn!(
-            "torture {name}: interrupted by {sig}; workers reaped, segments and ledgers removed"
-        );
-        return 2;
-    }
-    out.emit(&crate::report::Report::new(
+    sweep::once(name, None, seed, single, out)
+}
+
+/// The report of a finished run, with its tally.
+pub fn report_of(
+    name: &'static str,
+    control: Option<String>,
+    seed: u64,
+    replay: String,
+    procs: Option<u32>,
+    outcome: Outcome,
+) -> crate::report::Report {
+    let mut report = crate::report::Report::new(
         name,
         control,
         seed,
@@ -104,7 +126,9 @@ pub fn finish(
         outcome.summary,
         outcome.figures,
         replay,
-    ))
+    );
+    report.tally = crate::report::Tally::new(procs, outcome.ops, outcome.elapsed, outcome.faults);
+    report
 }
 
 /// A multi-process scenario: its command line, its runner and its worker.
@@ -123,12 +147,12 @@ pub trait ProcScenario: Sync {
 
 /// Every process scenario.
 pub static CATALOGUE: &[&dyn ProcScenario] = &[
-    &scenarios::fork::ThreadsAndFork,
     &scenarios::kill_storm::KillStorm,
     &scenarios::churn::Churn,
     &scenarios::locks::Locks,
     &scenarios::mvar::MasterSlaves,
     &scenarios::pipe::PipeDeadlock,
+    &scenarios::fork::ThreadsAndFork,
 ];
 
 /// The scenario called `name`.

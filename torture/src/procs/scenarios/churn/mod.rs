@@ -39,6 +39,7 @@ mod table;
 mod worker;
 
 use crate::procs::faults::StopArgs;
+use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
@@ -72,9 +73,13 @@ fn parse_control(s: &str) -> Result<String, String> {
 /// `torture churn` flags.
 #[derive(Debug, Clone, Args)]
 pub struct ChurnArgs {
-    /// Clients alive at once (a new one starts whenever one leaves, crashes or is killed).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000))]
-    pub procs: u32,
+    /// Clients alive at once (a new one starts whenever one leaves, crashes or is killed): a
+    /// count, or a sweep A:B:xK (geometric) or A:B:+K (arithmetic) run once per count.
+    #[arg(long, default_value = "8", value_name = "N|A:B:xK|A:B:+K", value_parser = sweep::procs(2, 2040))]
+    pub procs: Sweep,
+    /// Of a sweep's runs, run those whose index is i-1 mod n (1-based).
+    #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// How long clients keep churning.
     #[arg(long, default_value = "2s", value_parser = parse_positive)]
     pub duration: Duration,
@@ -112,11 +117,10 @@ pub struct ChurnArgs {
 }
 
 impl ChurnArgs {
-    fn replay(&self, program: &str, seed: u64) -> String {
+    fn replay(&self, program: &str, clients: u32, seed: u64) -> String {
         format!(
-            "{} churn --procs {} --duration {} --kill-rate {} --crashes {} --watchdog {} --confirm {} --hang-timeout {}{}{} --seed {seed}{}",
+            "{} churn --procs {clients} --duration {} --kill-rate {} --crashes {} --watchdog {} --confirm {} --hang-timeout {}{}{} --seed {seed}{}",
             shell_word(program),
-            self.procs,
             format_duration(self.duration),
             self.kill_rate,
             self.crashes,
@@ -170,19 +174,14 @@ impl ProcScenario for Churn {
             Err(code) => return code,
         };
         crate::signals::install();
-        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
-        let what = crate::procs::control_words(args.control.as_deref(), "reference").1;
-        crate::say!(
-            "churn: {} clients alive at once for {}, {} kills/s, {}% crash, watchdog every {}, seed {seed}, {what}",
-            args.procs,
-            format_duration(args.duration),
-            args.kill_rate,
-            args.crashes,
-            format_duration(args.watchdog),
-        );
-        let replay = args.replay(program, seed);
-        let run = run::run(&args, seed);
-        crate::procs::finish("churn", args.control.clone(), seed, replay, &args.out, run)
+        sweep::main(
+            "churn",
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |n, seed| one(program, &args, n, seed),
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -193,5 +192,22 @@ impl ProcScenario for Churn {
                 2
             }
         }
+    }
+}
+
+/// One run at `clients` clients alive at once: its header, its replay line, the run.
+fn one(program: &str, args: &ChurnArgs, clients: u32, seed: u64) -> Single {
+    let what = crate::procs::control_words(args.control.as_deref(), "reference").1;
+    crate::say!(
+        "churn: {clients} clients alive at once for {}, {} kills/s, {}% crash, watchdog every {}, seed {seed}, {what}",
+        format_duration(args.duration),
+        args.kill_rate,
+        args.crashes,
+        format_duration(args.watchdog),
+    );
+    Single {
+        control: args.control.clone(),
+        replay: args.replay(program, clients, seed),
+        run: run::run(args, clients, seed),
     }
 }

@@ -10,7 +10,7 @@ use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer};
 use crate::procs::ledger::{self, Ledger, Op, Record};
-use crate::procs::{Outcome, SetupError};
+use crate::procs::{Faults, Outcome, SetupError};
 use crate::report::{Finding, FindingKind};
 use primitives::lock::{Mode, SharedReentrantLock, Validator};
 use primitives::msg::ring::{RingMessage, SharedLog};
@@ -70,8 +70,11 @@ fn setup_err(what: &str) -> impl Fn(primitives::shm::ShmError) -> SetupError + '
     move |e| SetupError(format!("cannot create the {what}: {e}"))
 }
 
-fn create(args: &ChurnArgs, seed: u64) -> Result<(Segments, Validator, Spec), SetupError> {
-    let procs = args.procs;
+fn create(
+    args: &ChurnArgs,
+    procs: u32,
+    seed: u64,
+) -> Result<(Segments, Validator, Spec), SetupError> {
     let participants = procs.saturating_mul(2).saturating_add(SLOTS_SPARE);
     if participants > MAX_PARTICIPANTS || u64::from(procs) * 2 + 16 > table::MAX_CAPACITY {
         return Err(SetupError(format!(
@@ -140,12 +143,12 @@ fn create(args: &ChurnArgs, seed: u64) -> Result<(Segments, Validator, Spec), Se
 }
 
 /// Runs the churn; see the module docs.
-pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
-    let procs = args.procs as usize;
+pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupError> {
+    let procs = clients as usize;
     crate::procs::crew::check_nproc(procs)?;
     let mut crew = Crew::new("churn")?;
     crew.set_chaos(args.chaos.seed(seed));
-    let (segs, _validator, mut spec) = create(args, seed)?;
+    let (segs, _validator, mut spec) = create(args, clients, seed)?;
     let load = capture::load_factor(procs + 1, 8);
     let hang = args.hang_timeout * load;
     // A wait on a frozen holder gives up well before the hang timeout.
@@ -344,6 +347,12 @@ pub fn run(args: &ChurnArgs, seed: u64) -> Result<Outcome, SetupError> {
         figures,
         findings,
         interrupted,
+        ops,
+        elapsed,
+        faults: Faults {
+            kills: t.kills,
+            stops: freezer.stops as u64,
+        },
     })
 }
 

@@ -266,5 +266,8 @@ pub(super) fn run(args: &ForkArgs, seed: u64) -> Result<Outcome, SetupError> {
         figures,
         findings,
         interrupted,
+        ops: forks as u64,
+        elapsed,
+        ..Outcome::default()
     })
 }

@@ -1,8 +1,8 @@
 //! `torture storm` flags, the replay line, and the scenario's entry in the catalogue.
 
 use super::StormConfig;
-use crate::procs::{controls, ProcScenario, WorkerArgs};
-use crate::report::Report;
+use crate::procs::sweep::{self, Shard, Single, Sweep};
+use crate::procs::{controls, Faults, Outcome, ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
 use std::time::Duration;
@@ -24,9 +24,13 @@ Exit codes: 0 every invariant held (with --control: the control was NOT caught),
 /// `torture storm` flags.
 #[derive(Debug, Clone, Args)]
 pub struct StormArgs {
-    /// Worker processes alive at any time.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(2..=1000))]
-    pub procs: u32,
+    /// Worker processes alive at any time: a count, or a sweep A:B:xK (geometric) or A:B:+K
+    /// (arithmetic) run once per count.
+    #[arg(long, default_value = "6", value_name = "N|A:B:xK|A:B:+K", value_parser = sweep::procs(2, 1000))]
+    pub procs: Sweep,
+    /// Of a sweep's runs, run those whose index is i-1 mod n (1-based).
+    #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// SIGKILLs to deliver.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
     pub kills: u32,
@@ -66,17 +70,17 @@ pub struct StormArgs {
 }
 
 impl StormArgs {
-    /// The configuration these flags describe.
-    pub fn config(&self) -> StormConfig {
+    /// The configuration these flags describe, at `procs` workers and `seed`.
+    pub fn config(&self, procs: u32, seed: u64) -> StormConfig {
         StormConfig {
-            procs: self.procs as usize,
+            procs: procs as usize,
             kills: self.kills as usize,
             gap: self.gap,
             op_timeout: self.op_timeout,
             stall: self.stall,
             grace: self.grace,
             max_time: self.max_time,
-            seed: self.seed.unwrap_or_else(crate::prng::fresh_seed),
+            seed,
             payload: self.payload as usize,
             control: self.control.clone(),
             chaos: self.chaos.chaos,
@@ -104,6 +108,42 @@ pub fn replay_line(program: &str, cfg: &StormConfig) -> String {
             .map(|c| format!(" --control {c}"))
             .unwrap_or_default()
     )
+}
+
+/// One storm of `cfg`: its header, its replay line, the run.
+fn one(program: &str, cfg: &StormConfig) -> Single {
+    // Leftovers of storms whose runner was killed (their users are all dead).
+    if let Ok(cleaned) = primitives::shm::cleanup("") {
+        for c in cleaned {
+            crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
+        }
+    }
+    crate::say!(
+        "storm: {} workers, {} kills, seed {}, {}",
+        cfg.procs,
+        cfg.kills,
+        cfg.seed,
+        cfg.control
+            .as_deref()
+            .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
+    );
+    Single {
+        control: cfg.control.clone(),
+        replay: replay_line(program, cfg),
+        // The summary is written before the findings move out (it says when there are none).
+        run: super::run(cfg).map(|mut report| Outcome {
+            summary: report.text(),
+            findings: std::mem::take(&mut report.findings),
+            figures: serde_json::to_value(&report).unwrap_or_default(),
+            interrupted: report.interrupted.clone(),
+            ops: report.commits,
+            elapsed: report.elapsed,
+            faults: Faults {
+                kills: report.kills as u64,
+                stops: 0,
+            },
+        }),
+    }
 }
 
 /// The kill storm in the process-scenario catalogue.
@@ -135,49 +175,15 @@ impl ProcScenario for KillStorm {
                 return 2;
             }
         };
-        let cfg = args.config();
         crate::signals::install();
-        // Leftovers of storms whose runner was killed (their users are all dead).
-        if let Ok(cleaned) = primitives::shm::cleanup("") {
-            for c in cleaned {
-                crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
-            }
-        }
-        let replay = replay_line(program, &cfg);
-        crate::say!(
-            "storm: {} workers, {} kills, seed {}, {}",
-            cfg.procs,
-            cfg.kills,
-            cfg.seed,
-            cfg.control
-                .as_deref()
-                .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
-        );
-        let mut report = match super::run(&cfg) {
-            Ok(r) => r,
-            Err(e) => {
-                crate::warn!("torture storm: setup error: {}", e.0);
-                return 2;
-            }
-        };
-        if let Some(sig) = &report.interrupted {
-            crate::say_raw!("{}", report.text());
-            crate::warn!(
-                "torture storm: interrupted by {sig} after {} kills; workers reaped, segments and ledgers removed",
-                report.kills
-            );
-            return 2;
-        }
-        let findings = std::mem::take(&mut report.findings);
-        args.out.emit(&Report::new(
+        sweep::main(
             "storm",
-            cfg.control.clone(),
-            cfg.seed,
-            findings,
-            report.text(),
-            serde_json::to_value(&report).unwrap_or_default(),
-            replay,
-        ))
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |n, seed| one(program, &args.config(n, seed)),
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

@@ -36,7 +36,8 @@ use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record};
-use crate::procs::{Outcome, ProcScenario, SetupError, WorkerArgs};
+use crate::procs::sweep::{self, Shard, Single, Sweep};
+use crate::procs::{Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
@@ -72,9 +73,13 @@ fn parse_control(s: &str) -> Result<String, String> {
 /// `torture locks` flags.
 #[derive(Debug, Clone, Args)]
 pub struct LocksArgs {
-    /// Worker processes.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=200))]
-    pub procs: u32,
+    /// Worker processes: a count, or a sweep A:B:xK (geometric) or A:B:+K (arithmetic) run
+    /// once per count.
+    #[arg(long, default_value = "3", value_name = "N|A:B:xK|A:B:+K", value_parser = sweep::procs(1, 200))]
+    pub procs: Sweep,
+    /// Of a sweep's runs, run those whose index is i-1 mod n (1-based).
+    #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// Shared locks (A, B, C, ...), each its own lock class.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=26))]
     pub locks: u32,
@@ -132,28 +137,14 @@ impl ProcScenario for Locks {
             Err(code) => return code,
         };
         crate::signals::install();
-        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
-        let (control_flag, what) =
-            crate::procs::control_words(args.control.as_deref(), "reference (global order)");
-        let replay = format!(
-            "{} locks --procs {} --locks {} --duration {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
-            shell_word(program),
-            args.procs,
-            args.locks,
-            format_duration(args.duration),
-            format_duration(args.hang_timeout),
-            args.kills.replay(),
-            args.stops.replay(),
-            args.chaos.replay(),
-        );
-        crate::say!(
-            "locks: {} workers, {} locks, {}, seed {seed}, {what}",
-            args.procs,
-            args.locks,
-            format_duration(args.duration)
-        );
-        let run = run(&args, seed);
-        crate::procs::finish("locks", args.control.clone(), seed, replay, &args.out, run)
+        sweep::main(
+            "locks",
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |n, seed| one(program, &args, n, seed),
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -178,8 +169,34 @@ impl Drop for Unlink {
     }
 }
 
-fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
-    let procs = args.procs as usize;
+/// One run at `workers` workers: its header, its replay line, the run.
+fn one(program: &str, args: &LocksArgs, workers: u32, seed: u64) -> Single {
+    let (control_flag, what) =
+        crate::procs::control_words(args.control.as_deref(), "reference (global order)");
+    let replay = format!(
+        "{} locks --procs {workers} --locks {} --duration {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
+        shell_word(program),
+        args.locks,
+        format_duration(args.duration),
+        format_duration(args.hang_timeout),
+        args.kills.replay(),
+        args.stops.replay(),
+        args.chaos.replay(),
+    );
+    crate::say!(
+        "locks: {workers} workers, {} locks, {}, seed {seed}, {what}",
+        args.locks,
+        format_duration(args.duration)
+    );
+    Single {
+        control: args.control.clone(),
+        replay,
+        run: run(args, workers, seed),
+    }
+}
+
+fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError> {
+    let procs = workers as usize;
     let k = args.locks as usize;
     let cycle_len = procs.min(k);
     if args.control.is_some() && cycle_len < 2 {
@@ -204,7 +221,7 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
     } else {
         None
     };
-    let slots = (args.procs * SLOTS_PER_WORKER + SLOTS_SPARE).min(MAX_PARTICIPANTS);
+    let slots = (workers * SLOTS_PER_WORKER + SLOTS_SPARE).min(MAX_PARTICIPANTS);
     let mut locks = Vec::new();
     let mut lock_names = Vec::new();
     for name in &NAMES[..k] {
@@ -426,6 +443,12 @@ fn run(args: &LocksArgs, seed: u64) -> Result<Outcome, SetupError> {
         figures,
         findings,
         interrupted,
+        ops: acquired,
+        elapsed,
+        faults: Faults {
+            kills: killer.kills as u64,
+            stops: freezer.stops as u64,
+        },
     })
 }
 

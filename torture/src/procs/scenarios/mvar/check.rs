@@ -86,6 +86,7 @@ pub fn sleeper_despite_ready(
 /// 1..=N was put once by the master and taken for good once; returns (takes, puts) returned.
 pub fn check(
     args: &MvarArgs,
+    slaves: u32,
     mvar: &SharedMVar,
     ledgers: &[Ledger],
     findings: Option<&mut Vec<Finding>>,
@@ -119,7 +120,7 @@ pub fn check(
     let Some(f) = findings else {
         return (takes, puts);
     };
-    let n = args.procs as usize;
+    let n = slaves as usize;
     if mvar.is_full() {
         f.push(Finding::new(
             FindingKind::Count,

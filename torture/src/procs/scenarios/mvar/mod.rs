@@ -20,7 +20,8 @@ use crate::procs::capture;
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
-use crate::procs::{controls, Outcome, ProcScenario, SetupError, WorkerArgs};
+use crate::procs::sweep::{self, Shard, Single, Sweep};
+use crate::procs::{controls, Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
@@ -44,9 +45,13 @@ const VALVE: u32 = 20;
 /// `torture mvar` flags.
 #[derive(Debug, Clone, Args)]
 pub struct MvarArgs {
-    /// Slave processes (plus one master).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub procs: u32,
+    /// Slave processes (plus one master): a count, or a sweep A:B:xK (geometric) or A:B:+K
+    /// (arithmetic) run once per count.
+    #[arg(long, default_value = "10", value_name = "N|A:B:xK|A:B:+K", value_parser = sweep::procs(1, 1000))]
+    pub procs: Sweep,
+    /// Of a sweep's runs, run those whose index is i-1 mod n (1-based).
+    #[arg(long, value_name = "i/n", value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
     /// Take-and-put-back rounds per slave before its final take.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub rounds: u32,
@@ -117,26 +122,14 @@ impl ProcScenario for MasterSlaves {
             Err(code) => return code,
         };
         crate::signals::install();
-        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
-        let (control_flag, what) =
-            crate::procs::control_words(args.control.as_deref(), "reference protocol");
-        let replay = format!(
-            "{} mvar --procs {} --rounds {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
-            shell_word(program),
-            args.procs,
-            args.rounds,
-            format_duration(args.hang_timeout),
-            args.stops.replay(),
-            args.chaos.replay(),
-            args.kills.replay(),
-        );
-        crate::say!(
-            "mvar: 1 master + {} slaves, {} rounds, seed {seed}, {what}",
-            args.procs,
-            args.rounds
-        );
-        let run = run(&args, seed);
-        crate::procs::finish("mvar", args.control.clone(), seed, replay, &args.out, run)
+        sweep::main(
+            "mvar",
+            &args.procs,
+            args.shard,
+            args.seed,
+            &args.out,
+            |n, seed| one(program, &args, n, seed),
+        )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
@@ -213,15 +206,39 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     Ok(0)
 }
 
-fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
-    let procs = args.procs as usize;
+/// One run at `slaves` slaves: its header, its replay line, the run.
+fn one(program: &str, args: &MvarArgs, slaves: u32, seed: u64) -> Single {
+    let (control_flag, what) =
+        crate::procs::control_words(args.control.as_deref(), "reference protocol");
+    let replay = format!(
+        "{} mvar --procs {slaves} --rounds {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
+        shell_word(program),
+        args.rounds,
+        format_duration(args.hang_timeout),
+        args.stops.replay(),
+        args.chaos.replay(),
+        args.kills.replay(),
+    );
+    crate::say!(
+        "mvar: 1 master + {slaves} slaves, {} rounds, seed {seed}, {what}",
+        args.rounds
+    );
+    Single {
+        control: args.control.clone(),
+        replay,
+        run: run(args, slaves, seed),
+    }
+}
+
+fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
+    let procs = slaves as usize;
     crate::procs::crew::check_nproc(procs + 1)?;
     let mut crew = Crew::new("mvar")?;
     crew.set_chaos(args.chaos.seed(seed));
     let flavor = controls::flavor(args.control.as_deref())
         .ok_or_else(|| SetupError(format!("unknown control {:?}", args.control)))?;
     let name = ShmName::unique("mvar");
-    let participants = (args.procs + 1).saturating_mul(2).saturating_add(16);
+    let participants = (slaves + 1).saturating_mul(2).saturating_add(16);
     let mvar = SharedMVar::create_with(&name, PAYLOAD, participants, flavor)
         .map_err(|e| SetupError(format!("cannot create the shared MVar: {e}")))?;
     let segment = Unlink(&mvar);
@@ -229,7 +246,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let spec = |rounds| Spec {
         mvar: name.as_str().to_string(),
         rounds,
-        values: args.procs,
+        values: slaves,
         valve_ns: (hang * VALVE).as_nanos() as u64,
         control: args.control.clone(),
         carry: None,
@@ -255,7 +272,7 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
     let mut starved = 0u64;
     let mut holder_kills = 0u64;
     // Every slave's takes and puts, and the master's puts: the commits of a complete run.
-    let expected = u64::from(args.procs) * (2 * u64::from(args.rounds) + 2);
+    let expected = u64::from(slaves) * (2 * u64::from(args.rounds) + 2);
     let mut progress = crate::procs::progress::Progress::new("commits", expected);
     let start = Instant::now();
     let mut findings = Vec::new();
@@ -418,9 +435,15 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
                 Err(e) => findings.push(Finding::new(FindingKind::Count, format!("COUNT: {e}"))),
             }
         }
-        check(args, &mvar, &ledgers, None)
+        check(args, slaves, &mvar, &ledgers, None)
     } else {
-        check(args, &mvar, &ledgers, complete.then_some(&mut findings))
+        check(
+            args,
+            slaves,
+            &mvar,
+            &ledgers,
+            complete.then_some(&mut findings),
+        )
     };
     let (lin_line, lin_figures) = if interrupted.is_none() {
         linearize::judge(&ledgers, args.check_max_ops, &mut findings)
@@ -452,12 +475,13 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         let _ = writeln!(summary, "  {lin_line}");
     }
     let figures = serde_json::json!({
-        "procs": args.procs, "rounds": args.rounds, "commits": mvar.generation(),
+        "procs": slaves, "rounds": args.rounds, "commits": mvar.generation(),
         "takes": takes, "puts": puts, "sleeps": sleeps, "late_wakes": late,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3, "freezes": stops,
         "kills": killer.kills, "holder_kills": holder_kills, "cut_puts": cut.0, "cut_takes": cut.1, "starved": starved,
         "linearizability": lin_figures,
     });
+    let ops = mvar.generation();
     drop(crew);
     drop(segment);
     Ok(Outcome {
@@ -465,6 +489,12 @@ fn run(args: &MvarArgs, seed: u64) -> Result<Outcome, SetupError> {
         figures,
         findings,
         interrupted,
+        ops,
+        elapsed,
+        faults: Faults {
+            kills: killer.kills as u64,
+            stops: stops as u64,
+        },
     })
 }
 

@@ -72,6 +72,13 @@ pub struct PipeArgs {
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
+    /// Not a flag of pipe (always a client and a server): rejected with a clear line.
+    #[arg(long, hide = true, value_parser = no_procs)]
+    pub procs: Option<u32>,
+}
+
+fn no_procs(_: &str) -> Result<u32, String> {
+    Err("pipe always runs 2 processes (a client and a server); it takes no --procs or sweep".into())
 }
 
 /// Which side a worker is.
@@ -131,23 +138,29 @@ impl ProcScenario for PipeDeadlock {
             Err(code) => return code,
         };
         crate::signals::install();
-        let seed = args.seed.unwrap_or_else(crate::prng::fresh_seed);
-        let (control_flag, what) =
-            crate::procs::control_words(args.control.as_deref(), "poll-driven reference");
-        let replay = format!(
-            "{} pipe --requests {} --size {} --hang-timeout {} --seed {seed}{control_flag}",
-            shell_word(program),
-            args.requests,
-            args.size,
-            format_duration(args.hang_timeout),
-        );
-        crate::say!(
-            "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {what}",
-            args.requests,
-            args.size
-        );
-        let run = run::run(&args, seed);
-        crate::procs::finish("pipe", args.control.clone(), seed, replay, &args.out, run)
+        // Always two processes (client and server): one run, no --procs (see `sweep`).
+        let two = crate::procs::sweep::Sweep::one(2);
+        crate::procs::sweep::main("pipe", &two, None, args.seed, &args.out, |_, seed| {
+            let (control_flag, what) =
+                crate::procs::control_words(args.control.as_deref(), "poll-driven reference");
+            let replay = format!(
+                "{} pipe --requests {} --size {} --hang-timeout {} --seed {seed}{control_flag}",
+                shell_word(program),
+                args.requests,
+                args.size,
+                format_duration(args.hang_timeout),
+            );
+            crate::say!(
+                "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {what}",
+                args.requests,
+                args.size
+            );
+            crate::procs::sweep::Single {
+                control: args.control.clone(),
+                replay,
+                run: run::run(&args, seed),
+            }
+        })
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

@@ -212,6 +212,10 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         figures,
         findings,
         interrupted,
+        // Messages: requests answered by the server, responses checked by the client.
+        ops: (answered + checked) as u64,
+        elapsed,
+        faults: Default::default(),
     })
 }
 
