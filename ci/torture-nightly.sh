@@ -32,10 +32,13 @@ run() { # name, then torture arguments; keeps the worst exit code (2 over 1 over
   fi
 }
 run mvar mvar --procs 2:128:x4 --rounds 200 --stop-rate 20 --stop-max 300ms --shard "$shard"
+run mvar-kills mvar --procs 2:128:x4 --rounds 2000 --kill-rate 20 --chaos --shard "$shard"
 run storm storm --procs 2:128:x4 --kills 3000 --shard "$shard"
-run locks locks --procs 2:128:x4 --duration 20s --shard "$shard"
+run churn churn --procs 2:128:x4 --duration 60s --kill-rate 20 --stop-rate 10 --shard "$shard"
+run locks locks --procs 2:128:x4 --duration 20s --kill-rate 5 --stop-rate 5 --shard "$shard"
 if [ "${shard%%/*}" = 1 ]; then
   run pipe pipe --requests 2000
+  run fork fork --forks 20000 --duration 60s
   run threads threads --duration "$threads_for" --threads 8
 fi
 exit $status
