@@ -144,6 +144,12 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub struct StormReport {
     /// Kills delivered.
     pub kills: usize,
+    /// Drains during the storm that found the log's ring lock held by a live worker for the
+    /// ring's whole lock timeout (a busy machine: retried at the next drain).
+    pub busy_drains: usize,
+    /// Of those, in a row now.
+    #[serde(skip)]
+    pub busy_in_a_row: usize,
     /// Of those, kills of the box's lock holder, stopped (SIGSTOP) while it held the lock.
     pub holder_kills: usize,
     /// Kills of the shared reentrant lock's holder, stopped while holding it (and logging).

@@ -10,11 +10,14 @@ use crate::procs::ledger::{self, Ledger};
 use crate::procs::SetupError;
 use crate::report::{Finding, FindingKind};
 use primitives::lock::SharedReentrantLock;
-use primitives::msg::ring::{RingMessage, SharedLog};
+use primitives::msg::ring::{RingError, RingMessage, SharedLog};
 use primitives::mvar::{SharedMVar, SharedMVarError};
 use primitives::shm::ShmName;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
+
+/// Drains in a row that find the ring lock held by a live worker before it is called a hang.
+const BUSY_DRAINS_IN_A_ROW: usize = 3;
 
 /// The segments of one storm, unlinked when dropped (every exit path).
 struct Segments {
@@ -121,7 +124,7 @@ pub fn run(cfg: &StormConfig) -> Result<StormReport, SetupError> {
         }
         std::thread::sleep(Duration::from_millis(rng.below(2 * gap_ms) as u64));
         // The runner is the log's reader: keep the ring from filling up.
-        drain_log(log, &mut delivered, &mut report);
+        drain_log(log, &mut delivered, &mut report, true);
         // Progress: commits, and every live worker's ledger.
         let g = mvar.generation();
         if g != last_gen {
@@ -292,7 +295,7 @@ fn finish(
             .findings
             .push(Finding::new(FindingKind::Log, format!("LOG: rescue: {e}")));
     }
-    drain_log(log, &mut delivered, report);
+    drain_log(log, &mut delivered, report, false);
     // The lock must still be usable (taken over from a dead holder if need be).
     match lock.lock_timeout(Duration::from_secs(2)) {
         Ok(g) => drop(g),
@@ -421,8 +424,31 @@ fn diagnose(mvar: &SharedMVar, crew: &Crew) -> String {
 }
 
 /// Reads everything in the log's ring into `out`; a lost or corrupt record is a failure.
-fn drain_log(log: &SharedLog, out: &mut Vec<RingMessage>, r: &mut StormReport) {
-    match log.drain(usize::MAX) {
+/// During the storm (`during`), a ring lock held by a live worker for the ring's whole lock
+/// timeout is a busy machine (the holder waits for a CPU), retried at the next drain — a HANG
+/// only after [`BUSY_DRAINS_IN_A_ROW`] in a row; after the storm everyone is dead and a holder is
+/// always taken over, so any error is a finding.
+fn drain_log(log: &SharedLog, out: &mut Vec<RingMessage>, r: &mut StormReport, during: bool) {
+    let result = log.drain(usize::MAX);
+    if during {
+        if let Err(RingError::Timeout) = result {
+            r.busy_drains += 1;
+            r.busy_in_a_row += 1;
+            if r.busy_in_a_row >= BUSY_DRAINS_IN_A_ROW {
+                r.findings.push(Finding::new(
+                    FindingKind::Hang,
+                    format!(
+                        "HANG: the log's ring lock stayed held by a live worker through {} drains in a row, {:?} each",
+                        r.busy_in_a_row,
+                        primitives::msg::ring::LOCK_TIMEOUT
+                    ),
+                ));
+            }
+            return;
+        }
+        r.busy_in_a_row = 0;
+    }
+    match result {
         Ok(d) => {
             if d.lost > 0 || d.corrupt > 0 {
                 r.findings.push(Finding::new(
