@@ -1,5 +1,5 @@
 //! The one command line: a clap `Command` with a subcommand per runner (`threads`, one per
-//! process scenario of [`crate::procs::CATALOGUE`], `list`, the hidden worker entry), value
+//! process scenario of [`crate::procs::scenarios::CATALOGUE`], `list`, the hidden worker entry), value
 //! parsers shared by all of them (durations) and shell quoting for replay lines.
 //!
 //! `torture` with no subcommand runs `threads` (the thread runner came first; `torture
@@ -104,7 +104,7 @@ pub enum Parsed {
 /// The whole clap command: the fixed commands plus one subcommand per process scenario.
 pub fn command() -> clap::Command {
     let mut c = Cli::command();
-    for s in procs::CATALOGUE {
+    for s in procs::scenarios::CATALOGUE {
         c = c.subcommand(s.command());
     }
     c
@@ -161,7 +161,7 @@ where
         Err(e) => return usage(e),
     };
     if let Some((name, m)) = matches.subcommand() {
-        if let Some(s) = procs::find(name) {
+        if let Some(s) = procs::scenarios::find(name) {
             return Parsed::Run(Box::new(Command::Proc(s, Box::new(m.clone()))));
         }
     }

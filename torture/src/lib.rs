@@ -60,18 +60,18 @@ where
         .unwrap_or_else(|| "torture".to_string());
     match cli::parse(argv) {
         Parsed::Info(text) => {
-            say_raw!("{text}");
+            out::say_raw!("{text}");
             Exit::code(0)
         }
         Parsed::Usage(line) => {
-            warn!("{line}");
+            out::warn!("{line}");
             Exit::code(2)
         }
         Parsed::Run(cmd) => match *cmd {
             Command::Fixed(Fixed::Threads(args)) => threads::main(&program, &args),
             Command::Fixed(Fixed::List(args)) => Exit::code(list::main(&args)),
             Command::Fixed(Fixed::All(args)) => Exit::code(procs::all::main(&program, &args)),
-            Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::worker_main(&w)),
+            Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::scenarios::worker_main(&w)),
             Command::Proc(scenario, flags) => Exit::code(scenario.main(&program, &flags)),
         },
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 
 use crate::cli::ListArgs;
-use crate::procs::CATALOGUE;
+use crate::procs::scenarios::CATALOGUE;
 
 #[derive(Serialize)]
 struct Item {
@@ -134,10 +134,10 @@ fn process_command(name: &str) -> Option<&'static str> {
 
 /// Runs `torture list`.
 pub fn main(args: &ListArgs) -> u8 {
-    crate::say_raw!("{}", text());
+    crate::out::say_raw!("{}", text());
     if let Some(path) = &args.json {
         if let Err(e) = crate::report::write_json(path, &items()) {
-            crate::warn!("torture list: error: {e}");
+            crate::out::warn!("torture list: error: {e}");
             return 2;
         }
     }

@@ -38,20 +38,19 @@ pub fn write_stderr(text: &str) {
 }
 
 /// `println!` that never panics on a closed stdout.
-#[macro_export]
 macro_rules! say {
     () => { $crate::out::write_stdout("\n") };
     ($($arg:tt)*) => { $crate::out::write_stdout(&format!("{}\n", format_args!($($arg)*))) };
 }
 
 /// `print!` that never panics on a closed stdout.
-#[macro_export]
 macro_rules! say_raw {
     ($($arg:tt)*) => { $crate::out::write_stdout(&format!($($arg)*)) };
 }
 
 /// `eprintln!` that never panics on a closed stderr.
-#[macro_export]
-macro_rules! warn {
+macro_rules! warn_line {
     ($($arg:tt)*) => { $crate::out::write_stderr(&format!("{}\n", format_args!($($arg)*))) };
 }
+
+pub(crate) use {say, say_raw, warn_line as warn};

@@ -216,24 +216,24 @@ impl Report {
 
     /// Prints the report, writes the JSON and the JUnit XML if asked; returns the exit code.
     pub fn emit_to(&self, json: Option<&Path>, junit: Option<&Path>) -> u8 {
-        crate::say_raw!("{}", self.summary);
+        crate::out::say_raw!("{}", self.summary);
         for f in &self.findings {
-            crate::say!("  FAILED: {}", f.text);
+            crate::out::say!("  FAILED: {}", f.text);
         }
         match (self.verdict, &self.control) {
-            (Verdict::Pass, _) => crate::say!("PASS"),
-            (Verdict::Fail, _) => crate::say!("FAIL\n  replay: {}", self.replay),
-            (Verdict::Caught, Some(c)) => crate::say!("CAUGHT: control {c} detected"),
-            (Verdict::NotCaught, Some(c)) => crate::say!(
+            (Verdict::Pass, _) => crate::out::say!("PASS"),
+            (Verdict::Fail, _) => crate::out::say!("FAIL\n  replay: {}", self.replay),
+            (Verdict::Caught, Some(c)) => crate::out::say!("CAUGHT: control {c} detected"),
+            (Verdict::NotCaught, Some(c)) => crate::out::say!(
                 "NOT CAUGHT: control {c} passed every check\n  replay: {}",
                 self.replay
             ),
-            (v, None) => crate::say!("{}", v.word()),
+            (v, None) => crate::out::say!("{}", v.word()),
         }
         let mut code = self.exit_code;
         if let Some(path) = json {
             if let Err(e) = write_json(path, self) {
-                crate::warn!("torture: error: {e}");
+                crate::out::warn!("torture: error: {e}");
                 if code == 0 {
                     code = 2;
                 }
@@ -251,7 +251,7 @@ impl Report {
                 replay: self.replay.clone(),
             };
             if let Err(e) = write_junit(path, "torture", &[case]) {
-                crate::warn!("torture: error: {e}");
+                crate::out::warn!("torture: error: {e}");
                 if code == 0 {
                     code = 2;
                 }

@@ -459,7 +459,7 @@ fn all_runs_every_process_scenario() {
     );
     assert_eq!(r.code, Some(0), "{}", r.all());
     // The summary table: one row per scenario (at its default process count), each passing.
-    for s in torture::procs::CATALOGUE {
+    for s in torture::procs::scenarios::CATALOGUE {
         let row = r
             .stdout
             .lines()
@@ -567,7 +567,7 @@ fn junit_reports_parse_and_carry_the_verdict() {
     );
     assert_eq!(r.code, Some(0), "{}", r.all());
     let report = parse();
-    assert_eq!(report.tests, torture::procs::CATALOGUE.len());
+    assert_eq!(report.tests, torture::procs::scenarios::CATALOGUE.len());
     assert_eq!(report.failures, 0);
     assert_eq!(tmp.leftovers(), Vec::<String>::new());
 }

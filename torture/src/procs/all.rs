@@ -8,8 +8,9 @@
 //! `--procs N --seed S` (S: `--seed`, or derived from it and N in a sweep), so its replay line
 //! is the scenario's own; every run's command line is checked before the first one starts.
 
+use super::scenarios::CATALOGUE;
 use super::sweep::{self, Ran, SweepHead};
-use super::{ProcScenario, CATALOGUE};
+use super::ProcScenario;
 use crate::cli::AllArgs;
 use crate::report::Outputs;
 
@@ -46,7 +47,7 @@ pub fn main(program: &str, args: &AllArgs) -> u8 {
                     let text = e.to_string();
                     let first = text.lines().next().unwrap_or("").trim();
                     let first = first.strip_prefix("error: ").unwrap_or(first);
-                    crate::warn!("torture all: error: {}: {first}", s.name());
+                    crate::out::warn!("torture all: error: {}: {first}", s.name());
                     return 2;
                 }
             };
@@ -54,7 +55,7 @@ pub fn main(program: &str, args: &AllArgs) -> u8 {
         }
     }
     let picked = sweep::select(list.len(), args.shard);
-    crate::say!(
+    crate::out::say!(
         "torture all: {} of {} runs{}, seed {base}",
         picked.len(),
         list.len(),
@@ -65,7 +66,7 @@ pub fn main(program: &str, args: &AllArgs) -> u8 {
     let mut runs: Vec<Ran> = Vec::new();
     for i in picked {
         let (s, argv, flags) = &list[i];
-        crate::say!("\n== torture {}", argv.join(" "));
+        crate::out::say!("\n== torture {}", argv.join(" "));
         let (code, mut ran) = sweep::collect(|| s.main(program, flags));
         if ran.is_empty() {
             // A scenario whose main ends through neither `sweep::main` nor `finish` (or stopped

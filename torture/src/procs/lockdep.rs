@@ -10,7 +10,7 @@ pub fn quiet_panics(who: &'static str) {
     std::panic::set_hook(Box::new(move |info| {
         let msg = message(info.payload());
         if !msg.starts_with(PANIC_PREFIX) {
-            crate::warn!(
+            crate::out::warn!(
                 "{who} panicked at {}: {msg}",
                 info.location().map_or_else(String::new, |l| l.to_string())
             );

@@ -16,7 +16,7 @@
 //! - [`sweep`]: `--procs` sweeps (`2:128:x2`), `--shard i/n`, the summary table, and the shell
 //!   of every scenario's `main` ([`sweep::main`]);
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
-//!   [`CATALOGUE`] — a new scenario is one file plus one line.
+//!   [`scenarios::CATALOGUE`] — a new scenario is one file plus one line; the hidden worker entry.
 
 pub mod all;
 pub mod capture;
@@ -67,7 +67,7 @@ pub struct Outcome {
 /// A scenario's flags from its parsed matches; on error one line and exit code 2.
 pub fn parse_flags<A: clap::FromArgMatches>(name: &str, flags: &ArgMatches) -> Result<A, u8> {
     A::from_arg_matches(flags).map_err(|e| {
-        crate::warn!("torture {name}: error: {}", e.to_string().trim());
+        crate::out::warn!("torture {name}: error: {}", e.to_string().trim());
         2
     })
 }
@@ -145,21 +145,6 @@ pub trait ProcScenario: Sync {
     fn worker(&self, w: &WorkerArgs) -> u8;
 }
 
-/// Every process scenario.
-pub static CATALOGUE: &[&dyn ProcScenario] = &[
-    &scenarios::kill_storm::KillStorm,
-    &scenarios::churn::Churn,
-    &scenarios::locks::Locks,
-    &scenarios::mvar::MasterSlaves,
-    &scenarios::pipe::PipeDeadlock,
-    &scenarios::fork::ThreadsAndFork,
-];
-
-/// The scenario called `name`.
-pub fn find(name: &str) -> Option<&'static dyn ProcScenario> {
-    CATALOGUE.iter().copied().find(|s| s.name() == name)
-}
-
 /// The hidden worker entry's flags (`torture __worker SCENARIO ...`), written by [`crew`].
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
@@ -186,28 +171,5 @@ impl WorkerArgs {
     /// The spec, decoded.
     pub fn spec<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_str(&self.spec).map_err(|e| format!("bad worker spec: {e}"))
-    }
-}
-
-/// Runs the hidden worker entry.
-pub fn worker_main(w: &WorkerArgs) -> u8 {
-    // The crew set PR_SET_PDEATHSIG before exec and checked the parent then; a worker started
-    // by hand (or whose runner is gone) does not run.
-    if nix::unistd::getppid().as_raw() as u32 != w.runner {
-        crate::warn!(
-            "torture __worker: the runner (pid {}) is not this process's parent; this is an internal command of the process scenarios",
-            w.runner
-        );
-        return 2;
-    }
-    if let Some(seed) = w.chaos {
-        primitives::sync::chaos::enable(seed, primitives::sync::chaos::DEFAULT_RATE);
-    }
-    match find(&w.scenario) {
-        Some(s) => s.worker(w),
-        None => {
-            crate::warn!("torture __worker: unknown scenario {:?}", w.scenario);
-            2
-        }
     }
 }

@@ -49,7 +49,7 @@ impl Progress {
             }
             None if self.last_plain.elapsed() >= PLAIN_EVERY => {
                 self.last_plain = Instant::now();
-                crate::warn!(
+                crate::out::warn!(
                     "  ... {pos}/{} {} after {:.0} s ({})",
                     self.total,
                     self.label,

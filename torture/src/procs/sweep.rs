@@ -318,7 +318,7 @@ pub fn main(
     }
     let picked = select(counts.len(), shard);
     let shard_words = shard.map(|s| format!(", shard {s}")).unwrap_or_default();
-    crate::say!(
+    crate::out::say!(
         "== {name}: --procs {procs} ({} runs{shard_words}: {}), seed {base}",
         counts.len(),
         if picked.is_empty() {
@@ -335,7 +335,7 @@ pub fn main(
     for i in picked {
         let n = counts[i];
         let seed = procs.seed_for(base, n);
-        crate::say!("\n== {name} --procs {n} --seed {seed}");
+        crate::out::say!("\n== {name} --procs {n} --seed {seed}");
         runs.push(judge(
             name,
             Some(n),
@@ -400,13 +400,13 @@ fn judge(name: &'static str, procs: Option<u32>, seed: u64, single: Single, out:
     let outcome = match run {
         Ok(o) => o,
         Err(e) => {
-            crate::warn!("torture {name}: setup error: {}", e.0);
+            crate::out::warn!("torture {name}: setup error: {}", e.0);
             return ran;
         }
     };
     if let Some(sig) = &outcome.interrupted {
-        crate::say_raw!("{}", outcome.summary);
-        crate::warn!(
+        crate::out::say_raw!("{}", outcome.summary);
+        crate::out::warn!(
             "torture {name}: interrupted by {sig}; workers reaped, segments and ledgers removed"
         );
         return ran;
@@ -539,7 +539,7 @@ struct SweepReport<'a> {
 /// returns the worst exit code (2 if a report cannot be written).
 pub fn write_sweep(who: &str, head: &SweepHead, runs: &[Ran], out: &Outputs) -> u8 {
     let rows = table(runs);
-    crate::say!("\n{}", markdown(&rows).trim_end());
+    crate::out::say!("\n{}", markdown(&rows).trim_end());
     let mut code = worst(runs.iter().map(|r| r.exit_code));
     if let Some(path) = &out.json {
         let report = SweepReport {
@@ -551,14 +551,14 @@ pub fn write_sweep(who: &str, head: &SweepHead, runs: &[Ran], out: &Outputs) -> 
             runs,
         };
         if let Err(e) = crate::report::write_json(path, &report) {
-            crate::warn!("{who}: error: {e}");
+            crate::out::warn!("{who}: error: {e}");
             code = 2;
         }
     }
     if let Some(path) = &out.junit {
         let cases: Vec<JunitCase> = runs.iter().map(Ran::junit).collect();
         if let Err(e) = crate::report::write_junit(path, who, &cases) {
-            crate::warn!("{who}: error: {e}");
+            crate::out::warn!("{who}: error: {e}");
             code = 2;
         }
     }

@@ -62,27 +62,27 @@ pub fn main(program: &str, args: &ThreadsArgs) -> Exit {
     let plan = plan_of(args);
     let replay = args::replay_line(program, args, plan.seed);
     let lockdep = args.lockdep.as_str();
-    crate::say!("{}", report::header(&plan, lockdep));
+    crate::out::say!("{}", report::header(&plan, lockdep));
     let outcome = match engine::run(&plan) {
         Ok(o) => o,
         Err(e) => {
-            crate::warn!("torture threads: setup error: {}", e.0);
+            crate::out::warn!("torture threads: setup error: {}", e.0);
             return Exit::code(2);
         }
     };
     let verdict = Verdict::of(args.control.is_some(), outcome.failure.is_some());
     if let Some(f) = &outcome.failure {
-        crate::say_raw!("{}", report::failure_text(f, &plan, &replay));
+        crate::out::say_raw!("{}", report::failure_text(f, &plan, &replay));
     }
-    crate::say_raw!("{}", report::summary_text(&outcome, verdict));
+    crate::out::say_raw!("{}", report::summary_text(&outcome, verdict));
     if verdict == Verdict::NotCaught {
-        crate::say!("  replay: {replay}");
+        crate::out::say!("  replay: {replay}");
     }
     let mut code = verdict.exit_code();
     if let Some(path) = &args.json {
         let json = report::json_report(&plan, lockdep, &outcome, verdict, &replay);
         if let Err(e) = crate::report::write_json(path, &json) {
-            crate::warn!("torture threads: error: {e}");
+            crate::out::warn!("torture threads: error: {e}");
             if code == 0 {
                 code = 2;
             }
@@ -103,7 +103,7 @@ pub fn main(program: &str, args: &ThreadsArgs) -> Exit {
             replay: replay.clone(),
         };
         if let Err(e) = crate::report::write_junit(path, "torture", &[case]) {
-            crate::warn!("torture threads: error: {e}");
+            crate::out::warn!("torture threads: error: {e}");
             if code == 0 {
                 code = 2;
             }

@@ -188,7 +188,7 @@ impl ProcScenario for Churn {
         match worker::run(w) {
             Ok(code) => code,
             Err(e) => {
-                crate::warn!("churn client {}: {e}", w.id);
+                crate::out::warn!("churn client {}: {e}", w.id);
                 2
             }
         }
@@ -198,7 +198,7 @@ impl ProcScenario for Churn {
 /// One run at `clients` clients alive at once: its header, its replay line, the run.
 fn one(program: &str, args: &ChurnArgs, clients: u32, seed: u64) -> Single {
     let what = crate::procs::control_words(args.control.as_deref(), "reference").1;
-    crate::say!(
+    crate::out::say!(
         "churn: {clients} clients alive at once for {}, {} kills/s, {}% crash, watchdog every {}, seed {seed}, {what}",
         format_duration(args.duration),
         args.kill_rate,

@@ -132,7 +132,7 @@ impl ProcScenario for ThreadsAndFork {
             format_duration(args.duration),
             format_duration(args.hang_timeout),
         );
-        crate::say!(
+        crate::out::say!(
             "fork: {} hammer threads, up to {} forks in {}, seed {seed}, {what}",
             args.threads,
             args.forks,

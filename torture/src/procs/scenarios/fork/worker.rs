@@ -84,14 +84,14 @@ pub fn run(w: &WorkerArgs) -> u8 {
     let spec: Spec = match w.spec() {
         Ok(s) => s,
         Err(e) => {
-            crate::warn!("fork worker: {e}");
+            crate::out::warn!("fork worker: {e}");
             return 2;
         }
     };
     let mut ledger = match Writer::open(&w.ledger) {
         Ok(l) => l,
         Err(e) => {
-            crate::warn!("fork worker: ledger: {e}");
+            crate::out::warn!("fork worker: ledger: {e}");
             return 2;
         }
     };
@@ -109,7 +109,7 @@ pub fn run(w: &WorkerArgs) -> u8 {
         })
         .collect::<Result<_, _>>()
         .unwrap_or_else(|e| {
-            crate::warn!("fork worker: cannot start a hammer thread: {e}");
+            crate::out::warn!("fork worker: cannot start a hammer thread: {e}");
             std::process::exit(2)
         });
     let code = fork_rounds(&spec, &shared, &dir, &mut ledger);
@@ -154,20 +154,20 @@ fn fork_rounds(spec: &Spec, s: &Shared, dir: &Path, ledger: &mut Writer) -> u8 {
                     end_ns: Some(now_ns()),
                 }),
                 Some(st) => {
-                    crate::warn!("fork worker: child {child} of fork {n} ended with {st:?}");
+                    crate::out::warn!("fork worker: child {child} of fork {n} ended with {st:?}");
                     return 1;
                 }
                 None => {
                     let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
                     let _ = waitpid(child, None);
-                    crate::warn!(
+                    crate::out::warn!(
                         "fork worker: child {child} of fork {n} still running after {limit:?}; killed"
                     );
                     return 1;
                 }
             },
             Err(e) => {
-                crate::warn!("fork worker: fork: {e}");
+                crate::out::warn!("fork worker: fork: {e}");
                 return 2;
             }
         }

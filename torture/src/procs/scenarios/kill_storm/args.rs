@@ -115,10 +115,10 @@ fn one(program: &str, cfg: &StormConfig) -> Single {
     // Leftovers of storms whose runner was killed (their users are all dead).
     if let Ok(cleaned) = primitives::shm::cleanup("") {
         for c in cleaned {
-            crate::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
+            crate::out::say!("storm: removed abandoned segment {} ({})", c.name, c.reason);
         }
     }
-    crate::say!(
+    crate::out::say!(
         "storm: {} workers, {} kills, seed {}, {}",
         cfg.procs,
         cfg.kills,
@@ -171,7 +171,7 @@ impl ProcScenario for KillStorm {
         let args = match StormArgs::from_arg_matches(flags) {
             Ok(a) => a,
             Err(e) => {
-                crate::warn!("torture storm: error: {}", e.to_string().trim());
+                crate::out::warn!("torture storm: error: {}", e.to_string().trim());
                 return 2;
             }
         };

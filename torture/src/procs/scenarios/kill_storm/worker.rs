@@ -20,7 +20,7 @@ pub fn run(w: &WorkerArgs) -> u8 {
     match run_inner(w) {
         Ok(code) => code,
         Err(e) => {
-            crate::warn!("storm worker {}: {e}", w.id);
+            crate::out::warn!("storm worker {}: {e}", w.id);
             2
         }
     }

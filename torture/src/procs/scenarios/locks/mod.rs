@@ -151,7 +151,7 @@ impl ProcScenario for Locks {
         match worker::worker(w) {
             Ok(code) => code,
             Err(e) => {
-                crate::warn!("locks worker {}: {e}", w.id);
+                crate::out::warn!("locks worker {}: {e}", w.id);
                 2
             }
         }
@@ -183,7 +183,7 @@ fn one(program: &str, args: &LocksArgs, workers: u32, seed: u64) -> Single {
         args.stops.replay(),
         args.chaos.replay(),
     );
-    crate::say!(
+    crate::out::say!(
         "locks: {workers} workers, {} locks, {}, seed {seed}, {what}",
         args.locks,
         format_duration(args.duration)

@@ -136,7 +136,7 @@ impl ProcScenario for MasterSlaves {
         match worker(w) {
             Ok(code) => code,
             Err(e) => {
-                crate::warn!("mvar worker {}: {e}", w.id);
+                crate::out::warn!("mvar worker {}: {e}", w.id);
                 2
             }
         }
@@ -219,7 +219,7 @@ fn one(program: &str, args: &MvarArgs, slaves: u32, seed: u64) -> Single {
         args.chaos.replay(),
         args.kills.replay(),
     );
-    crate::say!(
+    crate::out::say!(
         "mvar: 1 master + {slaves} slaves, {} rounds, seed {seed}, {what}",
         args.rounds
     );

@@ -150,7 +150,7 @@ impl ProcScenario for PipeDeadlock {
                 args.size,
                 format_duration(args.hang_timeout),
             );
-            crate::say!(
+            crate::out::say!(
                 "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {what}",
                 args.requests,
                 args.size

@@ -43,11 +43,11 @@ pub fn run(w: &WorkerArgs) -> u8 {
     match inner(w) {
         Ok(()) => 0,
         Err(Failure::Data(e)) => {
-            crate::warn!("pipe {role}: {e}");
+            crate::out::warn!("pipe {role}: {e}");
             1
         }
         Err(Failure::Setup(e)) => {
-            crate::warn!("pipe {role}: {e}");
+            crate::out::warn!("pipe {role}: {e}");
             2
         }
     }
