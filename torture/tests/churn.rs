@@ -4,27 +4,14 @@
 
 mod common;
 
-use common::{live_processes_mentioning, segments_of, torture_env, TempDir};
-use std::path::Path;
+use common::torture_env;
 use std::time::Duration;
 
-/// Runs `torture churn ARGS --json ...` in a fresh TMPDIR; checks that it left nothing behind;
-/// returns the exit code, the output and the JSON report.
+/// Runs `torture churn ARGS` (see [`common::run_clean`]): the exit code, the output and the
+/// JSON report.
 fn churn(label: &str, args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
-    let tmp = TempDir::new(label);
-    let json = Path::new(tmp.path()).join("report.json");
-    let json_arg = json.to_str().expect("utf-8").to_string();
-    let mut a = vec!["churn", "--json", &json_arg];
-    a.extend_from_slice(args);
-    let r = torture_env(&a, &[("TMPDIR", tmp.path())], Duration::from_secs(60));
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}\n{}", r.all()));
-    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    std::fs::remove_file(&json).expect("remove the report");
-    assert_eq!(tmp.leftovers(), Vec::<String>::new(), "{}", r.all());
-    let pid = v["figures"]["runner_pid"].as_u64().expect("runner pid") as u32;
-    assert_eq!(segments_of(pid), Vec::<String>::new(), "{}", r.all());
-    assert_eq!(live_processes_mentioning(tmp.path()), Vec::<u32>::new());
-    (r.code, r.all(), v)
+    let r = common::run_clean("churn", label, args, Duration::from_secs(60));
+    (r.code, r.out, r.report)
 }
 
 fn figure(v: &serde_json::Value, name: &str) -> u64 {

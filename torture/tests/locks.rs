@@ -5,33 +5,22 @@
 
 mod common;
 
-use common::{reader, segments_of, torture_env, Reaper, TempDir};
+use common::{reader, segments_of, Reaper, TempDir};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs `torture locks ARGS --json ...` in a fresh TMPDIR; checks that it left nothing behind;
-/// returns the exit code, the output and the JSON report.
+/// Runs `torture locks ARGS` (see [`common::run_clean`]); checks that the run named its
+/// segments; returns the exit code, the output and the JSON report.
 fn locks(label: &str, args: &[&str]) -> (Option<i32>, String, serde_json::Value) {
-    let tmp = TempDir::new(label);
-    let json = Path::new(tmp.path()).join("report.json");
-    let json_arg = json.to_str().expect("utf-8").to_string();
-    let mut a = vec!["locks", "--json", &json_arg];
-    a.extend_from_slice(args);
-    let r = torture_env(&a, &[("TMPDIR", tmp.path())], Duration::from_secs(30));
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}\n{}", r.all()));
-    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
-    std::fs::remove_file(&json).expect("remove the report");
-    assert_eq!(tmp.leftovers(), Vec::<String>::new(), "{}", r.all());
-    let pid = v["figures"]["runner_pid"].as_u64().expect("runner pid") as u32;
-    assert_eq!(segments_of(pid), Vec::<String>::new(), "{}", r.all());
+    let r = common::run_clean("locks", label, args, Duration::from_secs(30));
     let named = r
-        .stdout
+        .out
         .lines()
         .find_map(|l| l.trim().strip_prefix("segments "))
-        .unwrap_or_else(|| panic!("the run names its segments\n{}", r.all()));
+        .unwrap_or_else(|| panic!("the run names its segments\n{}", r.out));
     assert!(named.contains("-lockdep") || args.contains(&"lock-cycle-no-lockdep"));
-    (r.code, r.all(), v)
+    (r.code, r.out, r.report)
 }
 
 /// The workers' pids, from the `worker N (pid P)` mentions of `text`.

@@ -192,3 +192,34 @@ pub fn cmdline(pid: u32) -> String {
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
         .replace('\0', " ")
 }
+
+/// A finished scenario run whose JSON report was read back.
+pub struct Checked {
+    pub code: Option<i32>,
+    pub out: String,
+    pub report: serde_json::Value,
+}
+
+/// Runs `torture SCENARIO ARGS --json ...` in a fresh TMPDIR (within `limit`), reads the report
+/// back, and checks the run left nothing behind: no file in TMPDIR, no segment of the runner
+/// (its pid from the report's `runner_pid` figure), no process mentioning TMPDIR.
+pub fn run_clean(scenario: &str, label: &str, args: &[&str], limit: Duration) -> Checked {
+    let tmp = TempDir::new(label);
+    let json = Path::new(tmp.path()).join("report.json");
+    let json_arg = json.to_str().expect("utf-8").to_string();
+    let mut a = vec![scenario, "--json", &json_arg];
+    a.extend_from_slice(args);
+    let r = torture_env(&a, &[("TMPDIR", tmp.path())], limit);
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}\n{}", r.all()));
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    std::fs::remove_file(&json).expect("remove the report");
+    assert_eq!(tmp.leftovers(), Vec::<String>::new(), "{}", r.all());
+    let pid = v["figures"]["runner_pid"].as_u64().expect("runner pid") as u32;
+    assert_eq!(segments_of(pid), Vec::<String>::new(), "{}", r.all());
+    assert_eq!(live_processes_mentioning(tmp.path()), Vec::<u32>::new());
+    Checked {
+        code: r.code,
+        out: r.all(),
+        report: v,
+    }
+}
