@@ -133,6 +133,49 @@ impl Killer {
     }
 }
 
+/// How long a run has gone without progress, counting only time in which nobody was frozen by
+/// us: a wait on a frozen participant is not a hang, but a real deadlock keeps accumulating
+/// stall time between freezes, so frequent freezes cannot hide it (a clock reset at every thaw
+/// would never reach the hang timeout at `--stop-rate` above one per timeout).
+pub struct StallClock {
+    last: Instant,
+    stalled: Duration,
+}
+
+impl StallClock {
+    /// A clock at zero.
+    pub fn new() -> StallClock {
+        StallClock {
+            last: Instant::now(),
+            stalled: Duration::ZERO,
+        }
+    }
+
+    /// Advances the clock: back to zero on `progress`, else it adds the time since the last
+    /// call unless `frozen`. Returns the stall so far.
+    pub fn tick(&mut self, progress: bool, frozen: bool) -> Duration {
+        let now = Instant::now();
+        if progress {
+            self.stalled = Duration::ZERO;
+        } else if !frozen {
+            self.stalled += now - self.last;
+        }
+        self.last = now;
+        self.stalled
+    }
+
+    /// Back to zero.
+    pub fn reset(&mut self) {
+        self.tick(true, false);
+    }
+}
+
+impl Default for StallClock {
+    fn default() -> Self {
+        StallClock::new()
+    }
+}
+
 /// Stops and continues participants at random; see the module docs.
 pub struct Freezer {
     rate: f64,
@@ -176,12 +219,6 @@ impl Freezer {
     /// Whether anyone is frozen by us now.
     pub fn any_frozen(&self) -> bool {
         !self.frozen.is_empty()
-    }
-
-    /// Whether anyone is frozen now or was thawed less than `window` ago (a wait on them may
-    /// still be timing out): no-progress verdicts wait meanwhile.
-    pub fn freezing_within(&self, window: Duration) -> bool {
-        self.any_frozen() || self.last_thaw.is_some_and(|at| at.elapsed() < window)
     }
 
     /// Thaws the participants whose freeze is over, and freezes one of `pids` when it is time.

@@ -8,7 +8,7 @@ use super::{ChurnArgs, Spec, CRASH_EXIT, LOCKDEP_EXIT, STALE_EXIT};
 use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
-use crate::procs::faults::{Freezer, KillArgs, Killer};
+use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock};
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::{Faults, Outcome, SetupError};
 use crate::report::{Finding, FindingKind};
@@ -175,7 +175,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
     );
     let start = Instant::now();
     let mut last_drain = Instant::now();
-    let mut last_progress = Instant::now();
+    let mut stall = StallClock::new();
     let mut seen_delivered = 0;
     let mut findings = Vec::new();
     let mut interrupted = None;
@@ -272,17 +272,16 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
             }
         }
         // Progress: any ledger record, or any message.
-        if crew.ledgers_grew() || t.delivered.len() != seen_delivered {
-            seen_delivered = t.delivered.len();
-            last_progress = Instant::now();
-        }
-        let thawed_lately = freezer.last_thaw.is_some_and(|at| at.elapsed() < hang);
-        if last_progress.elapsed() > hang && !freezer.any_frozen() && !thawed_lately {
+        // Time during which a client is frozen by us does not count as a stall.
+        let moved = crew.ledgers_grew() || t.delivered.len() != seen_delivered;
+        seen_delivered = t.delivered.len();
+        let stalled = stall.tick(moved, freezer.any_frozen());
+        if stalled > hang {
             findings.push(Finding::new(
                 FindingKind::Hang,
                 format!(
                     "HANG: no client registered, logged or recorded anything for {:.1} s\n{}",
-                    last_progress.elapsed().as_secs_f64(),
+                    stalled.as_secs_f64(),
                     diagnose(&segs, &crew)
                 ),
             ));

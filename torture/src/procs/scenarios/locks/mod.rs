@@ -34,7 +34,7 @@ use self::worker::{Spec, LOCKDEP_EXIT};
 use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
-use crate::procs::faults::{Freezer, KillArgs, Killer, StopArgs};
+use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
@@ -258,7 +258,7 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
     let mut interrupted = None;
     let mut detected = None;
     let mut ended = vec![false; procs];
-    let mut last_progress = Instant::now();
+    let mut stall = StallClock::new();
     loop {
         std::thread::sleep(POLL);
         if let Some(sig) = crate::signals::received() {
@@ -304,17 +304,17 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
                 specs[i].seed = seeds.next_u64();
                 crew.respawn(i, &specs[i])?;
                 pids[i] = crew.members()[i].pid();
-                last_progress = Instant::now();
+                stall.reset();
             }
             let live: Vec<u32> = alive.iter().map(|i| pids[*i]).collect();
             freezer.tick(&live);
         } else {
             freezer.thaw_all();
         }
-        if crew.ledgers_grew() || freezer.freezing_within(hang) {
-            last_progress = Instant::now();
-        } else if last_progress.elapsed() > hang {
-            let silent = last_progress.elapsed();
+        // Time during which a worker is frozen by us does not count as a stall.
+        let moved = crew.ledgers_grew();
+        let silent = stall.tick(moved, freezer.any_frozen());
+        if !moved && silent > hang {
             // Confirm: still silent after a short window, and nobody runnable (a busy machine
             // delays workers; it does not hang them).
             let window = (hang / 8).clamp(Duration::from_millis(20), Duration::from_millis(250));
@@ -334,7 +334,7 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
             let before = look(&ended);
             std::thread::sleep(window);
             if crew.ledgers_grew() {
-                last_progress = Instant::now();
+                stall.reset();
                 continue;
             }
             let after = look(&ended);

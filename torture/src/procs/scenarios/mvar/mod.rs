@@ -18,7 +18,7 @@ use self::check::{check, diagnose, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
-use crate::procs::faults::{Freezer, KillArgs, Killer, StopArgs};
+use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock, StopArgs};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{controls, Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
@@ -277,7 +277,7 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
     let start = Instant::now();
     let mut findings = Vec::new();
     let mut last_gen = mvar.generation();
-    let mut last_commit = Instant::now();
+    let mut stall = StallClock::new();
     let mut interrupted = None;
     loop {
         std::thread::sleep(Duration::from_millis(10));
@@ -363,13 +363,11 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
             break;
         }
         let g = mvar.generation();
-        // While a participant is frozen by us, or since its thaw, nobody is hung for lack of it.
-        if g != last_gen || freezer.any_frozen() {
+        // Time during which a participant is frozen by us does not count as a stall.
+        let stalled = stall.tick(g != last_gen, freezer.any_frozen());
+        if g != last_gen {
             last_gen = g;
-            last_commit = Instant::now();
-        } else if freezer.last_thaw.map_or(true, |t| t.elapsed() > hang)
-            && last_commit.elapsed() > hang
-        {
+        } else if stalled > hang {
             if killer.kills > 0 {
                 // Quiet after kills: starved takes are fine if exactly that many values died
                 // with killed slaves.
@@ -394,7 +392,7 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
                 FindingKind::Hang,
                 format!(
                     "HANG: no commit for {:.1} s ({} of {} workers still running)\n{}",
-                    last_commit.elapsed().as_secs_f64(),
+                    stalled.as_secs_f64(),
                     crew.members().len() - exited.len(),
                     crew.members().len(),
                     diagnose(&mvar, &crew, &roles)

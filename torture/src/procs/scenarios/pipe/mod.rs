@@ -72,6 +72,9 @@ pub struct PipeArgs {
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
+    /// Freeze and thaw (seed 003): a frozen side is named as stopped, never part of a cycle.
+    #[command(flatten)]
+    pub stops: crate::procs::faults::StopArgs,
     /// Not a flag of pipe (always a client and a server): rejected with a clear line.
     #[arg(long, hide = true, value_parser = no_procs)]
     pub procs: Option<u32>,
@@ -144,11 +147,12 @@ impl ProcScenario for PipeDeadlock {
             let (control_flag, what) =
                 crate::procs::control_words(args.control.as_deref(), "poll-driven reference");
             let replay = format!(
-                "{} pipe --requests {} --size {} --hang-timeout {} --seed {seed}{control_flag}",
+                "{} pipe --requests {} --size {} --hang-timeout {}{} --seed {seed}{control_flag}",
                 shell_word(program),
                 args.requests,
                 args.size,
                 format_duration(args.hang_timeout),
+                args.stops.replay(),
             );
             crate::out::say!(
                 "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {what}",

@@ -6,6 +6,7 @@ use super::wait::{self, Seen};
 use super::{PipeArgs, Role, Spec, BUSY_LIMIT};
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::{Crew, Member};
+use crate::procs::faults::{Freezer, StallClock};
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::Outcome;
 use crate::procs::SetupError;
@@ -98,7 +99,8 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
     let mut findings = Vec::new();
     let mut interrupted = None;
     let mut marks = progress(&crew);
-    let mut last_progress = Instant::now();
+    let mut stall = StallClock::new();
+    let mut freezer = Freezer::new(&args.stops, seed);
     loop {
         std::thread::sleep(Duration::from_millis(10));
         if let Some(sig) = crate::signals::received() {
@@ -114,21 +116,27 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         if exited.len() == crew.members().len() || !findings.is_empty() {
             break;
         }
+        let running: Vec<u32> = (0..crew.members().len())
+            .filter(|i| !exited.iter().any(|(j, _)| j == i))
+            .map(|i| crew.members()[i].pid())
+            .collect();
+        freezer.tick(&running);
         let now = progress(&crew);
+        // Time during which a worker is frozen by us does not count as a stall.
+        let stalled = stall.tick(now != marks, freezer.any_frozen());
         if now != marks {
             marks = now;
-            last_progress = Instant::now();
             continue;
         }
-        if last_progress.elapsed() <= hang {
+        if stalled <= hang {
             continue;
         }
         match judge(&crew, &roles, &pipes, hang) {
             Judged::Moved => {
                 marks = progress(&crew);
-                last_progress = Instant::now();
+                stall.reset();
             }
-            Judged::Busy if last_progress.elapsed() < hang * BUSY_LIMIT => {}
+            Judged::Busy if stalled < hang * BUSY_LIMIT => {}
             judged @ (Judged::Busy | Judged::Stuck(_)) => {
                 let text = match judged {
                     Judged::Stuck(t) => t,
@@ -140,7 +148,7 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
                     FindingKind::Wedged,
                     format!(
                         "NO PROGRESS for {:.1} s, and no wait cycle among the workers\n{text}",
-                        last_progress.elapsed().as_secs_f64()
+                        stalled.as_secs_f64()
                     ),
                 ));
                 break;
@@ -150,7 +158,7 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
                     FindingKind::Hang,
                     format!(
                         "{text}\n    no byte moved for {:.1} s; each side waits for the other to read before it reads: write what fits and read what is there (poll both directions), or bound what is in flight below the pipe buffer",
-                        last_progress.elapsed().as_secs_f64()
+                        stalled.as_secs_f64()
                     ),
                 ));
                 break;
@@ -158,6 +166,8 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         }
     }
     let elapsed = start.elapsed();
+    let stops = freezer.stops;
+    drop(freezer);
     // Freeze both, then kill: a worker woken by its peer's death (EPIPE) has nothing to say.
     // Only workers not yet reaped: a reaped one's pid (and group) may belong to someone else.
     for sig in [Signal::SIGSTOP, Signal::SIGKILL] {
@@ -215,7 +225,10 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         // Messages: requests answered by the server, responses checked by the client.
         ops: (answered + checked) as u64,
         elapsed,
-        faults: Default::default(),
+        faults: crate::procs::Faults {
+            kills: 0,
+            stops: stops as u64,
+        },
     })
 }
 
