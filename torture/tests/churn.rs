@@ -47,7 +47,11 @@ fn the_reference_loses_nothing_under_kills_crashes_and_freezes() {
     assert!(figure(&v, "removed_by_watchdogs") > 0, "{out}");
     let logged = figure(&v, "messages_logged");
     assert!(logged > 100, "{out}");
-    assert_eq!(figure(&v, "messages_delivered"), logged, "{out}");
+    // Every message whose log returned is delivered (the delivery check says exactly once);
+    // one whose log was cut by a kill may be delivered too.
+    let delivered = figure(&v, "messages_delivered");
+    assert!(delivered >= logged, "{out}");
+    assert!(delivered <= logged + figure(&v, "messages_cut"), "{out}");
     assert!(
         v["figures"]["watchdog"]["ticks"].as_u64().unwrap_or(0) > 0,
         "{out}"

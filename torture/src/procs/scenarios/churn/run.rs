@@ -353,6 +353,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         "messages_logged": d.logged,
         "messages_delivered": d.delivered,
         "messages_rescued": d.rescued,
+        "messages_cut": d.cut,
         "rescue_passes": t.rescued_runs,
         "busy_drains": t.busy_drains,
         "ops": ops,
