@@ -571,3 +571,52 @@ fn junit_reports_parse_and_carry_the_verdict() {
     assert_eq!(report.failures, 0);
     assert_eq!(tmp.leftovers(), Vec::<String>::new());
 }
+
+/// A hang report reads every worker's state from the crew's status board in shared memory:
+/// the operation it is inside, on what, for how long, and its last records.
+#[test]
+fn hang_reports_read_the_status_board() {
+    let tmp = TempDir::new("board");
+    let json = std::path::Path::new(tmp.path()).join("r.json");
+    let json_arg = json.to_str().expect("utf-8");
+    let r = torture_env(
+        &[
+            "storm",
+            "--control",
+            "no-recovery",
+            "--kills",
+            "5000",
+            "--seed",
+            "2",
+            "--json",
+            json_arg,
+        ],
+        &[("TMPDIR", tmp.path())],
+        Duration::from_secs(120),
+    );
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let v = json_of(&json);
+    let text = v["findings"][0]["text"].as_str().unwrap_or("").to_string();
+    assert!(
+        text.contains("; inside ") && text.contains("; last: "),
+        "{text}"
+    );
+    // The board went with the run (its segment's name is the runner's, like the others).
+    let seg = v["figures"]["segment"]
+        .as_str()
+        .expect("segment name")
+        .to_string();
+    let runner = seg
+        .trim_start_matches("/torture-")
+        .split('-')
+        .next()
+        .unwrap_or("");
+    let left: Vec<_> = std::fs::read_dir("/dev/shm")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("torture-{runner}-")))
+        .collect();
+    assert!(!runner.is_empty() && left.is_empty(), "{seg}: {left:?}");
+}

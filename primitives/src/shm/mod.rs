@@ -75,6 +75,9 @@ pub enum Kind {
     /// A table of fixed-size records owned by its user (e.g. `torture churn`'s client table):
     /// the user's object checks its own size formula, like every kind.
     Table = 5,
+    /// A status board of records owned by its user (`torture`'s crews: what each worker is
+    /// doing, for hang reports).
+    Board = 6,
 }
 
 impl Kind {
@@ -86,6 +89,7 @@ impl Kind {
             3 => Some(Kind::MessageRing),
             4 => Some(Kind::LockOrder),
             5 => Some(Kind::Table),
+            6 => Some(Kind::Board),
             _ => None,
         }
     }
@@ -99,6 +103,7 @@ impl fmt::Display for Kind {
             Kind::MessageRing => "message ring",
             Kind::LockOrder => "lock-order graph",
             Kind::Table => "table",
+            Kind::Board => "status board",
         })
     }
 }

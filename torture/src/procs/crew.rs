@@ -53,6 +53,7 @@ pub struct Crew {
     members: Vec<Member>,
     next_id: u32,
     chaos: Option<u64>,
+    board: super::board::Board,
 }
 
 /// The folder under which ledger folders are made: `TMPDIR` if set (it must exist), else `/tmp`.
@@ -116,8 +117,12 @@ impl Crew {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let dir = root.join(format!("torture-{scenario}-{}-{stamp}", std::process::id()));
-        std::fs::create_dir(&dir)
-            .map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
+        let board = super::board::Board::create(&primitives::shm::ShmName::unique("board"))
+            .map_err(|e| SetupError(format!("cannot create the status board: {e}")))?;
+        if let Err(e) = std::fs::create_dir(&dir) {
+            let _ = board.segment().unlink();
+            return Err(SetupError(format!("cannot create {}: {e}", dir.display())));
+        }
         Ok(Crew {
             exe,
             scenario,
@@ -125,6 +130,7 @@ impl Crew {
             members: Vec::new(),
             next_id: 1,
             chaos: None,
+            board,
         })
     }
 
@@ -164,7 +170,12 @@ impl Crew {
         self.next_id
     }
 
-    fn start(&mut self, spec: &impl Serialize) -> Result<Member, SetupError> {
+    /// The crew's status board (see [`super::board`]).
+    pub fn board(&self) -> &super::board::Board {
+        &self.board
+    }
+
+    fn start(&mut self, spec: &impl Serialize, slot: usize) -> Result<Member, SetupError> {
         let id = self.next_id;
         let ledger = self.ledger_of(id);
         let spec = serde_json::to_string(spec)
@@ -180,6 +191,10 @@ impl Crew {
             .arg(&ledger)
             .arg("--spec")
             .arg(spec)
+            .arg("--board")
+            .arg(self.board.segment().name().as_str())
+            .arg("--slot")
+            .arg(slot.to_string())
             .args(
                 self.chaos
                     .map(|seed| ["--chaos".to_string(), (seed ^ u64::from(id)).to_string()])
@@ -207,7 +222,7 @@ impl Crew {
 
     /// Starts a worker with `spec`; returns its index in [`Crew::members`].
     pub fn spawn(&mut self, spec: &impl Serialize) -> Result<usize, SetupError> {
-        let m = self.start(spec)?;
+        let m = self.start(spec, self.members.len())?;
         self.members.push(m);
         Ok(self.members.len() - 1)
     }
@@ -220,7 +235,7 @@ impl Crew {
     /// Kills worker `i` and starts a new one with `spec` in its place.
     pub fn respawn(&mut self, i: usize, spec: &impl Serialize) -> Result<(), SetupError> {
         self.kill(i);
-        self.members[i] = self.start(spec)?;
+        self.members[i] = self.start(spec, i)?;
         Ok(())
     }
 
@@ -239,21 +254,30 @@ impl Crew {
     pub fn describe_members(&self, one_by_one: usize) -> String {
         use std::fmt::Write as _;
         let mut kinds: Vec<(String, Vec<String>)> = Vec::new();
-        for m in &self.members {
+        for (i, m) in self.members.iter().enumerate() {
             let last = super::ledger::last_record(&m.ledger);
             let state = super::capture::ProcInfo::of(m.pid()).describe();
+            let now = super::ledger::now_ns();
+            let board = self
+                .board
+                .read(i)
+                .filter(|s| s.id == m.id)
+                .map(|s| s.describe(now));
             let doing = match &last {
                 Some(super::ledger::Record::Begin { op, .. }) => format!("inside a {op}"),
                 Some(_) => "between operations".to_string(),
                 None => "no record yet".to_string(),
             };
-            let line = format!(
-                "worker {} pid {}: {state}; last record {:?}; silent for {:.1} s",
-                m.id,
-                m.pid(),
-                last.map_or_else(String::new, |r| r.to_string()),
-                m.last_change.elapsed().as_secs_f64()
-            );
+            let line = match board {
+                Some(b) => format!("worker {} pid {}: {state}; {b}", m.id, m.pid()),
+                None => format!(
+                    "worker {} pid {}: {state}; last record {:?}; silent for {:.1} s",
+                    m.id,
+                    m.pid(),
+                    last.map_or_else(String::new, |r| r.to_string()),
+                    m.last_change.elapsed().as_secs_f64()
+                ),
+            };
             let key = format!("{state}, {doing}");
             match kinds.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, v)) => v.push(line),
@@ -304,5 +328,6 @@ impl Drop for Crew {
     fn drop(&mut self) {
         self.kill_all();
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = self.board.segment().unlink();
     }
 }

@@ -58,6 +58,16 @@ impl Op {
         Op::Fork,
     ];
 
+    /// Its number on the status board.
+    pub fn code(self) -> u32 {
+        Op::ALL.iter().position(|o| *o == self).unwrap_or(0) as u32
+    }
+
+    /// The operation numbered `code`.
+    pub fn from_code(code: u32) -> Option<Op> {
+        Op::ALL.get(code as usize).copied()
+    }
+
     /// Its name in records and reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -240,9 +250,10 @@ pub fn now_ns() -> u64 {
     t.as_nanos() as u64
 }
 
-/// A worker's end of its ledger.
+/// A worker's end of its ledger (and of its slot on the crew's status board, if it has one).
 pub struct Writer {
     file: std::fs::File,
+    board: Option<(super::board::Board, usize)>,
 }
 
 impl Writer {
@@ -252,12 +263,23 @@ impl Writer {
             .create(true)
             .append(true)
             .open(path)?;
-        Ok(Writer { file })
+        Ok(Writer { file, board: None })
+    }
+
+    /// Also publishes every record in `slot` of `board` (claimed here for incarnation `id`).
+    pub fn with_board(mut self, board: super::board::Board, slot: usize, id: u32) -> Writer {
+        if board.claim(slot, id) {
+            self.board = Some((board, slot));
+        }
+        self
     }
 
     /// Appends `r` with one `write(2)`: a kill cuts the ledger between records, never inside one.
     pub fn record(&mut self, r: &Record) {
         let _ = self.file.write_all(format!("{r}\n").as_bytes());
+        if let Some((b, slot)) = &self.board {
+            b.publish(*slot, r);
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! faults (SIGKILL, SIGSTOP), checked from their ledgers.
 //!
 //! - [`all`]: `torture all`, every scenario in turn with its defaults;
+//! - [`board`]: the status board, where every worker publishes what it is doing (shared memory);
 //! - [`faults`]: freeze and thaw (`--stop-rate`, `--stop-max`: SIGSTOP/SIGCONT at random);
 //! - [`crew`]: spawn by re-executing this binary with a typed spec, kill, respawn, reap;
 //! - [`tied`]: a child process tied to its parent (dies with it, own process group, reaped on
@@ -19,6 +20,7 @@
 //!   [`scenarios::CATALOGUE`] — a new scenario is one file plus one line; the hidden worker entry.
 
 pub mod all;
+pub mod board;
 pub mod capture;
 pub mod controls;
 pub mod crew;
@@ -165,9 +167,31 @@ pub struct WorkerArgs {
     /// Chaos mode with this seed (see `primitives::sync::chaos`).
     #[arg(long)]
     pub chaos: Option<u64>,
+    /// The crew's status board (see [`board`]).
+    #[arg(long)]
+    pub board: Option<String>,
+    /// This worker's slot on it.
+    #[arg(long)]
+    pub slot: Option<usize>,
 }
 
 impl WorkerArgs {
+    /// Its ledger, publishing on the crew's status board too when it has a slot there (a board
+    /// that cannot be opened is only a poorer hang report: the ledger goes on without it).
+    pub fn writer(&self) -> Result<ledger::Writer, String> {
+        let w = ledger::Writer::open(&self.ledger)
+            .map_err(|e| format!("ledger {}: {e}", self.ledger.display()))?;
+        let board = self
+            .board
+            .as_deref()
+            .and_then(|n| primitives::shm::ShmName::parse(n).ok())
+            .and_then(|n| board::Board::open(&n).ok());
+        Ok(match (board, self.slot) {
+            (Some(b), Some(slot)) => w.with_board(b, slot, self.id),
+            _ => w,
+        })
+    }
+
     /// The spec, decoded.
     pub fn spec<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_str(&self.spec).map_err(|e| format!("bad worker spec: {e}"))

@@ -88,7 +88,7 @@ pub fn run(w: &WorkerArgs) -> Result<u8, String> {
     let mut c = Client {
         me: u64::from(w.id),
         spec: &spec,
-        ledger: Writer::open(&w.ledger).map_err(|e| format!("ledger: {e}"))?,
+        ledger: w.writer()?,
         ledger_path: w.ledger.clone(),
         timeout: Duration::from_nanos(spec.op_timeout_ns),
         seq: 0,

@@ -3,7 +3,7 @@
 //! (see [`crate::procs::ledger`]). Values it puts carry its id in their high half.
 
 use super::{payload, StormSpec};
-use crate::procs::ledger::{now_ns, Op, Record, Writer};
+use crate::procs::ledger::{now_ns, Op, Record};
 use crate::procs::WorkerArgs;
 use primitives::lock::{Mode, SharedLockError, SharedReentrantLock, Validator};
 use primitives::msg::ring::SharedLog;
@@ -39,8 +39,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
         .tracked(&class);
     let log = SharedLog::open(&open_name(&spec.log)?)
         .map_err(|e| format!("cannot open {}: {e}", spec.log))?;
-    let mut ledger =
-        Writer::open(&w.ledger).map_err(|e| format!("ledger {}: {e}", w.ledger.display()))?;
+    let mut ledger = w.writer()?;
     let mut rng = crate::prng::SplitMix64::new(spec.seed.wrapping_add(u64::from(w.id)));
     let max_ms = (spec.op_timeout_ns / 1_000_000).max(1) as usize;
     let mut counter: u32 = 0;

@@ -86,7 +86,7 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
             .tracked(&class);
         locks.push(lock);
     }
-    let mut ledger = Writer::open(&w.ledger).map_err(|e| format!("ledger: {e}"))?;
+    let mut ledger = w.writer()?;
     crate::procs::lockdep::quiet_panics("locks worker");
     let mut rng = SplitMix64::new(spec.seed);
     let valve = Duration::from_nanos(spec.valve_ns);

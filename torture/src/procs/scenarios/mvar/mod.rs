@@ -150,7 +150,7 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     let name = ShmName::parse(&spec.mvar).map_err(|e| format!("bad segment name: {e}"))?;
     let mvar =
         SharedMVar::open_with(&name, flavor).map_err(|e| format!("cannot open {name}: {e}"))?;
-    let mut ledger = Writer::open(&w.ledger).map_err(|e| format!("ledger: {e}"))?;
+    let mut ledger = w.writer()?;
     let valve = Duration::from_nanos(spec.valve_ns);
     let mut buf = vec![0u8; mvar.payload_len()];
     let begin = |op, id| Record::Begin {

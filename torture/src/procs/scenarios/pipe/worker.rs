@@ -129,7 +129,7 @@ impl Ends {
 
 fn inner(w: &WorkerArgs) -> Result<(), Failure> {
     let spec: Spec = w.spec()?;
-    let ledger = Writer::open(&w.ledger).map_err(|e| format!("ledger: {e}"))?;
+    let ledger = w.writer()?;
     let rd = take_fd(spec.read_fd, OFlag::O_RDONLY)?;
     let wr = take_fd(spec.write_fd, OFlag::O_WRONLY)?;
     let blocking = spec.control.is_some();
