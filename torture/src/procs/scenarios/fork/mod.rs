@@ -82,6 +82,10 @@ pub struct ForkArgs {
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
+    /// Freeze and thaw the forking worker (seed 003): its children go on; a frozen worker only
+    /// delays its next fork and its waits.
+    #[command(flatten)]
+    pub stops: crate::procs::faults::StopArgs,
 }
 
 /// The worker's spec.
@@ -125,12 +129,13 @@ impl ProcScenario for ThreadsAndFork {
         let (control_flag, what) =
             crate::procs::control_words(args.control.as_deref(), "fork-safe reference");
         let replay = format!(
-            "{} fork --threads {} --forks {} --duration {} --hang-timeout {} --seed {seed}{control_flag}",
+            "{} fork --threads {} --forks {} --duration {} --hang-timeout {}{} --seed {seed}{control_flag}",
             shell_word(program),
             args.threads,
             args.forks,
             format_duration(args.duration),
             format_duration(args.hang_timeout),
+            args.stops.replay(),
         );
         crate::out::say!(
             "fork: {} hammer threads, up to {} forks in {}, seed {seed}, {what}",

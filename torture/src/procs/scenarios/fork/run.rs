@@ -143,8 +143,14 @@ pub(super) fn run(args: &ForkArgs, seed: u64) -> Result<Outcome, SetupError> {
     let mut findings = Vec::new();
     let mut interrupted = None;
     let mut detected_after = None;
+    let mut freezer = crate::procs::faults::Freezer::new(&args.stops, seed);
+    let mut frozen_for = Duration::ZERO;
     loop {
         std::thread::sleep(Duration::from_millis(10));
+        freezer.tick(&[worker]);
+        if freezer.any_frozen() {
+            frozen_for += Duration::from_millis(10);
+        }
         if let Some(sig) = crate::signals::received() {
             interrupted = Some(sig.as_str().to_string());
             break;
@@ -177,7 +183,7 @@ pub(super) fn run(args: &ForkArgs, seed: u64) -> Result<Outcome, SetupError> {
                 }
             }
         }
-        if start.elapsed() > overall {
+        if start.elapsed() > overall + frozen_for {
             findings.push(Finding::new(
                 FindingKind::Wedged,
                 format!(
@@ -191,6 +197,8 @@ pub(super) fn run(args: &ForkArgs, seed: u64) -> Result<Outcome, SetupError> {
         }
     }
     let elapsed = start.elapsed();
+    let stops = freezer.stops;
+    drop(freezer);
     // The worker leads its group; every child it forked is in it: one killpg ends them all.
     crew.kill_all();
     let wl = Ledger::read(&wledger);
@@ -268,6 +276,9 @@ pub(super) fn run(args: &ForkArgs, seed: u64) -> Result<Outcome, SetupError> {
         interrupted,
         ops: forks as u64,
         elapsed,
-        ..Outcome::default()
+        faults: crate::procs::Faults {
+            kills: 0,
+            stops: stops as u64,
+        },
     })
 }
