@@ -526,11 +526,17 @@ fn junit_reports_parse_and_carry_the_verdict() {
         let _ = std::fs::remove_file(&xml);
         quick_junit::Report::deserialize_from_str(&text).expect("valid JUnit XML")
     };
+    // Enough sleeps that the lost wake-ups show also on a loaded machine (with 5 slaves and
+    // 10 rounds a run under heavy load once had 25 sleeps, 7 late: below the end-of-run bar).
     let r = torture_env(
         &[
             "mvar",
             "--procs",
-            "5",
+            "20",
+            "--rounds",
+            "30",
+            "--seed",
+            "3",
             "--control",
             "private-futex",
             "--junit",
