@@ -219,3 +219,34 @@ fn a_stopped_worker_is_never_part_of_a_cycle() {
         "the stopped server {server} is still alive"
     );
 }
+
+/// `--kill-rate`: a side killed at a random moment, the pair replaced on new pipes from the
+/// first response not yet checked; every response is still checked exactly once, in order, and
+/// the survivor of a kill never reports its peer's death as its own failure.
+#[test]
+fn kills_restart_the_pair_and_every_response_is_checked_once() {
+    let tmp = Tmp::new("kills");
+    let env = [("TMPDIR", tmp.path())];
+    let json = tmp.json();
+    let r = torture_env(
+        &[
+            "pipe",
+            "--requests",
+            "400",
+            "--kill-rate",
+            "20",
+            "--seed",
+            "3",
+            "--json",
+            &json,
+        ],
+        &env,
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert_eq!(r.stderr.trim(), "", "{}", r.all());
+    let v = tmp.report_and_nothing_left();
+    assert_eq!(v["verdict"], "pass", "{v}");
+    assert_eq!(v["figures"]["checked"], 400, "{v}");
+    assert!(v["figures"]["kills"].as_u64().unwrap_or(0) > 0, "{v}");
+}

@@ -75,6 +75,10 @@ pub struct PipeArgs {
     /// Freeze and thaw (seed 003): a frozen side is named as stopped, never part of a cycle.
     #[command(flatten)]
     pub stops: crate::procs::faults::StopArgs,
+    /// Kill a side at random; both are replaced by a new pair on new pipes, which goes on from
+    /// the first response not yet checked (a killed peer ends its conversation: EOF, EPIPE).
+    #[command(flatten)]
+    pub kills: crate::procs::faults::KillArgs,
     /// Not a flag of pipe (always a client and a server): rejected with a clear line.
     #[arg(long, hide = true, value_parser = no_procs)]
     pub procs: Option<u32>,
@@ -115,6 +119,9 @@ pub struct Spec {
     size: u32,
     seed: u64,
     control: Option<String>,
+    /// The first request of this pair (a pair started after a kill goes on from the first
+    /// response its predecessor had not checked).
+    first: u64,
 }
 
 /// Seed 004's client and server over two pipes.
@@ -147,12 +154,13 @@ impl ProcScenario for PipeDeadlock {
             let (control_flag, what) =
                 crate::procs::control_words(args.control.as_deref(), "poll-driven reference");
             let replay = format!(
-                "{} pipe --requests {} --size {} --hang-timeout {}{} --seed {seed}{control_flag}",
+                "{} pipe --requests {} --size {} --hang-timeout {}{}{} --seed {seed}{control_flag}",
                 shell_word(program),
                 args.requests,
                 args.size,
                 format_duration(args.hang_timeout),
                 args.stops.replay(),
+                args.kills.replay(),
             );
             crate::out::say!(
                 "pipe: client + server, {} requests of {} bytes each way, seed {seed}, {what}",

@@ -52,22 +52,37 @@ fn setup(what: &str) -> impl FnOnce(nix::Error) -> SetupError + '_ {
     move |e| SetupError(format!("{what}: {e}"))
 }
 
-/// Starts a worker with `fds` (and only those of the pipes) open across its exec.
-fn spawn_with(crew: &mut Crew, fds: [&OwnedFd; 2], spec: &Spec) -> Result<usize, SetupError> {
+/// Starts a worker with `fds` (and only those of the pipes) open across its exec: a new member,
+/// or in place of member `slot`.
+fn spawn_with(
+    crew: &mut Crew,
+    fds: [&OwnedFd; 2],
+    spec: &Spec,
+    slot: Option<usize>,
+) -> Result<(), SetupError> {
     for fd in fds {
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map_err(setup("fcntl"))?;
     }
-    let r = crew.spawn(spec);
+    let r = match slot {
+        Some(i) => crew.respawn(i, spec),
+        None => crew.spawn(spec).map(|_| ()),
+    };
     for fd in fds {
         fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(setup("fcntl"))?;
     }
     r
 }
 
-/// Runs the client and the server to the end, or to a hang.
-pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
-    crate::procs::crew::check_nproc(2)?;
-    let mut crew = Crew::new("pipe")?;
+/// Makes two new pipes and starts a client and a server on them from request `first` (as
+/// members 0 and 1, replacing them if `replace`); the runner's copies of the ends are closed
+/// before it returns, so end of file and EPIPE mean what they should.
+fn start_pair(
+    crew: &mut Crew,
+    args: &PipeArgs,
+    seed: u64,
+    first: u64,
+    replace: bool,
+) -> Result<Pipes, SetupError> {
     let (req_r, req_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))?;
     let (resp_r, resp_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(setup("pipe2"))?;
     let ino = |fd: &OwnedFd| nix::sys::stat::fstat(fd).map(|s| s.st_ino);
@@ -88,13 +103,69 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         size: args.size,
         seed,
         control: args.control.clone(),
+        first,
     };
+    let slot = |i: usize| replace.then_some(i);
+    spawn_with(
+        crew,
+        [&resp_r, &req_w],
+        &spec(Role::Client, pipes.fds[0]),
+        slot(0),
+    )?;
+    spawn_with(
+        crew,
+        [&req_r, &resp_w],
+        &spec(Role::Server, pipes.fds[1]),
+        slot(1),
+    )?;
+    drop((req_r, req_w, resp_r, resp_w));
+    Ok(pipes)
+}
+
+/// The responses the clients checked so far, in order, over every client's ledger (members
+/// are started client first, so every other ledger is a client's).
+fn checked(crew: &Crew) -> Vec<u64> {
+    crew.all_ledgers()
+        .iter()
+        .step_by(2)
+        .filter_map(|p| Ledger::read(p))
+        .flat_map(|l| {
+            l.records.into_iter().filter_map(|r| match r {
+                Record::Done {
+                    op: Op::Take,
+                    id: Some(id),
+                    ..
+                } => Some(id),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// Stops both workers (SIGSTOP to each group) and waits, briefly, until they are stopped.
+fn freeze_both(crew: &Crew) {
+    for m in crew.members() {
+        let _ = killpg(Pid::from_raw(m.pid() as i32), Signal::SIGSTOP);
+    }
+    let until = Instant::now() + Duration::from_millis(100);
+    while Instant::now() < until
+        && crew
+            .members()
+            .iter()
+            .any(|m| !matches!(ProcInfo::of(m.pid()).state, Some('T' | 't' | 'Z') | None))
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Runs the client and the server to the end, or to a hang.
+pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
+    crate::procs::crew::check_nproc(2)?;
+    let mut crew = Crew::new("pipe")?;
     let roles = [Role::Client, Role::Server];
     let start = Instant::now();
-    spawn_with(&mut crew, [&resp_r, &req_w], &spec(roles[0], pipes.fds[0]))?;
-    spawn_with(&mut crew, [&req_r, &resp_w], &spec(roles[1], pipes.fds[1]))?;
-    // The workers' ends are now the only ones: end of file and EPIPE mean what they should.
-    drop((req_r, req_w, resp_r, resp_w));
+    let mut pipes = start_pair(&mut crew, args, seed, 1, false)?;
+    let mut killer = crate::procs::faults::Killer::new(&args.kills, seed);
     let hang = args.hang_timeout * capture::load_factor(2, 1).min(4);
     let mut findings = Vec::new();
     let mut interrupted = None;
@@ -115,6 +186,27 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         }
         if exited.len() == crew.members().len() || !findings.is_empty() {
             break;
+        }
+        // A kill: one side dies at a random moment, and the pair is replaced by a new one on
+        // new pipes that goes on from the first response not yet checked. Both sides are
+        // frozen first, so that the count of checked responses cannot move under the runner and
+        // the survivor does not report its peer's death (EPIPE) as its own failure.
+        if exited.is_empty() {
+            if let Some(victim) = killer.due(2) {
+                freeze_both(&crew);
+                let first = checked(&crew).last().map_or(1, |k| k + 1);
+                if first <= u64::from(args.requests) {
+                    crew.kill(victim);
+                    pipes = start_pair(&mut crew, args, seed, first, true)?;
+                    marks = progress(&crew);
+                    stall.reset();
+                    continue;
+                }
+                killer.kills -= 1; // nothing left to kill for
+                for m in crew.members() {
+                    let _ = killpg(Pid::from_raw(m.pid() as i32), Signal::SIGCONT);
+                }
+            }
         }
         let running: Vec<u32> = (0..crew.members().len())
             .filter(|i| !exited.iter().any(|(j, _)| j == i))
@@ -179,18 +271,42 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
     }
     crew.kill_all();
     let ledgers: Vec<Option<Ledger>> = crew.all_ledgers().iter().map(|p| Ledger::read(p)).collect();
-    let count = |i: usize, op: Op| {
-        ledgers.get(i).and_then(Option::as_ref).map_or(0, |l| {
-            l.records
-                .iter()
-                .filter(|r| matches!(r, Record::Done { op: o, .. } if *o == op))
-                .count()
-        })
+    // Members start client first: ledger 2k is a client's, 2k+1 its server's.
+    let count = |role: usize, op: Op| -> usize {
+        ledgers
+            .iter()
+            .skip(role)
+            .step_by(2)
+            .flatten()
+            .map(|l| {
+                l.records
+                    .iter()
+                    .filter(|r| matches!(r, Record::Done { op: o, .. } if *o == op))
+                    .count()
+            })
+            .sum()
     };
-    let (checked, answered) = (count(0, Op::Take), count(1, Op::Put));
+    let checked_ids = checked(&crew);
+    let (checked, answered) = (checked_ids.len(), count(1, Op::Put));
     let complete = findings.is_empty() && interrupted.is_none();
-    if complete {
+    if complete && killer.kills == 0 {
         end_checks(args, &ledgers, &mut findings);
+    } else if complete {
+        // After kills, requests in flight were sent again by the next pair; what must hold is
+        // that the clients together checked every response once, in order.
+        let want: Vec<u64> = (1..=u64::from(args.requests)).collect();
+        if checked_ids != want {
+            findings.push(Finding::new(
+                FindingKind::Count,
+                format!(
+                    "COUNT: after {} kills the clients checked {} responses, not 1..={} once each in order (first: {:?})",
+                    killer.kills,
+                    checked_ids.len(),
+                    args.requests,
+                    &checked_ids[..checked_ids.len().min(5)]
+                ),
+            ));
+        }
     }
     let n = u64::from(args.requests);
     let bytes = 2 * n * u64::from(args.size);
@@ -203,6 +319,13 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         pipes.capacity,
         elapsed.as_secs_f64()
     );
+    if killer.kills > 0 {
+        let _ = writeln!(
+            summary,
+            "  {} kills, each followed by a new client and server on new pipes from the first response not yet checked",
+            killer.kills
+        );
+    }
     if complete && findings.is_empty() {
         let _ = writeln!(
             summary,
@@ -211,7 +334,7 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         );
     }
     let figures = serde_json::json!({
-        "requests": n, "size": args.size, "pipe_buffer": pipes.capacity,
+        "requests": n, "size": args.size, "pipe_buffer": pipes.capacity, "kills": killer.kills,
         "answered": answered, "checked": checked,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3,
         "mib_per_s": if complete { mib_s } else { 0.0 },
@@ -226,7 +349,7 @@ pub(super) fn run(args: &PipeArgs, seed: u64) -> Result<Outcome, SetupError> {
         ops: (answered + checked) as u64,
         elapsed,
         faults: crate::procs::Faults {
-            kills: 0,
+            kills: killer.kills as u64,
             stops: stops as u64,
         },
     })

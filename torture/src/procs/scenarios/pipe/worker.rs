@@ -214,10 +214,10 @@ fn polled_client(e: &mut Ends) -> Result<(), Failure> {
     let (seed, size) = (e.spec.seed, e.spec.size as usize);
     let mut inbuf = vec![0u8; frame_len(&e.spec)];
     let mut got = 0;
-    let mut next_req = 1u64;
-    let mut next_resp = 1u64;
+    let mut next_req = e.spec.first;
+    let mut next_resp = e.spec.first;
     let mut out: Option<(u64, Vec<u8>, usize)> = None;
-    e.begin(Op::Take, 1);
+    e.begin(Op::Take, e.spec.first);
     loop {
         if out.is_none() {
             if next_req <= n {
@@ -272,12 +272,12 @@ fn polled_server(e: &mut Ends) -> Result<(), Failure> {
     let n = u64::from(e.spec.requests);
     let mut inbuf = vec![0u8; frame_len(&e.spec)];
     let mut got = 0;
-    let mut next_req = 1u64;
+    let mut next_req = e.spec.first;
     let mut queue: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
     let mut pos = 0;
     let mut begun = false;
     let mut eof = false;
-    e.begin(Op::Take, 1);
+    e.begin(Op::Take, e.spec.first);
     loop {
         if eof && queue.is_empty() {
             return Ok(());
@@ -356,14 +356,14 @@ fn blocking_client(e: &mut Ends) -> Result<(), Failure> {
     let wr =
         e.wr.take()
             .ok_or_else(|| Failure::Setup("no request pipe".into()))?;
-    for seq in 1..=n {
+    for seq in e.spec.first..=n {
         e.begin(Op::Put, seq);
         write_all(&wr, &wire::request(seed, seq, size))?;
         e.done(Op::Put, seq);
     }
     drop(wr);
     let mut inbuf = vec![0u8; frame_len(&e.spec)];
-    for seq in 1..=n {
+    for seq in e.spec.first..=n {
         e.begin(Op::Take, seq);
         let got = read_full(&e.rd, &mut inbuf)?;
         if got < inbuf.len() {
@@ -386,7 +386,7 @@ fn blocking_server(e: &mut Ends) -> Result<(), Failure> {
         e.wr.take()
             .ok_or_else(|| Failure::Setup("no response pipe".into()))?;
     let mut inbuf = vec![0u8; frame_len(&e.spec)];
-    for seq in 1..=n {
+    for seq in e.spec.first..=n {
         e.begin(Op::Take, seq);
         let got = read_full(&e.rd, &mut inbuf)?;
         if got < inbuf.len() {
