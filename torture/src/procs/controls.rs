@@ -31,3 +31,17 @@ pub fn parse(s: &str) -> Result<String, String> {
     let known: Vec<&str> = mvar_controls().map(|c| c.name).collect();
     super::pick_control(s, &known)
 }
+
+/// The registry's process controls that the engine `torture NAME` (its `caught_by` name) is
+/// expected to catch: the `--control` choices of a scenario that is not a protocol flavour.
+pub fn caught_by(engine: &'static str) -> impl Iterator<Item = &'static Control> {
+    controls::CONTROLS
+        .iter()
+        .filter(move |c| c.home == Home::Process && c.caught_by.contains(&engine))
+}
+
+/// `--control` of such a scenario: a name [`caught_by`] `engine` lists, or the error clap prints.
+pub fn parse_for(engine: &'static str, s: &str) -> Result<String, String> {
+    let known: Vec<&str> = caught_by(engine).map(|c| c.name).collect();
+    super::pick_control(s, &known)
+}

@@ -74,6 +74,15 @@ pub fn parse_flags<A: clap::FromArgMatches>(name: &str, flags: &ArgMatches) -> R
     })
 }
 
+/// A worker's exit code from its result: an error is one line on stderr (`WHO ID: error`) and
+/// exit code 2.
+pub fn worker_exit(who: &str, id: u32, result: Result<u8, String>) -> u8 {
+    result.unwrap_or_else(|e| {
+        crate::out::warn!("{who} {id}: {e}");
+        2
+    })
+}
+
 /// ` --control NAME` for a replay line, and the header's words for what runs.
 pub fn control_words(control: Option<&str>, reference: &str) -> (String, String) {
     match control {

@@ -43,7 +43,6 @@ use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
-use primitives::controls::{Control, Home, CONTROLS};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -58,16 +57,8 @@ const STALE_EXIT: u8 = 4;
 /// `.finding` file).
 const LOCKDEP_EXIT: u8 = 5;
 
-/// The registry's controls this scenario runs.
-fn churn_controls() -> impl Iterator<Item = &'static Control> {
-    CONTROLS
-        .iter()
-        .filter(|c| c.home == Home::Process && c.caught_by.contains(&ENGINE))
-}
-
 fn parse_control(s: &str) -> Result<String, String> {
-    let known: Vec<&str> = churn_controls().map(|c| c.name).collect();
-    crate::procs::pick_control(s, &known)
+    crate::procs::controls::parse_for(ENGINE, s)
 }
 
 /// `torture churn` flags.
@@ -165,7 +156,9 @@ impl ProcScenario for Churn {
     }
 
     fn controls(&self) -> Vec<(&'static str, &'static str)> {
-        churn_controls().map(|c| (c.name, c.defect)).collect()
+        crate::procs::controls::caught_by(ENGINE)
+            .map(|c| (c.name, c.defect))
+            .collect()
     }
 
     fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
@@ -185,13 +178,7 @@ impl ProcScenario for Churn {
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
-        match worker::run(w) {
-            Ok(code) => code,
-            Err(e) => {
-                crate::out::warn!("churn client {}: {e}", w.id);
-                2
-            }
-        }
+        crate::procs::worker_exit("churn client", w.id, worker::run(w))
     }
 }
 

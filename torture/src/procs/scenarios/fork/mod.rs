@@ -30,7 +30,6 @@ mod worker;
 use crate::procs::{ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
-use primitives::controls::{Control, Home, CONTROLS};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -47,15 +46,8 @@ pub const LOCKS: [&str; 5] = [
     "the MessageLog's sink lock",
 ];
 
-fn fork_controls() -> impl Iterator<Item = &'static Control> {
-    CONTROLS
-        .iter()
-        .filter(|c| c.home == Home::Process && c.caught_by.contains(&ENGINE))
-}
-
 fn parse_control(s: &str) -> Result<String, String> {
-    let known: Vec<&str> = fork_controls().map(|c| c.name).collect();
-    crate::procs::pick_control(s, &known)
+    crate::procs::controls::parse_for(ENGINE, s)
 }
 
 /// `torture fork` flags.
@@ -116,7 +108,9 @@ impl ProcScenario for ThreadsAndFork {
     }
 
     fn controls(&self) -> Vec<(&'static str, &'static str)> {
-        fork_controls().map(|c| (c.name, c.defect)).collect()
+        crate::procs::controls::caught_by(ENGINE)
+            .map(|c| (c.name, c.defect))
+            .collect()
     }
 
     fn main(&self, program: &str, flags: &ArgMatches) -> u8 {

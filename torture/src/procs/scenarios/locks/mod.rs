@@ -148,13 +148,7 @@ impl ProcScenario for Locks {
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
-        match worker::worker(w) {
-            Ok(code) => code,
-            Err(e) => {
-                crate::out::warn!("locks worker {}: {e}", w.id);
-                2
-            }
-        }
+        crate::procs::worker_exit("locks worker", w.id, worker::worker(w))
     }
 }
 

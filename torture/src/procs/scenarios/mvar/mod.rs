@@ -133,13 +133,7 @@ impl ProcScenario for MasterSlaves {
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
-        match worker(w) {
-            Ok(code) => code,
-            Err(e) => {
-                crate::out::warn!("mvar worker {}: {e}", w.id);
-                2
-            }
-        }
+        crate::procs::worker_exit("mvar worker", w.id, worker(w))
     }
 }
 

@@ -29,7 +29,6 @@ mod worker;
 use crate::procs::{ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
-use primitives::controls::{Control, Home, CONTROLS};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -39,16 +38,8 @@ const ENGINE: &str = "torture pipe";
 /// timeouts (a worker spinning without moving a byte is stuck too).
 const BUSY_LIMIT: u32 = 4;
 
-/// The registry's controls this scenario runs.
-fn pipe_controls() -> impl Iterator<Item = &'static Control> {
-    CONTROLS
-        .iter()
-        .filter(|c| c.home == Home::Process && c.caught_by.contains(&ENGINE))
-}
-
 fn parse_control(s: &str) -> Result<String, String> {
-    let known: Vec<&str> = pipe_controls().map(|c| c.name).collect();
-    crate::procs::pick_control(s, &known)
+    crate::procs::controls::parse_for(ENGINE, s)
 }
 
 /// `torture pipe` flags.
@@ -139,7 +130,9 @@ impl ProcScenario for PipeDeadlock {
     }
 
     fn controls(&self) -> Vec<(&'static str, &'static str)> {
-        pipe_controls().map(|c| (c.name, c.defect)).collect()
+        crate::procs::controls::caught_by(ENGINE)
+            .map(|c| (c.name, c.defect))
+            .collect()
     }
 
     fn main(&self, program: &str, flags: &ArgMatches) -> u8 {
