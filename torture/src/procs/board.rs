@@ -3,8 +3,9 @@
 //! the locks it holds, its last operations — so that the runner's hang reports read the state
 //! of every participant from one place, live, without parsing files.
 //!
-//! The board is written by the ledger's [`super::ledger::Writer`]: every record a worker writes
-//! to its ledger file is also published in its slot (slot = the worker's index in the crew,
+//! The board is written through the ledger's [`super::ledger::Writer`] (its observer, set by
+//! [`super::WorkerArgs::writer`]): every record a worker writes to its ledger file is also
+//! published in its slot (slot = the worker's index in the crew,
 //! stable across respawns). The ledger file stays the durable history the end-of-run checks
 //! read; the board is the live view. A worker whose slot is beyond the board's capacity, or
 //! that cannot open the board, simply has no slot: reports fall back to its ledger's last

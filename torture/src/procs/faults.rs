@@ -80,8 +80,13 @@ impl ChaosArgs {
 
     /// The seed the crew hands its workers (`None`: chaos off).
     pub fn seed(&self, run_seed: u64) -> Option<u64> {
-        self.chaos.then_some(run_seed ^ 0xc4a0_5c4a_05c4_a05c)
+        chaos_seed(self.chaos, run_seed)
     }
+}
+
+/// The crew's chaos seed for a run seeded `run_seed`, if `on` (`--chaos`).
+pub fn chaos_seed(on: bool, run_seed: u64) -> Option<u64> {
+    on.then_some(run_seed ^ 0xc4a0_5c4a_05c4_a05c)
 }
 
 /// A rate: a finite number >= 0.
@@ -185,8 +190,6 @@ pub struct Freezer {
     frozen: Vec<(u32, Instant)>,
     /// Freezes delivered so far.
     pub stops: usize,
-    /// When the last participant was thawed (a wait on it may resume only from then on).
-    pub last_thaw: Option<Instant>,
 }
 
 impl Freezer {
@@ -199,7 +202,6 @@ impl Freezer {
             next: Instant::now(),
             frozen: Vec::new(),
             stops: 0,
-            last_thaw: None,
         };
         f.schedule();
         f
@@ -224,7 +226,6 @@ impl Freezer {
     /// Thaws the participants whose freeze is over, and freezes one of `pids` when it is time.
     pub fn tick(&mut self, pids: &[u32]) {
         let now = Instant::now();
-        let before = self.frozen.len();
         self.frozen.retain(|(pid, until)| {
             if *until <= now {
                 let _ = kill(Pid::from_raw(*pid as i32), Signal::SIGCONT);
@@ -233,9 +234,6 @@ impl Freezer {
                 true
             }
         });
-        if self.frozen.len() != before {
-            self.last_thaw = Some(now);
-        }
         if self.rate <= 0.0 || now < self.next || pids.is_empty() {
             return;
         }
@@ -253,7 +251,6 @@ impl Freezer {
         for (pid, _) in self.frozen.drain(..) {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGCONT);
         }
-        self.last_thaw = Some(Instant::now());
     }
 }
 

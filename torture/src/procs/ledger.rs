@@ -58,9 +58,10 @@ impl Op {
         Op::Fork,
     ];
 
-    /// Its number on the status board.
+    /// Its number on the status board (its place in `ALL`, which lists the variants in
+    /// declaration order).
     pub fn code(self) -> u32 {
-        Op::ALL.iter().position(|o| *o == self).unwrap_or(0) as u32
+        self as u32
     }
 
     /// The operation numbered `code`.
@@ -243,6 +244,21 @@ impl FromStr for Record {
     }
 }
 
+/// Of the puts and takes a box committed, those that no ledger shows returning: `(puts, takes)`.
+/// A box that starts empty alternates put, take, put, ..., so `commits` of them are
+/// `⌈commits/2⌉` puts and `⌊commits/2⌋` takes; the ones not recorded as returned were cut by a
+/// kill after committing. `None`: more returned than committed (the counts cannot hold).
+pub fn committed_unrecorded(
+    commits: u64,
+    returned_puts: u64,
+    returned_takes: u64,
+) -> Option<(u64, u64)> {
+    Some((
+        commits.div_ceil(2).checked_sub(returned_puts)?,
+        (commits / 2).checked_sub(returned_takes)?,
+    ))
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds.
 pub fn now_ns() -> u64 {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
@@ -250,11 +266,15 @@ pub fn now_ns() -> u64 {
     t.as_nanos() as u64
 }
 
-/// A worker's end of its ledger (and of its slot on the crew's status board, if it has one).
+/// A worker's end of its ledger; every record also goes to its observer, if it has one (the
+/// crew's status board: see [`super::WorkerArgs::writer`]).
 pub struct Writer {
     file: std::fs::File,
-    board: Option<(super::board::Board, usize)>,
+    observer: Option<Observer>,
 }
+
+/// What sees every record a [`Writer`] writes.
+type Observer = Box<dyn Fn(&Record)>;
 
 impl Writer {
     /// Opens (appends to) the ledger at `path`.
@@ -263,22 +283,23 @@ impl Writer {
             .create(true)
             .append(true)
             .open(path)?;
-        Ok(Writer { file, board: None })
+        Ok(Writer {
+            file,
+            observer: None,
+        })
     }
 
-    /// Also publishes every record in `slot` of `board` (claimed here for incarnation `id`).
-    pub fn with_board(mut self, board: super::board::Board, slot: usize, id: u32) -> Writer {
-        if board.claim(slot, id) {
-            self.board = Some((board, slot));
-        }
+    /// Also hands every record, once written, to `observer`.
+    pub fn with_observer(mut self, observer: impl Fn(&Record) + 'static) -> Writer {
+        self.observer = Some(Box::new(observer));
         self
     }
 
     /// Appends `r` with one `write(2)`: a kill cuts the ledger between records, never inside one.
     pub fn record(&mut self, r: &Record) {
         let _ = self.file.write_all(format!("{r}\n").as_bytes());
-        if let Some((b, slot)) = &self.board {
-            b.publish(*slot, r);
+        if let Some(observe) = &self.observer {
+            observe(r);
         }
     }
 }
@@ -344,6 +365,13 @@ pub fn overrun(r: &Record, now_ns: u64) -> Option<(Op, std::time::Duration)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_op_code_names_its_op() {
+        for op in Op::ALL {
+            assert_eq!(Op::from_code(op.code()), Some(op));
+        }
+    }
 
     #[test]
     fn every_record_round_trips_and_garbage_is_refused() {

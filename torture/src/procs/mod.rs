@@ -43,7 +43,7 @@ pub use crate::report::Faults;
 #[derive(Debug)]
 pub struct SetupError(pub String);
 
-/// What a scenario's runner hands back to [`finish`] (or, through [`sweep::Single`], to
+/// What a scenario's runner hands back to [`sweep::finish`] (or, through [`sweep::Single`], to
 /// [`sweep::main`]). A new scenario may fill what it has and leave the rest to
 /// `..Outcome::default()`.
 #[derive(Debug, Default)]
@@ -98,26 +98,6 @@ pub fn pick_control(s: &str, known: &[&str]) -> Result<String, String> {
         .find(|k| **k == s)
         .map(|k| k.to_string())
         .ok_or_else(|| format!("unknown control {s:?}; known: {}", known.join(", ")))
-}
-
-/// The end of a scenario's `main` that runs once, without a process count (a scenario with one
-/// runs through [`sweep::main`] instead): a setup error or an interruption is one line and exit
-/// 2; otherwise the report is printed and written. The run is a row of `torture all`'s table
-/// either way. Returns the exit code.
-pub fn finish(
-    name: &'static str,
-    control: Option<String>,
-    seed: u64,
-    replay: String,
-    out: &crate::report::Outputs,
-    run: Result<Outcome, SetupError>,
-) -> u8 {
-    let single = sweep::Single {
-        control,
-        replay,
-        run,
-    };
-    sweep::once(name, None, seed, single, out)
 }
 
 /// The report of a finished run, with its tally.
@@ -196,7 +176,9 @@ impl WorkerArgs {
             .and_then(|n| primitives::shm::ShmName::parse(n).ok())
             .and_then(|n| board::Board::open(&n).ok());
         Ok(match (board, self.slot) {
-            (Some(b), Some(slot)) => w.with_board(b, slot, self.id),
+            (Some(b), Some(slot)) if b.claim(slot, self.id) => {
+                w.with_observer(move |r| b.publish(slot, r))
+            }
             _ => w,
         })
     }

@@ -191,7 +191,7 @@ pub fn select(len: usize, shard: Option<Shard>) -> Vec<usize> {
         .collect()
 }
 
-/// What a scenario's `main` prepares for one run: what [`super::finish`] takes.
+/// What a scenario's `main` prepares for one run: what [`finish`] takes.
 pub struct Single {
     /// The control run instead of the reference, if any.
     pub control: Option<String>,
@@ -563,6 +563,26 @@ pub fn write_sweep(who: &str, head: &SweepHead, runs: &[Ran], out: &Outputs) -> 
         }
     }
     code
+}
+
+/// The end of a scenario's `main` that runs once, without a process count (a scenario with one
+/// runs through [`main`] instead): a setup error or an interruption is one line and exit
+/// 2; otherwise the report is printed and written. The run is a row of `torture all`'s table
+/// either way. Returns the exit code.
+pub fn finish(
+    name: &'static str,
+    control: Option<String>,
+    seed: u64,
+    replay: String,
+    out: &crate::report::Outputs,
+    run: Result<Outcome, SetupError>,
+) -> u8 {
+    let single = Single {
+        control,
+        replay,
+        run,
+    };
+    once(name, None, seed, single, out)
 }
 
 #[cfg(test)]

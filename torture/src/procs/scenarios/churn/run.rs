@@ -63,7 +63,6 @@ struct Tally {
     started: u64,
     left: u64,
     crashed: u64,
-    kills: u64,
     delivered: Vec<RingMessage>,
     rescued_runs: u64,
     /// Rescues or drains that found the ring lock held by a live client for the ring's whole
@@ -189,7 +188,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
             format!(
                 "{} clients started, {} kills, {} messages",
                 t.started,
-                t.kills,
+                killer.kills as u64,
                 t.delivered.len()
             )
         });
@@ -245,7 +244,6 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         while let Some(i) = killer.due(crew.members().len()) {
             spec.seed = seeds.next_u64();
             crew.respawn(i, &spec)?;
-            t.kills += 1;
             t.started += 1;
         }
         let pids: Vec<u32> = crew.members().iter().map(|m| m.pid()).collect();
@@ -315,7 +313,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         elapsed.as_secs_f64(),
         t.left,
         t.crashed,
-        t.kills,
+        killer.kills as u64,
         ops as f64 / elapsed.as_secs_f64().max(1e-9),
     );
     let _ = writeln!(
@@ -342,7 +340,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         "clients_started": t.started,
         "left": t.left,
         "crashed": t.crashed,
-        "kills": t.kills,
+        "kills": killer.kills as u64,
         "stops": freezer.stops,
         "registrations": registered,
         "removed_by_watchdogs": removed,
@@ -357,7 +355,6 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         "rescue_passes": t.rescued_runs,
         "busy_drains": t.busy_drains,
         "ops": ops,
-        "ops_per_second": ops as f64 / elapsed.as_secs_f64().max(1e-9),
         "watchdog": watchdog.1,
     });
     drop(crew);
@@ -370,7 +367,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         ops,
         elapsed,
         faults: Faults {
-            kills: t.kills,
+            kills: killer.kills as u64,
             stops: freezer.stops as u64,
         },
     })

@@ -138,7 +138,7 @@ impl ProcScenario for ThreadsAndFork {
             format_duration(args.duration),
         );
         let run = run::run(&args, seed);
-        crate::procs::finish("fork", args.control.clone(), seed, replay, &args.out, run)
+        crate::procs::sweep::finish("fork", args.control.clone(), seed, replay, &args.out, run)
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {

@@ -145,14 +145,14 @@ pub fn check(ledgers: &[Ledger], final_value: Option<u64>, r: &mut StormReport) 
             ),
         );
     }
-    // The box alternates put, take, put, ... from empty.
-    let puts_committed = r.commits.div_ceil(2);
-    let takes_committed = r.commits / 2;
     let recorded_takes = all_taken.len() as u64;
-    let (Some(cut_puts_committed), Some(cut_takes_committed)) = (
-        puts_committed.checked_sub(put_done.len() as u64),
-        takes_committed.checked_sub(recorded_takes),
-    ) else {
+    let Some((cut_puts_committed, cut_takes_committed)) =
+        crate::procs::ledger::committed_unrecorded(
+            r.commits,
+            put_done.len() as u64,
+            recorded_takes,
+        )
+    else {
         fail(
             r,
             FindingKind::Count,

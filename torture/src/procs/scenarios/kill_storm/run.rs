@@ -89,7 +89,7 @@ fn create(cfg: &StormConfig) -> Result<(Segments, StormSpec), SetupError> {
 pub fn run(cfg: &StormConfig) -> Result<StormReport, SetupError> {
     crate::procs::crew::check_nproc(cfg.procs)?;
     let mut crew = Crew::new("storm")?;
-    crew.set_chaos(cfg.chaos.then_some(cfg.seed ^ 0xc4a0_5c4a_05c4_a05c));
+    crew.set_chaos(crate::procs::faults::chaos_seed(cfg.chaos, cfg.seed));
     let (segs, spec) = create(cfg)?;
     let Segments { mvar, lock, log } = &segs;
     let mut delivered: Vec<RingMessage> = Vec::new();

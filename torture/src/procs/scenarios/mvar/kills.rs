@@ -125,16 +125,14 @@ pub fn lost_values(
     returned: (u64, u64),
     ambiguous: (u64, u64),
 ) -> Result<u64, String> {
-    let puts = generation.div_ceil(2);
-    let takes = generation / 2;
     let (p_done, t_done) = returned;
     let (p_amb, t_amb) = ambiguous;
-    let amb_puts_committed = puts.checked_sub(p_done).filter(|c| *c <= p_amb);
-    let amb_takes_committed = takes.checked_sub(t_done).filter(|c| *c <= t_amb);
-    match (amb_puts_committed, amb_takes_committed) {
-        (Some(pc), Some(tc)) => Ok(tc + (p_amb - pc)),
+    match crate::procs::ledger::committed_unrecorded(generation, p_done, t_done) {
+        Some((pc, tc)) if pc <= p_amb && tc <= t_amb => Ok(tc + (p_amb - pc)),
         _ => Err(format!(
-            "{generation} commits mean {puts} puts and {takes} takes, but {p_done} puts and {t_done} takes returned and only {p_amb} puts and {t_amb} takes were cut by a kill"
+            "{generation} commits mean {} puts and {} takes, but {p_done} puts and {t_done} takes returned and only {p_amb} puts and {t_amb} takes were cut by a kill",
+            generation.div_ceil(2),
+            generation / 2
         )),
     }
 }
