@@ -265,7 +265,13 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
                 continue;
             }
             if status.code() == Some(i32::from(LOCKDEP_EXIT)) {
-                findings.push(lock_order_finding(i, &crew.members()[i].ledger, &pids));
+                // Two workers may close the same cycle in the same instant: one report.
+                if !findings
+                    .iter()
+                    .any(|f: &Finding| f.kind == FindingKind::LockOrder)
+                {
+                    findings.push(lock_order_finding(i, &crew.members()[i].ledger, &pids));
+                }
                 stop = true;
             } else if !status.success() {
                 let m = &crew.members()[i];
