@@ -212,7 +212,8 @@ fn config() -> Config {
 /// invariant fails (a lock-order inversion then has to be *scheduled* into a deadlock).
 pub fn params() -> Params {
     use primitives::lock::Mode;
-    let p = Params::for_engine();
+    // A fuzzed schedule is adversarial: no thread is guaranteed to run while another yields.
+    let p = Params::for_engine().with_schedule(primitives::scenarios::Schedule::Exhaustive);
     match std::env::var("FUZZ_LOCKDEP").as_deref() {
         Ok("off") => p.with_lockdep(Mode::Off),
         Ok("report") => p.with_lockdep(Mode::Report),

@@ -20,8 +20,9 @@
 //! | [`msg`]      | buffered message log, shared message ring                                  | the above, lock |
 //! | [`mvar`]     | the MVar: `local` and `robust` (`core`, `segment`, `model`)                | the above |
 //! | [`controls`] | negative controls and their one registry                                  | the above |
+//! | [`history`]  | recorded operation histories and the linearizability oracle               | sync |
 //! | [`scenarios`]| the scenario catalogue, run by every engine                               | everything |
-//! | [`check`]    | checkers over recorded histories (linearizability)                         | everything |
+//! | [`check`]    | every engine as one public call for a user's type                          | everything |
 //!
 //! `lock` and `msg` are one floor in spirit — neither needs the other's internals — but the log
 //! guards its sink with a tracked [`lock::Mutex`], so `msg` sits above `lock`, and `lock` never
@@ -44,6 +45,8 @@ pub mod msg;
 pub mod mvar;
 
 pub mod controls;
+
+pub mod history;
 
 pub mod scenarios;
 

@@ -85,6 +85,7 @@ fn the_reference_scenarios_pass_under_chaos() {
         threads: 4,
         rounds: 50,
         lockdep: Mode::Panic,
+        schedule: primitives::scenarios::Schedule::Real,
     };
     for _ in 0..3 {
         for e in SCENARIOS {

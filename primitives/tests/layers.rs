@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "msg",
     "mvar",
     "controls",
+    "history",
     "scenarios",
     "check",
 ];

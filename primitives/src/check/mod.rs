@@ -5,6 +5,6 @@
 //! records such a history from real threads for any `MVarApi<u64>` and judges it (the oracle as
 //! one call on a user's type).
 
-pub mod linearizability;
+pub use crate::history::linearizability;
 #[cfg(not(any(loom, shuttle)))]
 pub mod threads;

@@ -13,7 +13,7 @@
 //! Real threads only (under loom or shuttle the checker owns time and the schedule: their
 //! engines check the same properties with their own models).
 
-use super::linearizability::{check_with, Cell, Kind, Limits, Operation, Verdict};
+use crate::history::linearizability::{check_with, Cell, Kind, Limits, Operation, Verdict};
 use crate::traits::MVarApi;
 use std::time::{Duration, Instant};
 

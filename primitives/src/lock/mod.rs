@@ -198,6 +198,10 @@ impl<T: Send> crate::traits::LockApi for Mutex<T> {
     fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
         Mutex::lock_timeout(self, timeout).ok()
     }
+    #[track_caller]
+    fn try_lock(&self) -> Option<Self::Guard<'_>> {
+        Mutex::try_lock(self).ok()
+    }
     fn is_reentrant(&self) -> bool {
         false
     }

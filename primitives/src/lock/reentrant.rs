@@ -222,6 +222,10 @@ impl<T: Send + Sync> crate::traits::LockApi for ReentrantLock<T> {
     fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
         ReentrantLock::lock_timeout(self, timeout).ok()
     }
+    #[track_caller]
+    fn try_lock(&self) -> Option<Self::Guard<'_>> {
+        ReentrantLock::try_lock(self).ok()
+    }
     fn is_reentrant(&self) -> bool {
         true
     }

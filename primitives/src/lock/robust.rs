@@ -313,6 +313,15 @@ impl crate::traits::LockApi for SharedReentrantLock {
         }
     }
 
+    #[track_caller]
+    fn try_lock(&self) -> Option<SharedGuard<'_>> {
+        match SharedReentrantLock::try_lock(self) {
+            Ok(g) => Some(g),
+            Err(SharedLockError::Timeout) => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     fn is_reentrant(&self) -> bool {
         true
     }

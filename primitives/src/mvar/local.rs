@@ -442,4 +442,22 @@ impl<T: Send, P: Policy> crate::traits::MVarApi<T> for MVar<T, P> {
     fn take_timeout(&self, timeout: Duration) -> Option<T> {
         MVar::take_timeout(self, timeout).ok()
     }
+    fn capabilities(&self) -> crate::traits::MVarCaps {
+        crate::traits::MVarCaps::ALL
+    }
+    fn read(&self) -> T
+    where
+        T: Clone,
+    {
+        MVar::read(self)
+    }
+    fn try_read(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        MVar::try_read(self).ok()
+    }
+    fn swap(&self, value: T) -> T {
+        MVar::swap(self, value)
+    }
 }

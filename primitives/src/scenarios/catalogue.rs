@@ -41,42 +41,42 @@ pub const SCENARIOS: &[Entry] = &[
     Entry {
         name: "mvar-handoff",
         about: "producer/consumer hand-off through an MVar, in order",
-        run: |p| run_handoff(p, &reference_mvar::<Reference>),
+        run: |p| reference_mvar_scenario("mvar-handoff", p),
     },
     Entry {
         name: "mvar-timeouts",
         about: "timed and try operations racing blocking ones; nothing lost",
-        run: |p| run_timeouts(p, &reference_mvar::<Reference>),
+        run: |p| reference_mvar_scenario("mvar-timeouts", p),
     },
     Entry {
         name: "mvar-ping-pong",
         about: "two MVars, request/reply",
-        run: |p| run_ping_pong(p, &reference_mvar::<Reference>),
+        run: |p| reference_mvar_scenario("mvar-ping-pong", p),
     },
     Entry {
         name: "mvar-master-slaves",
         about: "seed 000: master puts, slaves take+put then take",
-        run: |p| run_master_slaves(p, &reference_mvar::<Reference>),
+        run: |p| reference_mvar_scenario("mvar-master-slaves", p),
     },
     Entry {
         name: "nested-locking",
         about: "reentrant lock, nested, mutual exclusion, validator on",
-        run: |p| run_nested(p, &reference_lock),
+        run: |p| reference_lock_scenario("nested-locking", p),
     },
     Entry {
         name: "logging-under-locks",
         about: "buffered log under and outside locks: once, in order",
-        run: |p| run_logging(p, &reference_lock),
+        run: |p| reference_lock_scenario("logging-under-locks", p),
     },
     Entry {
         name: "log-inside-sink-lock",
         about: "seed 001: log from code holding the sink lock",
-        run: |p| run_log_inside_sink(p, false),
+        run: |p| reference_log_scenario("log-inside-sink-lock", p),
     },
     Entry {
         name: "odb-sysmsg",
         about: "seed 001: ODB and SYSMSG locks in one global order",
-        run: |p| run_odb_sysmsg(p, false, &reference_lock),
+        run: |p| reference_lock_scenario("odb-sysmsg", p),
     },
     Entry {
         name: "exch",
@@ -91,7 +91,9 @@ pub const CONTROLS: &[Control] = &[
     registered(
         "mvar-wake-before-grant",
         &[("proptest", "sequential: no second thread to lose a wake-up")],
-        |p| run_master_slaves(p, &reference_mvar::<WakeBeforeGrant>),
+        |p| {
+            run_master_slaves(p, &reference_mvar::<WakeBeforeGrant>);
+        },
     ),
     registered(
         "mvar-if-not-while",
@@ -99,27 +101,39 @@ pub const CONTROLS: &[Control] = &[
             ("proptest", "sequential: never sleeps"),
             ("torture", "without --chaos: real futex waits on a private per-waiter word are almost never woken spuriously"),
         ],
-        |p| run_master_slaves(p, &reference_mvar::<WaitOnce>),
+        |p| {
+            run_master_slaves(p, &reference_mvar::<WaitOnce>);
+        },
     ),
     registered(
         "mvar-one-waiter-class",
         &[("proptest", "sequential: a blocked put would block the test itself; try_put is unaffected")],
-        |p| run_master_slaves(p, &reference_mvar::<TakersOnly>),
+        |p| {
+            run_master_slaves(p, &reference_mvar::<TakersOnly>);
+        },
     ),
     registered(
         "midas-nested-lock",
         &[],
-        |p| run_nested(p, &|_| MidasNestedLock::default()),
+        |p| {
+            run_nested(p, &|_: &LockClass| MidasNestedLock::default());
+        },
     ),
     registered(
         "abba-odb-sysmsg",
         &[],
-        |p| run_odb_sysmsg(p, true, &reference_lock),
+        |p| {
+            run_odb_sysmsg(p, true, &reference_lock);
+        },
     ),
     registered(
         "logger-self-deadlock",
         &[],
-        |p| run_log_inside_sink(p, true),
+        |p| {
+            run_log_inside_sink(p, &|sink: Delivered, class: &LockClass| {
+                UnbufferedLog::new(sink, class)
+            });
+        },
     ),
     registered(
         "exch-same-bucket",
@@ -167,38 +181,126 @@ const EXCH_MIXED: [(usize, usize); 3] = [(0, 1), (1, 0), (2, 2)];
 const EXCH_SAME: [(usize, usize); 1] = [(1, 1)];
 const EXCH_CROSSED: [(usize, usize); 2] = [(0, 1), (1, 0)];
 
+/// How a scenario makes an MVar of `u64` values: each call, a new, empty one.
+pub type MakeMVar<M> = dyn Fn() -> M;
+/// How a scenario makes a lock: each call, a new, free one, tracked as the given class.
+pub type MakeLock<L> = dyn Fn(&LockClass) -> L;
+/// How a scenario makes a log: each call, a new one delivering into the given sink, its own
+/// sink lock tracked as the given class.
+pub type MakeLog<G> = dyn Fn(Delivered, &LockClass) -> G;
+
+/// Every MVar scenario, for any MVar of `u64` (one line per scenario; scenarios check the
+/// capabilities they need and return [`Checked::Skipped`] when one is not declared).
+pub fn mvar_scenarios<M: MVarApi<u64> + 'static>() -> Vec<Scenario<MakeMVar<M>>> {
+    vec![
+        Scenario {
+            name: "mvar-handoff",
+            about: "producer/consumer hand-off through an MVar, in order",
+            run: run_handoff,
+        },
+        Scenario {
+            name: "mvar-timeouts",
+            about: "timed and try operations racing blocking ones; nothing lost",
+            run: run_timeouts,
+        },
+        Scenario {
+            name: "mvar-ping-pong",
+            about: "two MVars, request/reply",
+            run: run_ping_pong,
+        },
+        Scenario {
+            name: "mvar-master-slaves",
+            about: "seed 000: master puts, slaves take+put then take",
+            run: run_master_slaves,
+        },
+    ]
+}
+
+/// Every lock scenario, for any lock.
+pub fn lock_scenarios<L: LockApi + 'static>() -> Vec<Scenario<MakeLock<L>>> {
+    vec![
+        Scenario {
+            name: "nested-locking",
+            about: "reentrant lock, nested, mutual exclusion, validator on",
+            run: run_nested,
+        },
+        Scenario {
+            name: "logging-under-locks",
+            about: "buffered log under and outside locks: once, in order",
+            run: run_logging,
+        },
+        Scenario {
+            name: "odb-sysmsg",
+            about: "seed 001: ODB and SYSMSG locks in one global order",
+            run: |p, make| run_odb_sysmsg(p, false, make),
+        },
+    ]
+}
+
+/// Every log scenario, for any log.
+pub fn log_scenarios<G: LogApi + 'static>() -> Vec<Scenario<MakeLog<G>>> {
+    vec![Scenario {
+        name: "log-inside-sink-lock",
+        about: "seed 001: log from code holding the sink lock",
+        run: run_log_inside_sink,
+    }]
+}
+
+/// Runs the scenario `name` of `list` on primitives made by `make`; `None` if `list` has no
+/// scenario of that name.
+pub fn run_named<F: ?Sized + 'static>(
+    list: &[Scenario<F>],
+    name: &str,
+    p: &Params,
+    make: &F,
+) -> Option<Checked> {
+    list.iter()
+        .find(|s| s.name == name)
+        .map(|s| (s.run)(p, make))
+}
+
 /// Runs the MVar scenario `name` on MVars of `u64` values made by `make` (each call: a new,
 /// empty one). `false` if `name` is not an MVar scenario. This is how the catalogue runs on any
 /// home of an MVar — the robust one in shared memory too (`tests/robust_catalogue.rs`).
-pub fn run_on_mvar<M: MVarApi<u64> + 'static>(
-    name: &str,
-    p: &Params,
-    make: &dyn Fn() -> M,
-) -> bool {
-    match name {
-        "mvar-handoff" => run_handoff(p, make),
-        "mvar-timeouts" => run_timeouts(p, make),
-        "mvar-ping-pong" => run_ping_pong(p, make),
-        "mvar-master-slaves" => run_master_slaves(p, make),
-        _ => return false,
-    }
-    true
+pub fn run_on_mvar<M: MVarApi<u64> + 'static>(name: &str, p: &Params, make: &MakeMVar<M>) -> bool {
+    run_named(&mvar_scenarios::<M>(), name, p, make).is_some()
 }
 
-/// Runs the lock scenario `name` on locks made by `make` (each call: a new, free lock, tracked
-/// as the given class). `false` if `name` is not a lock scenario.
-pub fn run_on_lock<L: LockApi + 'static>(
-    name: &str,
-    p: &Params,
-    make: &dyn Fn(&LockClass) -> L,
-) -> bool {
-    match name {
-        "nested-locking" => run_nested(p, make),
-        "logging-under-locks" => run_logging(p, make),
-        "odb-sysmsg" => run_odb_sysmsg(p, false, make),
-        _ => return false,
+/// Runs the lock scenario `name` on locks made by `make`. `false` if `name` is not a lock
+/// scenario.
+pub fn run_on_lock<L: LockApi + 'static>(name: &str, p: &Params, make: &MakeLock<L>) -> bool {
+    run_named(&lock_scenarios::<L>(), name, p, make).is_some()
+}
+
+/// A sink that records delivered texts, shared between a log and the scenario checking it.
+#[derive(Clone, Debug)]
+pub struct Delivered(Arc<crate::lock::Mutex<Vec<String>>>);
+
+impl Default for Delivered {
+    fn default() -> Self {
+        Delivered::new()
     }
-    true
+}
+
+impl Delivered {
+    /// An empty record.
+    pub fn new() -> Delivered {
+        Delivered(Arc::new(crate::lock::Mutex::new(Vec::new())))
+    }
+    /// Records one delivered text (call it from the log's sink).
+    pub fn push(&self, text: String) {
+        self.0.lock().with_mut(|v| v.push(text));
+    }
+    /// The texts delivered so far, in delivery order.
+    pub fn texts(&self) -> Vec<String> {
+        self.0.lock().with(|v| v.clone())
+    }
+}
+
+impl MessageSink for Delivered {
+    fn deliver(&mut self, m: Message) {
+        self.push(m.text);
+    }
 }
 
 fn reference_mvar<P: Policy>() -> MVar<u64, P> {
@@ -209,23 +311,57 @@ fn reference_lock(class: &LockClass) -> ReentrantLock<()> {
     ReentrantLock::tracked((), class)
 }
 
-fn run_handoff<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+/// The reference log: the buffered [`MessageLog`].
+pub fn reference_log(sink: Delivered, class: &LockClass) -> MessageLog<Delivered> {
+    MessageLog::with_class(sink, class)
+}
+
+fn reference_mvar_scenario(name: &str, p: &Params) {
+    let make = reference_mvar::<Reference>;
+    run_named(&mvar_scenarios::<MVar<u64>>(), name, p, &make).expect("listed");
+}
+
+fn reference_lock_scenario(name: &str, p: &Params) {
+    run_named(
+        &lock_scenarios::<ReentrantLock<()>>(),
+        name,
+        p,
+        &reference_lock,
+    )
+    .expect("listed");
+}
+
+fn reference_log_scenario(name: &str, p: &Params) {
+    run_named(
+        &log_scenarios::<MessageLog<Delivered>>(),
+        name,
+        p,
+        &reference_log,
+    )
+    .expect("listed");
+}
+
+fn run_handoff<M: MVarApi<u64> + 'static>(p: &Params, make: &MakeMVar<M>) -> Checked {
     mvar_handoff(Arc::new(make()), p.rounds as u64 + 1);
+    Checked::Yes
 }
 
-fn run_timeouts<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+fn run_timeouts<M: MVarApi<u64> + 'static>(p: &Params, make: &MakeMVar<M>) -> Checked {
     mvar_timeouts(Arc::new(make()), (p.rounds as u64 + 1).min(3));
+    Checked::Yes
 }
 
-fn run_ping_pong<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+fn run_ping_pong<M: MVarApi<u64> + 'static>(p: &Params, make: &MakeMVar<M>) -> Checked {
     mvar_ping_pong(Arc::new(make()), Arc::new(make()), p.rounds as u64);
+    Checked::Yes
 }
 
-fn run_master_slaves<M: MVarApi<u64> + 'static>(p: &Params, make: &dyn Fn() -> M) {
+fn run_master_slaves<M: MVarApi<u64> + 'static>(p: &Params, make: &MakeMVar<M>) -> Checked {
     mvar_master_slaves(Arc::new(make()), p.threads, p.rounds);
+    Checked::Yes
 }
 
-fn run_nested<L: LockApi + 'static>(p: &Params, make: &dyn Fn(&LockClass) -> L) {
+fn run_nested<L: LockApi + 'static>(p: &Params, make: &MakeLock<L>) -> Checked {
     let v = Validator::new(p.lockdep);
     let class = v.class("nested", true);
     nested_locking(
@@ -234,60 +370,33 @@ fn run_nested<L: LockApi + 'static>(p: &Params, make: &dyn Fn(&LockClass) -> L) 
         3.min(p.rounds.max(1)),
         p.rounds.max(1),
     );
+    Checked::Yes
 }
 
-/// A sink that records texts, shared with the scenario's checker.
-struct Texts(Arc<crate::lock::Mutex<Vec<String>>>);
-impl MessageSink for Texts {
-    fn deliver(&mut self, m: Message) {
-        self.0.lock().with_mut(|v| v.push(m.text));
-    }
-}
-
-fn run_logging<L: LockApi + 'static>(p: &Params, make: &dyn Fn(&LockClass) -> L) {
+fn run_logging<L: LockApi + 'static>(p: &Params, make: &MakeLock<L>) -> Checked {
     let v = Validator::new(p.lockdep);
-    let store = Arc::new(crate::lock::Mutex::new(Vec::new()));
-    let log = Arc::new(MessageLog::with_class(
-        Texts(store.clone()),
-        &v.class("sysmsg", false),
-    ));
+    let sink = Delivered::new();
+    let log = Arc::new(reference_log(sink.clone(), &v.class("sysmsg", false)));
     let lock = Arc::new(make(&v.class("odb", true)));
     let msgs = if cfg!(loom) { 2 } else { p.rounds.max(2) };
-    logging_under_locks(log, lock, p.threads, msgs, move || {
-        store.lock().with(|v| v.clone())
-    });
+    logging_under_locks(log, lock, p.threads, msgs, move || sink.texts());
+    Checked::Yes
 }
 
-fn run_log_inside_sink(p: &Params, broken: bool) {
+fn run_log_inside_sink<G: LogApi + 'static>(p: &Params, make: &MakeLog<G>) -> Checked {
     let v = Validator::new(p.lockdep);
-    let class = v.class("sysmsg", false);
-    let store = Arc::new(crate::lock::Mutex::new(Vec::new()));
-    let texts = {
-        let s = store.clone();
-        move || s.lock().with(|v| v.clone())
-    };
-    if broken {
-        log_inside_sink_lock(
-            Arc::new(UnbufferedLog::new(Texts(store.clone()), &class)),
-            texts,
-        );
-    } else {
-        log_inside_sink_lock(
-            Arc::new(MessageLog::with_class(Texts(store.clone()), &class)),
-            texts,
-        );
-    }
+    let sink = Delivered::new();
+    let log = Arc::new(make(sink.clone(), &v.class("sysmsg", false)));
+    log_inside_sink_lock(log, move || sink.texts());
+    Checked::Yes
 }
 
-fn run_odb_sysmsg<L: LockApi + 'static>(
-    p: &Params,
-    inverted: bool,
-    make: &dyn Fn(&LockClass) -> L,
-) {
+fn run_odb_sysmsg<L: LockApi + 'static>(p: &Params, inverted: bool, make: &MakeLock<L>) -> Checked {
     let v = Validator::new(p.lockdep);
     let odb = Arc::new(make(&v.class("odb", true)));
     let sysmsg = Arc::new(make(&v.class("sysmsg", true)));
     odb_sysmsg(odb, sysmsg, inverted);
+    Checked::Yes
 }
 
 fn run_exch(p: &Params, f: ExchFn, pairs: &[(usize, usize)]) {

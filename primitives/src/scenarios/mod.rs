@@ -23,6 +23,56 @@ pub struct Params {
     pub rounds: usize,
     /// Mode of the lock-order validator that tracks the scenario's locks.
     pub lockdep: crate::lock::Mode,
+    /// How the engine schedules threads (some properties are observable only under some).
+    pub schedule: Schedule,
+}
+
+/// How the engine running a scenario schedules its threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Real threads on real cores: time passes, sleeping lets others run.
+    Real,
+    /// A randomized scheduler (shuttle random, PCT, uniform random walk): any thread may be
+    /// delayed, but a thread that yields many times in a row almost surely lets the others
+    /// reach their blocking points first.
+    Random,
+    /// An exhaustive (or adversarial) scheduler (loom, shuttle DFS, a fuzzed schedule): every
+    /// interleaving counts, including those where a thread never runs while another yields.
+    Exhaustive,
+}
+
+/// What a scenario run checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checked {
+    /// It ran and every invariant held.
+    Yes,
+    /// It did not apply, and why (a capability not declared, a property this engine cannot
+    /// observe); engines report it as "not checked", never as a pass of the property.
+    Skipped(&'static str),
+}
+
+/// A scenario generic over the primitive: `F` is how it makes one (e.g. `dyn Fn() -> M`).
+pub struct Scenario<F: ?Sized + 'static> {
+    /// Name used on command lines and in reports.
+    pub name: &'static str,
+    /// The contract property it checks.
+    pub about: &'static str,
+    /// Runs it once on primitives made by the maker; panics on a broken invariant.
+    pub run: fn(&Params, &F) -> Checked,
+}
+
+impl<F: ?Sized + 'static> Clone for Scenario<F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F: ?Sized + 'static> Copy for Scenario<F> {}
+impl<F: ?Sized + 'static> core::fmt::Debug for Scenario<F> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("name", &self.name)
+            .finish()
+    }
 }
 
 impl Params {
@@ -34,20 +84,28 @@ impl Params {
                 threads: 2,
                 rounds: 1,
                 lockdep: crate::lock::Mode::Panic,
+                schedule: Schedule::Exhaustive,
             }
         } else if cfg!(shuttle) {
             Params {
                 threads: 3,
                 rounds: 3,
                 lockdep: crate::lock::Mode::Panic,
+                schedule: Schedule::Random,
             }
         } else {
             Params {
                 threads: 4,
                 rounds: 100,
                 lockdep: crate::lock::Mode::Panic,
+                schedule: Schedule::Real,
             }
         }
+    }
+
+    /// The same sizes under `schedule`.
+    pub fn with_schedule(self, schedule: Schedule) -> Self {
+        Params { schedule, ..self }
     }
 
     /// The same sizes with the validator in `mode`.

@@ -49,6 +49,7 @@ fn plan_of(args: &ThreadsArgs) -> Plan {
             threads: args.threads as usize,
             rounds: args.rounds as usize,
             lockdep: args.lockdep.mode(),
+            schedule: primitives::scenarios::Schedule::Real,
         },
         duration: args.duration,
         deadline: args.deadline,

@@ -339,4 +339,33 @@ impl crate::traits::MVarApi<u64> for WordMVar {
         not_now(self.inner.take_timeout(&mut b, timeout)).ok()?;
         Some(u64::from_ne_bytes(b))
     }
+
+    fn capabilities(&self) -> crate::traits::MVarCaps {
+        crate::traits::MVarCaps {
+            read_swap: true,
+            fifo: false,
+        }
+    }
+
+    fn read(&self) -> u64 {
+        let mut b = [0; WORD_PAYLOAD];
+        if let Err(e) = self.inner.read(&mut b) {
+            panic!("{e}");
+        }
+        u64::from_ne_bytes(b)
+    }
+
+    fn try_read(&self) -> Option<u64> {
+        let mut b = [0; WORD_PAYLOAD];
+        not_now(self.inner.try_read(&mut b)).ok()?;
+        Some(u64::from_ne_bytes(b))
+    }
+
+    fn swap(&self, value: u64) -> u64 {
+        let mut b = [0; WORD_PAYLOAD];
+        if let Err(e) = self.inner.swap(&value.to_ne_bytes(), &mut b) {
+            panic!("{e}");
+        }
+        u64::from_ne_bytes(b)
+    }
 }

@@ -11,6 +11,9 @@
 //! | `Put(v)` | empty | full(v) |
 //! | `Take(v)` | full(v) | empty |
 //! | `Read(v)` | full(v) | full(v) |
+//! | `TryRead(Some(v))` | full(v) | full(v) |
+//! | `TryRead(None)` | empty | empty |
+//! | `Swap { new, old: v }` | full(v) | full(new) |
 //! | `TryPut { v, ok: true }` | empty | full(v) |
 //! | `TryPut { v, ok: false }` | full(_) | unchanged |
 //! | `TryTake(Some(v))` | full(v) | empty |
@@ -51,6 +54,15 @@ pub enum Kind {
     Take(Option<u64>),
     /// Blocking read (the value stays); the value it returned (`None`: unknown).
     Read(Option<u64>),
+    /// Non-blocking read: the value, or `None` if the box was empty.
+    TryRead(Option<u64>),
+    /// Blocking swap: put `new` in place of the value it returned (`old`, `None`: unknown).
+    Swap {
+        /// The value left in the box.
+        new: u64,
+        /// The value taken out.
+        old: Option<u64>,
+    },
     /// Non-blocking put: `ok` if it stored `value`, `!ok` if the box was full.
     TryPut {
         /// The value offered.
@@ -139,6 +151,9 @@ pub fn apply(kind: Kind, cell: Cell) -> Option<Cell> {
         (Kind::TryTake(Some(w)), Cell::Full(v)) if w == v => Some(Cell::Empty),
         (Kind::TryTake(None), Cell::Empty) => Some(Cell::Empty),
         (Kind::Read(want), Cell::Full(v)) if matches(want, v) => Some(cell),
+        (Kind::TryRead(Some(w)), Cell::Full(v)) if w == v => Some(cell),
+        (Kind::TryRead(None), Cell::Empty) => Some(Cell::Empty),
+        (Kind::Swap { new, old }, Cell::Full(v)) if matches(old, v) => Some(Cell::Full(new)),
         _ => None,
     }
 }
