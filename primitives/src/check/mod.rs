@@ -1,10 +1,191 @@
-//! Checkers over recorded behaviour: every engine's verdict as one public call.
+//! Every engine as one public call for a user's type, and the report they all return.
 //!
 //! [`linearizability`] decides whether a recorded history of MVar operations (from threads,
 //! processes, or any other engine) could have come from one MVar acting atomically; [`threads`]
 //! records such a history from real threads for any `MVarApi<u64>` and judges it (the oracle as
 //! one call on a user's type).
+//!
+//! Each engine returns a [`Report`]: one [`Row`] per (scenario, engine configuration), saying
+//! whether the property held, failed (with the message and, where the engine has one, a replay
+//! string), hung, or was not checked and why.
 
 pub use crate::history::linearizability;
 #[cfg(not(any(loom, shuttle)))]
 pub mod threads;
+
+use std::fmt;
+use std::time::Duration;
+
+/// How much an engine may spend on each scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Executions (schedules, runs, cases) per scenario and engine configuration.
+    pub iterations: usize,
+    /// Wall-clock cap per scenario and configuration; a run still going then is a hang for
+    /// the real-threads engine, and the end of the search for the others.
+    pub time: Duration,
+    /// Seed of the engine's randomness (schedulers, operation choices).
+    pub seed: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            iterations: 1000,
+            time: Duration::from_secs(30),
+            seed: 1,
+        }
+    }
+}
+
+impl Budget {
+    /// This budget with `iterations` executions.
+    pub fn iterations(self, iterations: usize) -> Self {
+        Budget { iterations, ..self }
+    }
+    /// This budget with a wall-clock cap of `time`.
+    pub fn time(self, time: Duration) -> Self {
+        Budget { time, ..self }
+    }
+    /// This budget with `seed`.
+    pub fn seed(self, seed: u64) -> Self {
+        Budget { seed, ..self }
+    }
+}
+
+/// What one engine configuration said about one scenario.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every execution kept every invariant.
+    Passed {
+        /// Executions run.
+        executions: u64,
+    },
+    /// An invariant broke (a panic, a non-linearizable history).
+    Failed {
+        /// Executions until the failure (1-based).
+        executions: u64,
+        /// The first line of the failure.
+        message: String,
+        /// How to replay it (a shuttle schedule, a seed), if the engine has one.
+        replay: Option<String>,
+    },
+    /// Nothing could make progress: a deadlock (model engines) or no progress within the
+    /// budget (real threads), with what each thread was blocked in.
+    Hang {
+        /// Executions until the hang (1-based).
+        executions: u64,
+        /// Who waits on what.
+        report: String,
+        /// How to replay it, if the engine has one.
+        replay: Option<String>,
+    },
+    /// Not checked, and why (a capability not declared, a property this engine cannot see).
+    Skipped(String),
+}
+
+impl Outcome {
+    /// A failure or a hang.
+    pub fn is_finding(&self) -> bool {
+        matches!(self, Outcome::Failed { .. } | Outcome::Hang { .. })
+    }
+}
+
+/// One row of a [`Report`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// The scenario (catalogue name).
+    pub scenario: String,
+    /// The engine and its configuration (`threads`, `shuttle pct`, `loom`, `proptest`, …).
+    pub engine: String,
+    /// What it said.
+    pub outcome: Outcome,
+    /// Wall-clock time spent.
+    pub elapsed: Duration,
+}
+
+/// What the engines said about one primitive.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The primitive checked (its type name or a label).
+    pub subject: String,
+    /// The capabilities it declared (scenarios needing others were skipped).
+    pub declared: Vec<&'static str>,
+    /// One row per scenario and engine configuration.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// An empty report on `subject`.
+    pub fn new(subject: impl Into<String>, declared: Vec<&'static str>) -> Report {
+        Report {
+            subject: subject.into(),
+            declared,
+            rows: Vec::new(),
+        }
+    }
+    /// No failure and no hang (skipped rows do not count either way).
+    pub fn passed(&self) -> bool {
+        !self.rows.iter().any(|r| r.outcome.is_finding())
+    }
+    /// The rows that failed or hung.
+    pub fn findings(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().filter(|r| r.outcome.is_finding())
+    }
+    /// Appends another report's rows (same subject).
+    pub fn merge(&mut self, other: Report) {
+        self.rows.extend(other.rows);
+    }
+    /// Panics with the whole report unless it passed (for use in a `#[test]`).
+    #[track_caller]
+    pub fn assert_passed(&self) {
+        assert!(self.passed(), "{self}");
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let declared = if self.declared.is_empty() {
+            "none".to_string()
+        } else {
+            self.declared.join(", ")
+        };
+        writeln!(f, "{} (declares: {declared})", self.subject)?;
+        for r in &self.rows {
+            let what = match &r.outcome {
+                Outcome::Passed { executions } => format!("ok ({executions} executions)"),
+                Outcome::Failed {
+                    executions,
+                    message,
+                    replay,
+                } => format!(
+                    "FAILED at execution {executions}: {message}{}",
+                    replay
+                        .as_ref()
+                        .map(|r| format!(" [replay: {r}]"))
+                        .unwrap_or_default()
+                ),
+                Outcome::Hang {
+                    executions,
+                    report,
+                    replay,
+                } => format!(
+                    "HANG at execution {executions}: {report}{}",
+                    replay
+                        .as_ref()
+                        .map(|r| format!(" [replay: {r}]"))
+                        .unwrap_or_default()
+                ),
+                Outcome::Skipped(why) => format!("not checked: {why}"),
+            };
+            writeln!(
+                f,
+                "  {:<28} {:<16} {what} ({:.2} s)",
+                r.scenario,
+                r.engine,
+                r.elapsed.as_secs_f64()
+            )?;
+        }
+        Ok(())
+    }
+}
