@@ -12,6 +12,8 @@
 pub use crate::history::linearizability;
 #[cfg(not(any(loom, shuttle)))]
 pub mod threads;
+#[cfg(not(any(loom, shuttle)))]
+mod watch;
 
 use std::fmt;
 use std::time::Duration;

@@ -115,3 +115,367 @@ pub fn mvar_verdict<M: MVarApi<u64> + Sync>(
         }
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// The real-threads engine as one call: every catalogue scenario on the user's type, watched.
+// ---------------------------------------------------------------------------------------------
+
+use super::watch;
+use super::{Budget, Outcome, Report, Row};
+use crate::lock::LockClass;
+use crate::scenarios::catalogue::{
+    lock_scenarios, log_scenarios, mvar_scenarios, Delivered, MakeLock, MakeLog, MakeMVar,
+};
+use crate::scenarios::{Checked, Params, Scenario};
+use crate::traits::{LockApi, LogApi, MVarCaps};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{mpsc, Arc};
+
+/// A user's MVar with every call watched (see [`watch`]): a hang report names the operation
+/// each thread is stuck in.
+#[derive(Debug)]
+pub struct Watched<M>(pub M);
+
+impl<M> Watched<M> {
+    fn addr(&self) -> usize {
+        &self.0 as *const M as usize
+    }
+}
+
+impl<M: MVarApi<u64>> MVarApi<u64> for Watched<M> {
+    fn put(&self, value: u64) {
+        watch::call("put", self.addr(), || self.0.put(value))
+    }
+    fn take(&self) -> u64 {
+        watch::call("take", self.addr(), || self.0.take())
+    }
+    fn try_put(&self, value: u64) -> Result<(), u64> {
+        watch::call("try_put", self.addr(), || self.0.try_put(value))
+    }
+    fn try_take(&self) -> Option<u64> {
+        watch::call("try_take", self.addr(), || self.0.try_take())
+    }
+    fn put_timeout(&self, value: u64, timeout: Duration) -> Result<(), u64> {
+        watch::call("put_timeout", self.addr(), || {
+            self.0.put_timeout(value, timeout)
+        })
+    }
+    fn take_timeout(&self, timeout: Duration) -> Option<u64> {
+        watch::call("take_timeout", self.addr(), || self.0.take_timeout(timeout))
+    }
+    fn capabilities(&self) -> MVarCaps {
+        self.0.capabilities()
+    }
+    fn read(&self) -> u64 {
+        watch::call("read", self.addr(), || self.0.read())
+    }
+    fn try_read(&self) -> Option<u64> {
+        watch::call("try_read", self.addr(), || self.0.try_read())
+    }
+    fn swap(&self, value: u64) -> u64 {
+        watch::call("swap", self.addr(), || self.0.swap(value))
+    }
+}
+
+impl<L: LockApi> LockApi for Watched<L> {
+    type Guard<'a>
+        = L::Guard<'a>
+    where
+        Self: 'a;
+    fn lock(&self) -> Self::Guard<'_> {
+        watch::call("lock", self.addr(), || self.0.lock())
+    }
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        watch::call("lock_timeout", self.addr(), || self.0.lock_timeout(timeout))
+    }
+    fn try_lock(&self) -> Option<Self::Guard<'_>> {
+        watch::call("try_lock", self.addr(), || self.0.try_lock())
+    }
+    fn is_reentrant(&self) -> bool {
+        self.0.is_reentrant()
+    }
+    fn max_nesting(&self) -> Option<u64> {
+        self.0.max_nesting()
+    }
+}
+
+impl<G: LogApi> LogApi for Watched<G> {
+    fn log(&self, text: String) {
+        watch::call("log", self.addr(), || self.0.log(text))
+    }
+    fn flush(&self) {
+        watch::call("flush", self.addr(), || self.0.flush())
+    }
+    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
+        self.0.under_sink_lock(f)
+    }
+}
+
+/// Checks a user's MVar on real threads: every MVar scenario of the catalogue (those needing
+/// an undeclared capability are reported "not checked"), each run up to `budget.iterations`
+/// times within `budget.time`, under a watchdog; then the linearizability oracle on random
+/// traffic ([`mvar_verdict`]). `make` returns a new, empty MVar each call.
+pub fn mvar<M, F>(make: F, budget: Budget) -> Report
+where
+    M: MVarApi<u64> + 'static,
+    F: Fn() -> M + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let caps = make().capabilities();
+    let mut report = Report::new(std::any::type_name::<M>(), caps.names());
+    for s in mvar_scenarios::<Watched<M>>() {
+        let mk = make.clone();
+        let maker = move || Watched(mk());
+        report.rows.push(run_scenario(
+            s,
+            budget,
+            Arc::new(maker) as Arc<MakeMVar<Watched<M>>>,
+        ));
+    }
+    let started = Instant::now();
+    let runs = (budget.iterations as u64).clamp(1, 200);
+    let traffic = Traffic {
+        seed: budget.seed,
+        ..Traffic::default()
+    };
+    let outcome = match mvar_verdict(|| make(), traffic, runs) {
+        None => Outcome::Passed { executions: runs },
+        Some((seed, verdict, history)) => Outcome::Failed {
+            executions: seed - budget.seed + 1,
+            message: match verdict {
+                Verdict::NotLinearizable { prefix, stuck } => {
+                    crate::history::explain(&history, &prefix, &stuck)
+                }
+                v => format!("{v:?}"),
+            },
+            replay: Some(format!("Traffic {{ seed: {seed}, ..Traffic::default() }}")),
+        },
+    };
+    report.rows.push(Row {
+        scenario: "linearizable-traffic".into(),
+        engine: "threads".into(),
+        outcome,
+        elapsed: started.elapsed(),
+    });
+    report
+}
+
+/// Checks a user's lock on real threads: every lock scenario of the catalogue, watched.
+/// `make` returns a new, free lock each call (the class is for locks that feed the crate's
+/// lock-order validator; others ignore it).
+pub fn lock<L, F>(make: F, budget: Budget) -> Report
+where
+    L: LockApi + 'static,
+    F: Fn(&LockClass) -> L + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let mut report = Report::new(
+        std::any::type_name::<L>(),
+        lock_declared(&make(&dummy_class())),
+    );
+    for s in lock_scenarios::<Watched<L>>() {
+        let mk = make.clone();
+        let maker = move |c: &LockClass| Watched(mk(c));
+        report.rows.push(run_scenario(
+            s,
+            budget,
+            Arc::new(maker) as Arc<MakeLock<Watched<L>>>,
+        ));
+    }
+    report
+}
+
+/// Checks a user's log on real threads: every log scenario of the catalogue, watched. `make`
+/// returns a new log delivering into the given sink each call.
+pub fn log<G, F>(make: F, budget: Budget) -> Report
+where
+    G: LogApi + 'static,
+    F: Fn(Delivered, &LockClass) -> G + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let mut report = Report::new(std::any::type_name::<G>(), Vec::new());
+    for s in log_scenarios::<Watched<G>>() {
+        let mk = make.clone();
+        let maker = move |d: Delivered, c: &LockClass| Watched(mk(d, c));
+        report.rows.push(run_scenario(
+            s,
+            budget,
+            Arc::new(maker) as Arc<MakeLog<Watched<G>>>,
+        ));
+    }
+    report
+}
+
+fn dummy_class() -> LockClass {
+    crate::lock::Validator::new(crate::lock::Mode::Off).class("probe", true)
+}
+
+fn lock_declared<L: LockApi>(l: &L) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    if l.is_reentrant() {
+        v.push("reentrant");
+    }
+    if l.max_nesting().is_some() {
+        v.push("max_nesting");
+    }
+    v
+}
+
+/// How long a run may go without progress before it is a hang: no watched call returned, no
+/// other thread of the process runnable, for this long past the run's expected time.
+const STALL: Duration = Duration::from_secs(5);
+
+/// Runs `s` up to `budget.iterations` times within `budget.time`, each in a fresh thread under
+/// a watchdog.
+fn run_scenario<F: ?Sized + Send + Sync + 'static>(
+    s: Scenario<F>,
+    budget: Budget,
+    make: Arc<F>,
+) -> Row {
+    let started = Instant::now();
+    let params = Params::for_engine();
+    let row = |outcome| Row {
+        scenario: s.name.to_string(),
+        engine: "threads".to_string(),
+        outcome,
+        elapsed: started.elapsed(),
+    };
+    let mut runs = 0u64;
+    while runs < budget.iterations.max(1) as u64 && (runs == 0 || started.elapsed() < budget.time) {
+        runs += 1;
+        let (tx, rx) = mpsc::channel();
+        let (mk, run) = (make.clone(), s.run);
+        panics::arm();
+        let spawned = std::thread::Builder::new()
+            .name(format!("check:{}", s.name))
+            .spawn(move || {
+                let r = catch_unwind(AssertUnwindSafe(|| run(&params, &mk)));
+                let _ = tx.send(r.map_err(|p| panics::payload_message(&*p)));
+            });
+        if let Err(e) = spawned {
+            panics::disarm();
+            return row(Outcome::Skipped(format!("cannot spawn a thread: {e}")));
+        }
+        let mut last = watch::progress();
+        let received = loop {
+            match rx.recv_timeout(STALL) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = watch::progress();
+                    if now != last || others_runnable() {
+                        last = now;
+                        continue;
+                    }
+                    break None;
+                }
+                Ok(r) => break Some(Ok(r)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break Some(Err(())),
+            }
+        };
+        let first = panics::take_first();
+        panics::disarm();
+        match received {
+            None => {
+                let mut who = watch::inside();
+                who.extend(crate::track::waitreg::snapshot().into_iter().map(|e| {
+                    format!(
+                        "thread {} sleeps in {} on {:#x}",
+                        e.thread_name.unwrap_or_else(|| format!("#{}", e.thread)),
+                        e.op,
+                        e.object
+                    )
+                }));
+                if who.is_empty() {
+                    who.push("no thread is inside a call of the primitive".into());
+                }
+                return row(Outcome::Hang {
+                    executions: runs,
+                    report: format!(
+                        "no progress for {} s; {} (the stuck threads are left blocked)",
+                        STALL.as_secs(),
+                        who.join("; ")
+                    ),
+                    replay: None,
+                });
+            }
+            Some(Ok(Ok(Checked::Skipped(why)))) => return row(Outcome::Skipped(why.to_string())),
+            Some(Ok(Ok(Checked::Yes))) if first.is_none() => {}
+            Some(r) => {
+                let message = first.unwrap_or_else(|| match r {
+                    Ok(Err(m)) => m,
+                    _ => "a thread of the scenario panicked".into(),
+                });
+                return row(Outcome::Failed {
+                    executions: runs,
+                    message,
+                    replay: None,
+                });
+            }
+        }
+    }
+    row(Outcome::Passed { executions: runs })
+}
+
+/// Whether a thread of this process other than the calling one is runnable (state `R`): a
+/// run whose threads only wait for a CPU is slow, not hung.
+fn others_runnable() -> bool {
+    let me = nix::unistd::gettid().as_raw().to_string();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        t.file_name().to_str() != Some(me.as_str())
+            && std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, r)| r.trim_start().starts_with('R'))
+                })
+                .unwrap_or(false)
+    })
+}
+
+/// The first panic message of a run, captured by a process-wide hook (chained to the previous
+/// one, which still sees every panic outside a check run).
+mod panics {
+    use crate::sync::{book_lock, BookAtomicUsize, BookMutex, BookOnce, BookOrdering};
+
+    static ARMED: BookAtomicUsize = BookAtomicUsize::new(0);
+    static FIRST: BookMutex<Option<String>> = BookMutex::new(None);
+    static HOOK: BookOnce = BookOnce::new();
+
+    pub(super) fn arm() {
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if ARMED.load(BookOrdering::SeqCst) == 0 {
+                    return previous(info);
+                }
+                let mut first = book_lock(&FIRST);
+                if first.is_none() {
+                    let at = info
+                        .location()
+                        .map(|l| format!(" (at {}:{})", l.file(), l.line()))
+                        .unwrap_or_default();
+                    *first = Some(format!("{}{at}", payload_message(info.payload())));
+                }
+            }));
+        });
+        *book_lock(&FIRST) = None;
+        ARMED.fetch_add(1, BookOrdering::SeqCst);
+    }
+
+    pub(super) fn disarm() {
+        ARMED.fetch_sub(1, BookOrdering::SeqCst);
+    }
+
+    pub(super) fn take_first() -> Option<String> {
+        book_lock(&FIRST).take()
+    }
+
+    pub(super) fn payload_message(p: &(dyn std::any::Any + Send)) -> String {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic with a non-string payload".into())
+    }
+}

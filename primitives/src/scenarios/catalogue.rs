@@ -182,12 +182,12 @@ const EXCH_SAME: [(usize, usize); 1] = [(1, 1)];
 const EXCH_CROSSED: [(usize, usize); 2] = [(0, 1), (1, 0)];
 
 /// How a scenario makes an MVar of `u64` values: each call, a new, empty one.
-pub type MakeMVar<M> = dyn Fn() -> M;
+pub type MakeMVar<M> = dyn Fn() -> M + Send + Sync;
 /// How a scenario makes a lock: each call, a new, free one, tracked as the given class.
-pub type MakeLock<L> = dyn Fn(&LockClass) -> L;
+pub type MakeLock<L> = dyn Fn(&LockClass) -> L + Send + Sync;
 /// How a scenario makes a log: each call, a new one delivering into the given sink, its own
 /// sink lock tracked as the given class.
-pub type MakeLog<G> = dyn Fn(Delivered, &LockClass) -> G;
+pub type MakeLog<G> = dyn Fn(Delivered, &LockClass) -> G + Send + Sync;
 
 /// Every MVar scenario, for any MVar of `u64` (one line per scenario; scenarios check the
 /// capabilities they need and return [`Checked::Skipped`] when one is not declared).
