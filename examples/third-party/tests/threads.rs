@@ -1,0 +1,43 @@
+//! The real-threads engine on the three third-party primitives: the MVars keep every property
+//! they declare; parking_lot's reentrant mutex is reported for owner identity only if the
+//! scenario of a guard leaked on an exited thread catches its thread-local-address owner id.
+#![cfg(not(any(loom, shuttle)))]
+
+use primitives::check::{threads, Budget, Outcome};
+use std::time::Duration;
+use third_party_checks::{ChannelMVar, CondvarMVar, ParkingLotReentrant};
+
+fn budget() -> Budget {
+    Budget::default()
+        .iterations(50)
+        .time(Duration::from_secs(10))
+}
+
+#[test]
+fn crossbeam_bounded_1_passes_the_core_contract() {
+    let r = threads::mvar(ChannelMVar::new, budget());
+    eprintln!("{r}");
+    r.assert_passed();
+}
+
+#[test]
+fn a_condvar_mvar_passes_including_read_and_swap() {
+    let r = threads::mvar(CondvarMVar::new, budget());
+    eprintln!("{r}");
+    r.assert_passed();
+    assert!(r.declared.contains(&"read/swap"));
+}
+
+#[test]
+fn parking_lot_reentrant_mutex() {
+    let r = threads::lock(|_| ParkingLotReentrant::new(), budget());
+    eprintln!("{r}");
+    // Everything but owner identity after a leaked guard must hold.
+    for row in r.findings() {
+        assert_eq!(
+            row.scenario, "lock-owner-after-exit",
+            "parking_lot failed a property other than owner identity:\n{r}"
+        );
+        assert!(matches!(row.outcome, Outcome::Failed { .. }));
+    }
+}
