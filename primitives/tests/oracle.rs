@@ -118,3 +118,56 @@ fn a_timed_out_take_that_kept_the_value_is_caught_from_the_history() {
         "seed {seed}: {verdict:?}"
     );
 }
+
+/// A box that declares atomic reads but builds `try_read` from `try_take` + `try_put`: between
+/// the two, the box is empty to everyone else (a `try_put` can slip in, and the read's own put
+/// then fails and the value is lost).
+struct TakeThenPutRead {
+    inner: MVar<u64>,
+}
+
+impl MVarApi<u64> for TakeThenPutRead {
+    fn put(&self, v: u64) {
+        MVarApi::put(&self.inner, v)
+    }
+    fn take(&self) -> u64 {
+        MVarApi::take(&self.inner)
+    }
+    fn try_put(&self, v: u64) -> Result<(), u64> {
+        MVarApi::try_put(&self.inner, v)
+    }
+    fn try_take(&self) -> Option<u64> {
+        MVarApi::try_take(&self.inner)
+    }
+    fn put_timeout(&self, v: u64, t: Duration) -> Result<(), u64> {
+        MVarApi::put_timeout(&self.inner, v, t)
+    }
+    fn take_timeout(&self, t: Duration) -> Option<u64> {
+        MVarApi::take_timeout(&self.inner, t)
+    }
+    fn capabilities(&self) -> primitives::traits::MVarCaps {
+        primitives::traits::MVarCaps {
+            read_swap: true,
+            fifo: false,
+        }
+    }
+    fn try_read(&self) -> Option<u64> {
+        let v = MVarApi::try_take(&self.inner)?;
+        std::thread::yield_now();
+        let _ = MVarApi::try_put(&self.inner, v);
+        Some(v)
+    }
+}
+
+#[test]
+fn a_read_made_of_take_and_put_is_caught_from_the_history() {
+    let make = || TakeThenPutRead {
+        inner: MVar::new_empty(),
+    };
+    let (seed, verdict, _) = mvar_verdict(make, traffic(), RUNS).expect("caught");
+    assert!(
+        matches!(verdict, Verdict::NotLinearizable { .. }),
+        "seed {seed}: {verdict:?}"
+    );
+    eprintln!("non-atomic try_read caught at seed {seed} (of {RUNS})");
+}

@@ -1,6 +1,6 @@
 //! The linearizability oracle on real threads, for any [`MVarApi<u64>`]: [`mvar_history`]
 //! drives a box from several OS threads with random bounded operations (timed puts of unique
-//! values, timed takes, `try_put`, `try_take`), records every call and return with its time and
+//! values, timed takes, `try_put`, `try_take`, and `try_read` when declared), records every call and return with its time and
 //! value, and [`mvar_verdict`] judges the history with [`super::linearizability`] — from the
 //! history alone, knowing nothing of the implementation. A box that hands a value out twice, or
 //! loses one, or lets a timed-out operation take effect, has a history no single atomic box
@@ -47,6 +47,9 @@ impl Default for Traffic {
 pub fn mvar_history<M: MVarApi<u64> + Sync>(mvar: &M, traffic: Traffic) -> Vec<Operation> {
     let base = Instant::now();
     let ns = move || base.elapsed().as_nanos() as u64;
+    // `try_read` joins the mix when the box declares it (never the blocking `read`/`swap`:
+    // on an empty box nothing guarantees they return).
+    let reads = mvar.capabilities().read_swap;
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..traffic.threads)
             .map(|t| {
@@ -64,7 +67,9 @@ pub fn mvar_history<M: MVarApi<u64> + Sync>(mvar: &M, traffic: Traffic) -> Vec<O
                     for n in 0..traffic.ops {
                         let value = ((t as u64 + 1) << 32) | n as u64;
                         let call_ns = ns();
-                        let kind = match next() % 4 {
+                        let kinds = if reads { 5 } else { 4 };
+                        let kind = match next() % kinds {
+                            4 => Kind::TryRead(mvar.try_read()),
                             0 => match mvar.put_timeout(value, traffic.timeout) {
                                 Ok(()) => Kind::Put(value),
                                 Err(_) => Kind::TimedOut,
