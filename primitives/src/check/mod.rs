@@ -10,6 +10,12 @@
 //! string), hung, or was not checked and why.
 
 pub use crate::history::linearizability;
+#[cfg(loom)]
+pub mod loom;
+#[cfg(shuttle)]
+pub mod shuttle;
+#[cfg(any(loom, shuttle))]
+mod subject;
 #[cfg(not(any(loom, shuttle)))]
 pub mod threads;
 
