@@ -161,7 +161,7 @@ fn counting(
 /// `deadlock! blocked tasks: …` (or that an execution exceeded its step bound: a livelock),
 /// loom `deadlock; threads = …`. (A scenario's own message that merely mentions a deadlock —
 /// the lock-order validator's "self-deadlock" report, say — is a failure, not a hang.)
-fn is_hang(message: &str) -> bool {
+pub fn is_hang(message: &str) -> bool {
     message.starts_with("deadlock! ")
         || message.starts_with("deadlock; ")
         || message.starts_with("exceeded max_steps bound")
