@@ -81,7 +81,10 @@ fn reference_log_passes_shuttle() {
 fn broken_third_party_mvar_is_caught_and_replays() {
     let report = engine_check::mvar(OneCondvarMVar::new, budget());
     show(&report);
-    assert!(!report.passed(), "the lost wake-up was not caught:\n{report}");
+    assert!(
+        !report.passed(),
+        "the lost wake-up was not caught:\n{report}"
+    );
     let mut replayed = 0;
     for row in report.findings() {
         let (Outcome::Failed { replay, .. } | Outcome::Hang { replay, .. }) = &row.outcome else {
@@ -91,10 +94,7 @@ fn broken_third_party_mvar_is_caught_and_replays() {
             .as_deref()
             .unwrap_or_else(|| panic!("{} / {}: no replay string", row.scenario, row.engine));
         let again = engine_check::replay_mvar(OneCondvarMVar::new, &row.scenario, schedule);
-        eprintln!(
-            "replay of {} / {}: {again:?}",
-            row.scenario, row.engine
-        );
+        eprintln!("replay of {} / {}: {again:?}", row.scenario, row.engine);
         assert!(
             matches!(
                 again,

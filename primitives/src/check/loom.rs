@@ -179,7 +179,11 @@ fn check(subject: Subject, budget: Budget, bound: usize) -> Report {
 /// In the child: explores `scenario`, writes the verdict line and exits.
 fn explore_and_exit(subject: &Subject, scenario: &str, budget: Budget, bound: usize) -> ! {
     let Some(i) = subject.index(scenario) else {
-        say("failed", 0, &format!("no {} scenario named {scenario:?}", subject.family));
+        say(
+            "failed",
+            0,
+            &format!("no {} scenario named {scenario:?}", subject.family),
+        );
         std::process::exit(0);
     };
     let ended = engine::loom(

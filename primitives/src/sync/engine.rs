@@ -133,7 +133,9 @@ fn captured<T>(
         })
     });
     let result = catch_unwind(AssertUnwindSafe(run));
-    let first = CAPTURE.with(|c| c.borrow_mut().take()).and_then(|c| c.first);
+    let first = CAPTURE
+        .with(|c| c.borrow_mut().take())
+        .and_then(|c| c.first);
     result.map_err(|payload| first.unwrap_or_else(|| payload_text(&*payload)))
 }
 
@@ -231,8 +233,7 @@ pub fn shuttle(
                     Runner::new(DfsScheduler::new(Some(iterations), false), config).run(f);
                 }
                 Scheduler::Urw => {
-                    Runner::new(UrwRandomScheduler::new_from_seed(seed, iterations), config)
-                        .run(f);
+                    Runner::new(UrwRandomScheduler::new_from_seed(seed, iterations), config).run(f);
                 }
                 Scheduler::Replay(s) => {
                     Runner::new(ReplayScheduler::new_from_encoded(&s), config).run(f);
@@ -312,13 +313,7 @@ pub fn once<T: Send + 'static>(f: impl Fn() -> T + Send + Sync + 'static) -> Opt
         None
     });
     #[cfg(shuttle)]
-    let ended = shuttle(
-        &Scheduler::Random,
-        1,
-        Duration::from_secs(60),
-        1,
-        body,
-    );
+    let ended = shuttle(&Scheduler::Random, 1, Duration::from_secs(60), 1, body);
     #[cfg(loom)]
     let ended = loom(0, 1, Duration::from_secs(60), None, body);
     let _ = ended;
