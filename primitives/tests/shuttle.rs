@@ -1,115 +1,177 @@
-//! Shuttle: randomized (random walk, PCT) and bounded exhaustive (DFS) scheduling of every
-//! catalogue scenario against the reference primitives, and of every negative control, which
-//! must be caught; a failing schedule is printed and replays to the same failure.
+//! Shuttle through the public calls: `check::shuttle::{mvar, lock, log}` run every catalogue
+//! scenario of the family under the random, PCT, uniform-random-walk and DFS schedulers — on
+//! the reference primitives (which must pass), on a broken third-party-style MVar defined here
+//! (which must be caught, and its failing schedule must replay) — and every negative control
+//! under the same four schedulers through the same engine driver (`sync::engine::shuttle`):
+//! each must be caught by at least one, and its failing schedule must replay.
+//!
+//! `SHUTTLE_ITERATIONS` (default 1000) sets the executions per scenario and scheduler;
+//! `SHUTTLE_SEED` (default 1) the seed of the randomized schedulers.
 //!
 //! Run: `RUSTFLAGS="--cfg shuttle" cargo test -p primitives --release --test shuttle -- --nocapture`
 #![cfg(shuttle)]
 
 mod common;
 
-use common::{install_reporting_hook, run_child, Outcome, CONFIG_ENV, CONTROL_ENV};
-use primitives::scenarios::catalogue::{control, CONTROLS, SCENARIOS};
-use primitives::scenarios::Params;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use common::broken::OneCondvarMVar;
+use primitives::check::shuttle as engine_check;
+use primitives::check::{Budget, Outcome, Report};
+use primitives::lock::{LockClass, ReentrantLock};
+use primitives::scenarios::catalogue::{reference_log, CONTROLS};
+use primitives::scenarios::{Params, Schedule};
+use primitives::sync::engine::{self, Scheduler};
+use primitives::MVar;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
-
-/// Iterations per scheduler (override with `SHUTTLE_ITERATIONS`, e.g. in the nightly job).
-fn iterations() -> usize {
-    std::env::var("SHUTTLE_ITERATIONS")
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(1000)
+        .unwrap_or(default)
 }
-const PCT_DEPTH: usize = 3;
 
-fn run_with(scheduler: &str, f: fn(&Params)) -> usize {
-    EXECUTIONS.store(0, Ordering::Relaxed);
-    let body = move || {
-        EXECUTIONS.fetch_add(1, Ordering::Relaxed);
-        f(&Params::for_engine())
-    };
-    match scheduler {
-        "random" => shuttle::check_random(body, iterations()),
-        "pct" => shuttle::check_pct(body, iterations(), PCT_DEPTH),
-        "dfs" => shuttle::check_dfs(body, Some(iterations())),
-        s => match s.strip_prefix("replay:") {
-            Some(schedule) => shuttle::replay(body, schedule),
-            None => panic!("unknown scheduler {s}"),
-        },
-    }
-    EXECUTIONS.load(Ordering::Relaxed)
+/// The budget of every call (`SHUTTLE_ITERATIONS`, `SHUTTLE_SEED`).
+fn budget() -> Budget {
+    Budget::default()
+        .iterations(env_or("SHUTTLE_ITERATIONS", 1000))
+        .seed(env_or("SHUTTLE_SEED", 1))
+        .time(Duration::from_secs(120))
+}
+
+/// Prints the report, and checks that it has one row per scenario and scheduler and that at
+/// least one row actually checked something (a report of skips only would pass vacuously).
+fn show(report: &Report) {
+    eprintln!("{report}");
+    assert!(!report.rows.is_empty(), "no scenario ran");
+    assert_eq!(report.rows.len() % 4, 0, "four schedulers per scenario");
+    assert!(
+        report
+            .rows
+            .iter()
+            .any(|r| !matches!(r.outcome, Outcome::Skipped(_))),
+        "every row was skipped"
+    );
 }
 
 #[test]
-fn reference_scenarios_pass_shuttle() {
-    for s in SCENARIOS {
-        for sched in ["random", "pct", "dfs"] {
-            let n = run_with(sched, s.run);
-            eprintln!("shuttle: {:<22} {sched:<6} passed, {n} executions", s.name);
-        }
-    }
+fn reference_mvar_passes_shuttle() {
+    let report = engine_check::mvar(MVar::<u64>::new_empty, budget());
+    show(&report);
+    report.assert_passed();
 }
 
-/// Runs one control with one scheduler (chosen by the parent); a no-op otherwise.
 #[test]
-fn child() {
-    let Ok(name) = std::env::var(CONTROL_ENV) else {
-        return;
-    };
-    let sched = std::env::var(CONFIG_ENV).unwrap_or_else(|_| "random".into());
-    let c = control(&name).expect("control exists");
-    install_reporting_hook(&EXECUTIONS);
-    let n = run_with(&sched, c.run);
-    eprintln!("ENGINE-PASSED executions={n}");
+fn reference_lock_passes_shuttle() {
+    let report = engine_check::lock(|c: &LockClass| ReentrantLock::tracked((), c), budget());
+    show(&report);
+    report.assert_passed();
 }
 
-/// The schedule shuttle reported: in its panic message for a deadlock (our hook flattened
-/// newlines to " | "), or printed to stderr by its own panic hook for a failing assertion.
-fn failing_schedule(o: &Outcome) -> Option<String> {
-    fn after_marker<'a>(mut parts: impl Iterator<Item = &'a str>) -> Option<String> {
-        parts.find(|l| l.starts_with("failing schedule:"))?;
-        parts.next()?; // opening quote
-        let s: String = parts.take_while(|l| *l != "\"").collect();
-        (!s.is_empty()).then_some(s)
+#[test]
+fn reference_log_passes_shuttle() {
+    let report = engine_check::log(reference_log, budget());
+    show(&report);
+    report.assert_passed();
+}
+
+/// A type this crate knows nothing about, with a lost wake-up: the public call reports it, and
+/// each failing row's replay string reproduces the failure in one execution.
+#[test]
+fn broken_third_party_mvar_is_caught_and_replays() {
+    let report = engine_check::mvar(OneCondvarMVar::new, budget());
+    show(&report);
+    assert!(
+        !report.passed(),
+        "the lost wake-up was not caught:\n{report}"
+    );
+    let mut replayed = 0;
+    for row in report.findings() {
+        let (Outcome::Failed { replay, .. } | Outcome::Hang { replay, .. }) = &row.outcome else {
+            unreachable!("findings are failures or hangs")
+        };
+        let schedule = replay
+            .as_deref()
+            .unwrap_or_else(|| panic!("{} / {}: no replay string", row.scenario, row.engine));
+        let again = engine_check::replay_mvar(OneCondvarMVar::new, &row.scenario, schedule);
+        eprintln!("replay of {} / {}: {again:?}", row.scenario, row.engine);
+        assert!(
+            matches!(
+                again,
+                Outcome::Failed { executions: 1, .. } | Outcome::Hang { executions: 1, .. }
+            ),
+            "{} / {}: the schedule does not replay the failure: {again:?}",
+            row.scenario,
+            row.engine
+        );
+        replayed += 1;
     }
-    after_marker(o.message.split(" | ")).or_else(|| after_marker(o.stderr.lines()))
+    assert!(replayed > 0);
 }
 
+/// The four configurations of the public call, for the controls.
+fn configurations() -> [(&'static str, Scheduler, Schedule); 4] {
+    [
+        ("random", Scheduler::Random, Schedule::Random),
+        ("pct", Scheduler::Pct { depth: 3 }, Schedule::Random),
+        ("urw", Scheduler::Urw, Schedule::Random),
+        ("dfs", Scheduler::Dfs, Schedule::Exhaustive),
+    ]
+}
+
+/// Every negative control is caught by at least one scheduler, and every catching schedule
+/// replays to a failure in one execution.
 #[test]
 fn every_control_is_caught_by_shuttle_and_replays() {
+    let b = budget();
     let mut missed = Vec::new();
     for c in CONTROLS {
         let mut caught_by = Vec::new();
-        for sched in ["random", "pct", "dfs"] {
-            let o = run_child("child", c.name, sched, Duration::from_secs(300));
-            if o.caught {
+        for (name, scheduler, schedule) in configurations() {
+            let params = Params::for_engine().with_schedule(schedule);
+            let run = c.run;
+            let body = move || {
+                run(&params);
+                None
+            };
+            let start = Instant::now();
+            let ended = engine::shuttle(&scheduler, b.iterations, b.time, b.seed, Arc::new(body));
+            let Some(failure) = ended.failure else {
                 eprintln!(
-                    "shuttle: {:<24} {sched:<6} caught after {:>5} executions: {}",
-                    c.name, o.executions, o.message
-                );
-                let schedule = failing_schedule(&o)
-                    .unwrap_or_else(|| panic!("{}: no schedule printed:\n{}", c.name, o.stderr));
-                let r = run_child(
-                    "child",
+                    "shuttle: {:<24} {name:<6} NOT caught in {} executions ({:.2} s)",
                     c.name,
-                    &format!("replay:{schedule}"),
-                    Duration::from_secs(60),
+                    ended.executions,
+                    start.elapsed().as_secs_f64()
                 );
-                assert!(
-                    r.caught && r.executions == 1,
-                    "{} ({sched}): schedule does not replay:\n{}",
-                    c.name,
-                    r.stderr
-                );
-                caught_by.push(sched);
-            } else {
-                eprintln!(
-                    "shuttle: {:<24} {sched:<6} NOT caught in {} executions",
-                    c.name, o.executions
-                );
-            }
+                continue;
+            };
+            eprintln!(
+                "shuttle: {:<24} {name:<6} caught after {:>5} executions ({:.2} s){}: {}",
+                c.name,
+                ended.executions,
+                start.elapsed().as_secs_f64(),
+                if failure.hang { " [hang]" } else { "" },
+                failure.message.lines().next().unwrap_or("")
+            );
+            let s = failure
+                .schedule
+                .unwrap_or_else(|| panic!("{} ({name}): no failing schedule", c.name));
+            let again = engine::shuttle(
+                &Scheduler::Replay(s),
+                1,
+                b.time,
+                0,
+                Arc::new(move || {
+                    run(&params);
+                    None
+                }),
+            );
+            assert!(
+                again.failure.is_some() && again.executions == 1,
+                "{} ({name}): the schedule does not replay: {again:?}",
+                c.name
+            );
+            caught_by.push(name);
         }
         if caught_by.is_empty() {
             missed.push(c.name);

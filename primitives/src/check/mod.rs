@@ -5,11 +5,25 @@
 //! records such a history from real threads for any `MVarApi<u64>` and judges it (the oracle as
 //! one call on a user's type).
 //!
+//! The model engines as one call each: `check::shuttle::{mvar, lock, log}` (`--cfg shuttle`:
+//! random, PCT, uniform random walk and DFS schedulers, with a replayable schedule for each
+//! failure) and `check::loom::{mvar, lock, log}` (`--cfg loom`: exhaustive within a preemption
+//! bound, each scenario in a child process so that a deadlock gives a verdict). Both run every
+//! scenario the catalogue lists for the primitive's family.
+//!
 //! Each engine returns a [`Report`]: one [`Row`] per (scenario, engine configuration), saying
 //! whether the property held, failed (with the message and, where the engine has one, a replay
 //! string), hung, or was not checked and why.
 
 pub use crate::history::linearizability;
+#[cfg(loom)]
+mod child;
+#[cfg(loom)]
+pub mod loom;
+#[cfg(shuttle)]
+pub mod shuttle;
+#[cfg(any(loom, shuttle))]
+mod subject;
 #[cfg(not(any(loom, shuttle)))]
 pub mod threads;
 #[cfg(not(any(loom, shuttle)))]

@@ -27,6 +27,8 @@
 compile_error!("choose one engine: --cfg loom or --cfg shuttle, not both");
 
 pub mod chaos;
+#[cfg(any(loom, shuttle))]
+pub mod engine;
 pub mod fork;
 pub mod futex;
 pub mod time;

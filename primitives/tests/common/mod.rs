@@ -7,6 +7,10 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// A third-party-style MVar with a lost wake-up, on the model engine's own Mutex and Condvar.
+#[cfg(any(loom, shuttle))]
+pub mod broken;
+
 /// The repository's one way to start a child process (std + libc only, so it builds here, also
 /// under `--cfg loom` / `--cfg shuttle`).
 #[allow(dead_code)]
