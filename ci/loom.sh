@@ -8,3 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 RUSTFLAGS="--cfg loom" cargo test -p primitives --release --test loom --test shm_model -- --nocapture --test-threads=1
+RUSTFLAGS="--cfg loom" cargo test -p third-party-checks --release --test models -- --nocapture

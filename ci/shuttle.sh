@@ -8,3 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/shuttle"
 RUSTFLAGS="--cfg shuttle" cargo test -p primitives --release --test shuttle --test shm_model --test regressions -- --nocapture --test-threads=1
+RUSTFLAGS="--cfg shuttle" cargo test -p third-party-checks --release --test models -- --nocapture
