@@ -211,7 +211,10 @@ pub const CONTROLS: &[Control] = &[
     ),
     registered(
         "log-lost-at-exit",
-        &[("proptest", "not wired into tests/model.rs")],
+        &[
+            ("loom", "join returns before the joined thread's thread-local destructors run"),
+            ("proptest", "not wired into tests/model.rs"),
+        ],
         |p| {
             log_exit_without_flush::run(p, &mutant_log(LogDefect::LostAtExit));
         },

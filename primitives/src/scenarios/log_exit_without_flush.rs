@@ -24,14 +24,27 @@ pub fn run<G: LogApi + 'static>(p: &Params, make: &MakeLog<G>) -> Checked {
     let log = Arc::new(make(sink.clone(), &v.class("sysmsg", false)));
     let shared = Arc::new(ReentrantLock::tracked((), &v.class("odb", true)));
     let msgs = if cfg!(loom) { 2 } else { p.rounds.max(2) };
-    let extra = if cfg!(loom) { 1 } else { 3 };
     let leaked = v.class("leaked", true);
-    log_exit_without_flush(log, shared, leaked, p.threads.max(2), msgs, extra, &sink);
+    if cfg!(loom) {
+        // loom 0.7 lets `join` return before the joined thread's thread-local destructors run
+        // (its `spawn` notifies the joiner, then drops the thread's locals), so nothing a thread
+        // delivers at its exit can be seen by the joiner — and a destructor that runs after the
+        // model's main closure returned finds the model's statics gone. Only the threads that
+        // exit right after their outermost release run here.
+        log_exit_without_flush(log, shared, leaked, p.threads.max(2), msgs, 0, &sink);
+        return Checked::Skipped(
+            "loom: join returns before the joined thread's thread-local destructors run, so \
+             delivery at thread exit is unobservable (only exit right after the outermost \
+             release is checked)",
+        );
+    }
+    log_exit_without_flush(log, shared, leaked, p.threads.max(2), msgs, 3, &sink);
     Checked::Yes
 }
 
 /// The scenario body (see the module docs): `threads` threads log `msgs` messages each; odd
-/// ones then `extra` more under a leaked private lock of class `leaked`.
+/// ones then `extra` more under a leaked private lock of class `leaked` (with `extra == 0`
+/// every thread exits right after its outermost release).
 pub fn log_exit_without_flush<G: LogApi + 'static>(
     log: Arc<G>,
     shared: Arc<ReentrantLock<()>>,
@@ -54,7 +67,7 @@ pub fn log_exit_without_flush<G: LogApi + 'static>(
                         log.log(text(t, i));
                     }
                 }
-                if t % 2 == 1 {
+                if t % 2 == 1 && extra > 0 {
                     // Held until the thread is gone: these stay staged through its exit.
                     let private = ReentrantLock::tracked((), &leaked);
                     core::mem::forget(private.lock());
