@@ -36,7 +36,7 @@ pub(crate) fn assert_delivered(scenario: &str, texts: &[String], logged: &[usize
     for (t, &n) in logged.iter().enumerate() {
         let got = indices_of(texts, t);
         assert!(
-            got.windows(2).all(|w| w[0] < w[1]) && got.last().is_none_or(|&i| i < n),
+            got.windows(2).all(|w| w[0] < w[1]) && got.last().map_or(true, |&i| i < n),
             "{scenario}: thread {t}'s messages duplicated, reordered or invented: logged 0..{n}, \
              delivered in the order {got:?}"
         );
@@ -63,7 +63,7 @@ pub(crate) fn assert_delivered(scenario: &str, texts: &[String], logged: &[usize
 pub(crate) fn assert_delivered_so_far(scenario: &str, texts: &[String], t: usize, logged: usize) {
     let got = indices_of(texts, t);
     assert!(
-        got.windows(2).all(|w| w[0] < w[1]) && got.last().is_none_or(|&i| i < logged),
+        got.windows(2).all(|w| w[0] < w[1]) && got.last().map_or(true, |&i| i < logged),
         "{scenario}: thread {t}'s messages duplicated, reordered or invented: logged \
          0..{logged}, delivered in the order {got:?}"
     );
