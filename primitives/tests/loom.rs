@@ -138,6 +138,17 @@ fn expect_caught(name: &str, lockdep: &str) {
 #[test]
 fn every_control_is_caught_by_loom() {
     for c in CONTROLS {
+        if let Some((_, why)) = c.blind_spots.iter().find(|(e, _)| *e == "loom") {
+            // A documented blind spot: run and report, never asserted either way.
+            let o = run_child("child", c.name, "panic", Duration::from_secs(300));
+            eprintln!(
+                "loom: {:<24} blind spot ({why}): {} after {} executions",
+                c.name,
+                if o.caught { "caught" } else { "not caught" },
+                o.executions
+            );
+            continue;
+        }
         expect_caught(c.name, "panic");
     }
 }

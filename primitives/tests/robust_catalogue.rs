@@ -15,6 +15,10 @@ use std::sync::Mutex;
 /// Catalogue scenarios that exercise neither an MVar nor a lock, and why.
 const NOT_APPLICABLE: &[(&str, &str)] = &[
     ("log-inside-sink-lock", "exercises a log only"),
+    ("log-exit-without-flush", "exercises a log only"),
+    ("log-drop-without-flush", "exercises a log only"),
+    ("log-overflow-announced", "exercises a log only"),
+    ("log-delivered-at-outermost-release", "exercises a log only"),
     (
         "exch",
         "exercises the ordered multi-lock over in-process mutexes",

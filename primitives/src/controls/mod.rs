@@ -10,9 +10,19 @@ mod midas;
 pub mod registry;
 mod unbuffered;
 
+// Lock and log mutants against the LockApi / LogApi contracts.
+mod lock_mutants;
+mod log_mutants;
+
 pub use midas::{MidasNestedGuard, MidasNestedLock};
 pub use registry::{find, flavor, Control, Home, CONTROLS};
 pub use unbuffered::UnbufferedLog;
+
+pub use lock_mutants::{
+    NarrowCountLock, NarrowGuard, RecycledOwnerGuard, RecycledOwnerLock, TryWaitsLock,
+    NARROW_MAX_NESTING,
+};
+pub use log_mutants::{LogDefect, MutantLog};
 
 use crate::lock::Mutex;
 use crate::mvar::Policy;

@@ -147,6 +147,66 @@ const ALL: &[Control] = &[
                       is not checked (as in Linux lockdep); proptest: sequential, needs two \
                       concurrent exch calls",
     },
+    // Lock and log mutants against the LockApi / LogApi contracts (controls/lock_mutants.rs,
+    // controls/log_mutants.rs), each caught by its own scenario of the catalogue.
+    Control {
+        name: "lock-reused-owner-id",
+        story: "001",
+        defect: "a reentrant lock identifies its owner by a per-thread slot recycled when the \
+                 thread exits (a thread-local's address, Rust issue 123458): a thread spawned \
+                 after the owner exited holding the lock is taken for it",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "proptest: not wired into tests/model.rs (its lock model has no thread exit)",
+    },
+    Control {
+        name: "lock-try-waits",
+        story: "001",
+        defect: "try_lock waits for the holder instead of returning None",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "proptest: not wired into tests/model.rs (sequential: a waiting try_lock \
+                      would block the test itself)",
+    },
+    Control {
+        name: "lock-nesting-wraps",
+        story: "001",
+        defect: "a reentrant lock declares max_nesting 255 but its u8 count wraps to 0 instead \
+                 of refusing the 256th level",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "proptest: not wired into tests/model.rs",
+    },
+    Control {
+        name: "log-lost-at-exit",
+        story: "001",
+        defect: "a buffered log discards what a thread still has staged when the thread exits",
+        home: Home::Thread,
+        caught_by: &["shuttle", "torture"],
+        blind_spots: "loom: join returns before the joined thread's thread-local destructors \
+                      run (loom 0.7), so delivery at exit is unobservable and the scenario skips \
+                      that part; proptest: not wired into tests/model.rs; any engine: a thread \
+                      that exits with nothing staged (every lock released) loses nothing",
+    },
+    Control {
+        name: "log-lost-at-drop",
+        story: "001",
+        defect: "a buffered log's stage keeps only a weak handle on the log: messages staged \
+                 when its last handle is dropped are discarded",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "proptest: not wired into tests/model.rs; any engine: a log dropped with \
+                      nothing staged loses nothing",
+    },
+    Control {
+        name: "log-overflow-silent",
+        story: "001",
+        defect: "a full stage drops messages without counting or announcing them",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "proptest: not wired into tests/model.rs; any engine: fewer messages \
+                      staged under one lock than the stage holds (1024) lose nothing",
+    },
     Control {
         name: "private-futex",
         story: "000",

@@ -6,6 +6,8 @@ use super::*;
 use crate::controls::{
     exch_naive, registry, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
 };
+// Lock and log mutants.
+use crate::controls::{LogDefect, MutantLog, NarrowCountLock, RecycledOwnerLock, TryWaitsLock};
 use crate::lock::{LockClass, ReentrantLock, Validator};
 use crate::msg::{Message, MessageLog, MessageSink};
 use crate::mvar::{MVar, Policy, Reference};
@@ -78,6 +80,42 @@ pub const SCENARIOS: &[Entry] = &[
         about: "seed 001: ODB and SYSMSG locks in one global order",
         run: |p| reference_lock_scenario("odb-sysmsg", p),
     },
+    // Lock and log contract scenarios.
+    Entry {
+        name: "lock-owner-after-exit",
+        about: "an owner exits with the lock held: no later thread is taken for it",
+        run: |p| reference_lock_scenario("lock-owner-after-exit", p),
+    },
+    Entry {
+        name: "lock-try-never-waits",
+        about: "try_lock returns None at once while another thread holds the lock",
+        run: |p| reference_lock_scenario("lock-try-never-waits", p),
+    },
+    Entry {
+        name: "lock-nesting-overflow",
+        about: "nesting beyond the declared max_nesting is refused, never wrapped",
+        run: run_nesting_overflow_reference,
+    },
+    Entry {
+        name: "log-exit-without-flush",
+        about: "no flush: a thread's messages are delivered by its exit, staged or not",
+        run: |p| reference_log_scenario("log-exit-without-flush", p),
+    },
+    Entry {
+        name: "log-drop-without-flush",
+        about: "no flush: messages staged when the last log handle drops are delivered",
+        run: |p| reference_log_scenario("log-drop-without-flush", p),
+    },
+    Entry {
+        name: "log-overflow-announced",
+        about: "a stage overflow is counted and announced: delivered + announced = logged",
+        run: |p| reference_log_scenario("log-overflow-announced", p),
+    },
+    Entry {
+        name: "log-delivered-at-outermost-release",
+        about: "messages logged under nested locks are delivered at the outermost release",
+        run: |p| reference_log_scenario("log-delivered-at-outermost-release", p),
+    },
     Entry {
         name: "exch",
         about: "seed 004: exch over buckets with the ordered multi-lock",
@@ -147,6 +185,53 @@ pub const CONTROLS: &[Control] = &[
             ("proptest", "sequential: needs two concurrent exch calls"),
         ],
         |p| run_exch(p, exch_naive, &EXCH_CROSSED),
+    ),
+    // Lock and log mutants (controls/lock_mutants.rs, controls/log_mutants.rs).
+    registered(
+        "lock-reused-owner-id",
+        &[("proptest", "not wired into tests/model.rs")],
+        |p| {
+            lock_owner_after_exit::run(p, &RecycledOwnerLock::new);
+        },
+    ),
+    registered(
+        "lock-try-waits",
+        &[("proptest", "not wired into tests/model.rs")],
+        |p| {
+            lock_try_never_waits::run(p, &TryWaitsLock::new);
+        },
+    ),
+    registered(
+        "lock-nesting-wraps",
+        &[("proptest", "not wired into tests/model.rs")],
+        |p| {
+            let checked = lock_nesting_overflow::run(p, &NarrowCountLock::wrapping);
+            assert_eq!(checked, Checked::Yes, "lock-nesting-wraps: the scenario did not run");
+        },
+    ),
+    registered(
+        "log-lost-at-exit",
+        &[
+            ("loom", "join returns before the joined thread's thread-local destructors run"),
+            ("proptest", "not wired into tests/model.rs"),
+        ],
+        |p| {
+            log_exit_without_flush::run(p, &mutant_log(LogDefect::LostAtExit));
+        },
+    ),
+    registered(
+        "log-lost-at-drop",
+        &[("proptest", "not wired into tests/model.rs")],
+        |p| {
+            log_drop_without_flush::run(p, &mutant_log(LogDefect::LostAtDrop));
+        },
+    ),
+    registered(
+        "log-overflow-silent",
+        &[("proptest", "not wired into tests/model.rs")],
+        |p| {
+            log_overflow_announced::run(p, &mutant_log(LogDefect::OverflowSilent));
+        },
     ),
 ];
 
@@ -234,16 +319,55 @@ pub fn lock_scenarios<L: LockApi + 'static>() -> Vec<Scenario<MakeLock<L>>> {
             about: "seed 001: ODB and SYSMSG locks in one global order",
             run: |p, make| run_odb_sysmsg(p, false, make),
         },
+        // Lock contract scenarios (one file each under scenarios/).
+        Scenario {
+            name: "lock-owner-after-exit",
+            about: "an owner exits with the lock held: no later thread is taken for it",
+            run: lock_owner_after_exit::run,
+        },
+        Scenario {
+            name: "lock-try-never-waits",
+            about: "try_lock returns None at once while another thread holds the lock",
+            run: lock_try_never_waits::run,
+        },
+        Scenario {
+            name: "lock-nesting-overflow",
+            about: "nesting beyond the declared max_nesting is refused, never wrapped",
+            run: lock_nesting_overflow::run,
+        },
     ]
 }
 
 /// Every log scenario, for any log.
 pub fn log_scenarios<G: LogApi + 'static>() -> Vec<Scenario<MakeLog<G>>> {
-    vec![Scenario {
-        name: "log-inside-sink-lock",
-        about: "seed 001: log from code holding the sink lock",
-        run: run_log_inside_sink,
-    }]
+    vec![
+        Scenario {
+            name: "log-inside-sink-lock",
+            about: "seed 001: log from code holding the sink lock",
+            run: run_log_inside_sink,
+        },
+        // Log delivery-contract scenarios (one file each under scenarios/).
+        Scenario {
+            name: "log-exit-without-flush",
+            about: "no flush: a thread's messages are delivered by its exit, staged or not",
+            run: log_exit_without_flush::run,
+        },
+        Scenario {
+            name: "log-drop-without-flush",
+            about: "no flush: messages staged when the last log handle drops are delivered",
+            run: log_drop_without_flush::run,
+        },
+        Scenario {
+            name: "log-overflow-announced",
+            about: "a stage overflow is counted and announced: delivered + announced = logged",
+            run: log_overflow_announced::run,
+        },
+        Scenario {
+            name: "log-delivered-at-outermost-release",
+            about: "messages logged under nested locks are delivered at the outermost release",
+            run: log_delivered_at_release::run,
+        },
+    ]
 }
 
 /// Runs the scenario `name` of `list` on primitives made by `make`; `None` if `list` has no
@@ -405,4 +529,18 @@ fn run_exch(p: &Params, f: ExchFn, pairs: &[(usize, usize)]) {
     let n = pairs.iter().map(|&(a, b)| a.max(b)).max().unwrap_or(0) + 1;
     let table: Vec<Mutex<u64>> = (0..n as u64).map(|i| Mutex::tracked(i, &class)).collect();
     exch(f, Arc::new(table), pairs, p.rounds.max(1));
+}
+
+/// `lock-nesting-overflow` on the reference lock (which declares no `max_nesting`: skipped) and
+/// on [`NarrowCountLock::refusing`], a correct lock that declares 255, so every engine checks
+/// the scenario on a lock it applies to.
+fn run_nesting_overflow_reference(p: &Params) {
+    reference_lock_scenario("lock-nesting-overflow", p);
+    let checked = lock_nesting_overflow::run(p, &NarrowCountLock::refusing);
+    assert_eq!(checked, Checked::Yes, "lock-nesting-overflow did not run");
+}
+
+/// A maker of [`MutantLog`]s with `defect`.
+fn mutant_log(defect: LogDefect) -> impl Fn(Delivered, &LockClass) -> MutantLog<Delivered> {
+    move |sink, class| MutantLog::new(sink, class, defect)
 }

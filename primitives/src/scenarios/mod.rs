@@ -9,6 +9,16 @@
 
 pub mod catalogue;
 
+// Lock and log scenarios, one file each (their bodies are public, for direct use).
+mod delivery;
+pub mod lock_nesting_overflow;
+pub mod lock_owner_after_exit;
+pub mod lock_try_never_waits;
+pub mod log_delivered_at_release;
+pub mod log_drop_without_flush;
+pub mod log_exit_without_flush;
+pub mod log_overflow_announced;
+
 use crate::lock::{lock_many, Mutex};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{current_thread_id, thread, Arc};

@@ -167,8 +167,18 @@ engine_thread_local! {
 /// Unlike the address of a thread-local (the defect of Rust issue 123458), an id taken from a
 /// global counter can never be handed to a new thread after the old one exits, so a guard leaked
 /// by an exited thread cannot make a new thread look like the owner.
+///
+/// While the thread's locals are being destroyed — a model engine's thread-local destructors
+/// (say, a message stage delivering at thread exit) run after *every* local of the thread is
+/// gone, loom's all at once — the id cannot be read back; each call then gets a fresh id from
+/// the same counter. That keeps the promise that matters (never another thread's id, so no
+/// thread is ever taken for another) at the price that an exiting thread cannot re-enter a
+/// reentrant lock from a destructor (it would wait for itself: a visible deadlock, never a
+/// silent second owner). On real threads the id, having no destructor, is always readable.
 pub fn current_thread_id() -> u64 {
-    THREAD_ID.with(|id| *id)
+    THREAD_ID
+        .try_with(|id| *id)
+        .unwrap_or_else(|_| NEXT_THREAD_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// A write-once cell for bookkeeping that is not model-checked (e.g. registered hooks).
