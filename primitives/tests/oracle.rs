@@ -2,6 +2,8 @@
 //! the reference MVar (and a WordMVar in shared memory) is always linearizable; a box that hands
 //! a value out twice, or whose timed-out take keeps the value, is caught.
 
+#![cfg(not(any(loom, shuttle)))]
+
 use primitives::check::linearizability::Verdict;
 use primitives::check::threads::{mvar_verdict, Traffic};
 use primitives::mvar::MVar;
