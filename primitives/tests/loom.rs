@@ -73,10 +73,27 @@ fn expect_caught(name: &str, lockdep: &str) {
     );
 }
 
+/// Every control is caught, except those whose catalogue entry documents loom as a blind spot:
+/// those are still run, and must *not* be caught (a blind spot that loom does see is stale).
 #[test]
 fn every_control_is_caught_by_loom() {
     for c in CONTROLS {
-        expect_caught(c.name, "panic");
+        match c.blind_spots.iter().find(|(engine, _)| *engine == "loom") {
+            None => expect_caught(c.name, "panic"),
+            Some((_, why)) => {
+                let o = run_child("child", c.name, "panic", Duration::from_secs(300));
+                assert!(
+                    !o.caught,
+                    "{}: loom caught a control documented as its blind spot ({why}); update \
+                     the registry: {}",
+                    c.name, o.message
+                );
+                eprintln!(
+                    "loom: {:<24} not caught ({} executions), documented blind spot: {why}",
+                    c.name, o.executions
+                );
+            }
+        }
     }
 }
 

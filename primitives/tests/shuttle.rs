@@ -9,7 +9,7 @@ mod common;
 
 use common::{install_reporting_hook, run_child, Outcome, CONFIG_ENV, CONTROL_ENV};
 use primitives::scenarios::catalogue::{control, CONTROLS, SCENARIOS};
-use primitives::scenarios::Params;
+use primitives::scenarios::{Params, Schedule};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -24,20 +24,39 @@ fn iterations() -> usize {
 }
 const PCT_DEPTH: usize = 3;
 
+/// The scenario sizes under `scheduler`: DFS may keep a thread from ever running while another
+/// yields, so it is an exhaustive scheduler ([`Schedule::Exhaustive`]); random walk and PCT
+/// (which deprioritizes a yielding thread) let the others run ([`Schedule::Random`]).
+fn params(scheduler: &str) -> Params {
+    let p = Params::for_engine();
+    match scheduler {
+        "dfs" => p.with_schedule(Schedule::Exhaustive),
+        _ => p.with_schedule(Schedule::Random),
+    }
+}
+
+/// Runs `f` under `scheduler`, or replays `replay:<scheduler>:<schedule>` with the sizes of
+/// the scheduler that found it.
 fn run_with(scheduler: &str, f: fn(&Params)) -> usize {
     EXECUTIONS.store(0, Ordering::Relaxed);
+    let (scheduler, replay) = match scheduler.strip_prefix("replay:") {
+        Some(rest) => {
+            let (by, schedule) = rest.split_once(':').expect("replay:<scheduler>:<schedule>");
+            (by, Some(schedule))
+        }
+        None => (scheduler, None),
+    };
+    let p = params(scheduler);
     let body = move || {
         EXECUTIONS.fetch_add(1, Ordering::Relaxed);
-        f(&Params::for_engine())
+        f(&p)
     };
-    match scheduler {
-        "random" => shuttle::check_random(body, iterations()),
-        "pct" => shuttle::check_pct(body, iterations(), PCT_DEPTH),
-        "dfs" => shuttle::check_dfs(body, Some(iterations())),
-        s => match s.strip_prefix("replay:") {
-            Some(schedule) => shuttle::replay(body, schedule),
-            None => panic!("unknown scheduler {s}"),
-        },
+    match (scheduler, replay) {
+        (_, Some(schedule)) => shuttle::replay(body, schedule),
+        ("random", None) => shuttle::check_random(body, iterations()),
+        ("pct", None) => shuttle::check_pct(body, iterations(), PCT_DEPTH),
+        ("dfs", None) => shuttle::check_dfs(body, Some(iterations())),
+        (s, None) => panic!("unknown scheduler {s}"),
     }
     EXECUTIONS.load(Ordering::Relaxed)
 }
@@ -94,7 +113,7 @@ fn every_control_is_caught_by_shuttle_and_replays() {
                 let r = run_child(
                     "child",
                     c.name,
-                    &format!("replay:{schedule}"),
+                    &format!("replay:{sched}:{schedule}"),
                     Duration::from_secs(60),
                 );
                 assert!(
