@@ -130,8 +130,14 @@ fn undeclared_or_unobservable_properties_are_skipped() {
     let make = || Core(MVar::new_empty());
     let p = Params::for_engine();
     for (name, want) in [
-        ("mvar-read-races", Checked::Skipped("read/swap not declared")),
-        ("mvar-swap-races", Checked::Skipped("read/swap not declared")),
+        (
+            "mvar-read-races",
+            Checked::Skipped("read/swap not declared"),
+        ),
+        (
+            "mvar-swap-races",
+            Checked::Skipped("read/swap not declared"),
+        ),
         ("mvar-fifo", Checked::Skipped("fifo not declared")),
         ("mvar-deadlines", Checked::Yes),
     ] {

@@ -158,10 +158,9 @@ impl MVarApi<u64> for TimedOutPutStores {
         MVarApi::try_take(&self.inner).map(|v| self.took(v))
     }
     fn put_timeout(&self, value: u64, timeout: Duration) -> Result<(), u64> {
-        MVarApi::put_timeout(&self.inner, value, timeout).map_err(|v| {
+        MVarApi::put_timeout(&self.inner, value, timeout).inspect_err(|&v| {
             // The defect: the timed-out putter is not dequeued.
             self.ghosts.lock().with_mut(|g| g.push(v));
-            v
         })
     }
     fn take_timeout(&self, timeout: Duration) -> Option<u64> {

@@ -65,10 +65,7 @@ impl Ledger {
     /// entered never left (lost), or one left or was seen that never entered (invented).
     pub fn assert_each_value_leaves_once(mut self, scenario: &str) {
         if let Some(first) = self.broken.first() {
-            panic!(
-                "{scenario}: {first} ({} such findings)",
-                self.broken.len()
-            );
+            panic!("{scenario}: {first} ({} such findings)", self.broken.len());
         }
         self.entered.sort_unstable();
         self.left.sort_unstable();

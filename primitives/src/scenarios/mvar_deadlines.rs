@@ -16,7 +16,9 @@
 //! hung on.
 
 use super::catalogue::MakeMVar;
-use super::mvar_common::{assert_linearizable, history_rounds, role_of, value, Ledger, ROLE_INITIAL};
+use super::mvar_common::{
+    assert_linearizable, history_rounds, role_of, value, Ledger, ROLE_INITIAL,
+};
 use super::{Checked, Params};
 use crate::history::linearizability::{Cell, Kind};
 use crate::history::{Clock, Recorder};

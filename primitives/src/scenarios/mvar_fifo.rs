@@ -55,9 +55,7 @@ const ROLE_PUTTERS: u32 = 5;
 /// Runs it once on a box made by `make`.
 pub fn run<M: MVarApi<u64> + 'static>(p: &Params, make: &MakeMVar<M>) -> Checked {
     if p.schedule == Schedule::Exhaustive {
-        return Checked::Skipped(
-            "arrival order is not observable under an exhaustive scheduler",
-        );
+        return Checked::Skipped("arrival order is not observable under an exhaustive scheduler");
     }
     let m = Arc::new(make());
     if !m.capabilities().fifo {

@@ -27,13 +27,7 @@ pub fn run<M: MVarApi<u64> + 'static>(p: &Params, make: &MakeMVar<M>) -> Checked
 }
 
 /// One round of swapper `k`: swaps in a fresh value; the old one leaves, the new one enters.
-fn swap_round<M: MVarApi<u64>>(
-    m: &M,
-    rec: &mut Recorder,
-    ledger: &mut Ledger,
-    k: u32,
-    round: u64,
-) {
+fn swap_round<M: MVarApi<u64>>(m: &M, rec: &mut Recorder, ledger: &mut Ledger, k: u32, round: u64) {
     let new = value(ROLE_WORKER + k, round);
     let old = rec.record(
         || m.swap(new),
