@@ -3,10 +3,13 @@
 //! proves it can see. Every control in the repository is listed once in [`registry`]; the
 //! thread ones are run through the scenario catalogue's `CONTROLS`.
 //!
-//! The MVar controls are the reference state machine with one [`Policy`] knob turned; the lock
+//! The MVar controls are the reference state machine with one [`Policy`] knob turned, or (for
+//! the optional promises: atomic read and swap, timeouts without effect) a wrapper replacing one
+//! operation of the reference (`mvar_mutants`); the lock
 //! and messaging controls are small separate types (their defect *is* their design).
 
 mod midas;
+mod mvar_mutants;
 pub mod registry;
 mod unbuffered;
 
@@ -15,6 +18,7 @@ mod lock_mutants;
 mod log_mutants;
 
 pub use midas::{MidasNestedGuard, MidasNestedLock};
+pub use mvar_mutants::{LifoWaiters, ReadTakePut, SwapTakePut, TimedOutPutStores};
 pub use registry::{find, flavor, Control, Home, CONTROLS};
 pub use unbuffered::UnbufferedLog;
 

@@ -82,6 +82,44 @@ const ALL: &[Control] = &[
         blind_spots: "proptest: sequential, a blocked put would block the test itself; try_put \
                       is unaffected",
     },
+    // MVar mutants of the declared promises (`controls::mvar_mutants`), one scenario each.
+    Control {
+        name: "mvar-read-take-put",
+        story: "000",
+        defect: "read is take then put: the box is empty in between, so a try_put slips in and \
+                 a try_read sees nothing (read/swap declared)",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "",
+    },
+    Control {
+        name: "mvar-swap-take-put",
+        story: "000",
+        defect: "swap is take then put: the box is empty in between, so a try_put slips in and \
+                 a try_read sees nothing (read/swap declared)",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "",
+    },
+    Control {
+        name: "mvar-timeout-takes-effect",
+        story: "000",
+        defect: "a timed put that times out stays queued: the caller gets its value back, yet \
+                 the value is stored when the box next empties",
+        home: Home::Thread,
+        caught_by: &["loom", "shuttle", "torture"],
+        blind_spots: "",
+    },
+    Control {
+        name: "mvar-lifo-waiters",
+        story: "000",
+        defect: "blocked takers and putters are served most recent first while FIFO is declared",
+        home: Home::Thread,
+        caught_by: &["shuttle", "torture"],
+        blind_spots: "loom: arrival order is not observable under an exhaustive scheduler (a \
+                      thread may never run while another yields), so mvar-fifo is skipped there; \
+                      shuttle dfs: likewise",
+    },
     Control {
         name: "midas-nested-lock",
         story: "001",

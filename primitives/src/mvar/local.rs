@@ -163,6 +163,16 @@ impl<T: Send, P: Policy> MVar<T, P> {
         }
     }
 
+    /// The waiter a queue serves next: its first (the longest waiting), or — the negative
+    /// control `mvar-lifo-waiters` — its last.
+    fn next_waiter(q: &mut VecDeque<Arc<Waiter<T>>>) -> Option<Arc<Waiter<T>>> {
+        if P::LIFO {
+            q.pop_back()
+        } else {
+            q.pop_front()
+        }
+    }
+
     /// Restores "full ⇒ no takers/readers queued; empty ⇒ no putters queued".
     fn settle(inner: &mut Inner<T>, wakes: &mut Wakes<T>) {
         loop {
@@ -174,7 +184,7 @@ impl<T: Send, P: Policy> MVar<T, P> {
                         unsafe { r.fill_slot(copy) };
                         Self::grant(r, wakes);
                     }
-                    let Some(t) = inner.takers.pop_front() else {
+                    let Some(t) = Self::next_waiter(&mut inner.takers) else {
                         inner.value = Some(v);
                         return;
                     };
@@ -188,7 +198,7 @@ impl<T: Send, P: Policy> MVar<T, P> {
                 }
                 None => {
                     let next = if P::SERVE_PUTTERS {
-                        inner.putters.pop_front()
+                        Self::next_waiter(&mut inner.putters)
                     } else {
                         None
                     };

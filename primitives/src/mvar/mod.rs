@@ -83,6 +83,9 @@ pub trait Policy: Send + Sync + 'static {
     /// Defect when false: an emptied box never serves queued putters (only one waiter class is
     /// ever woken).
     const SERVE_PUTTERS: bool = true;
+    /// Defect when true: blocked takers and putters are served most recent first (a stack,
+    /// not a queue), while the type still declares FIFO service.
+    const LIFO: bool = false;
 }
 
 /// The reference policy: no defect.

@@ -8,6 +8,12 @@
 //! torture: its watchdog).
 
 pub mod catalogue;
+// The recorded MVar scenarios of the promised properties (one file each, and what they share).
+mod mvar_common;
+pub mod mvar_deadlines;
+pub mod mvar_fifo;
+pub mod mvar_read;
+pub mod mvar_swap;
 
 // Lock and log scenarios, one file each (their bodies are public, for direct use).
 mod delivery;
