@@ -114,7 +114,7 @@ fn configurations() -> [(&'static str, Scheduler, Schedule); 4] {
     [
         ("random", Scheduler::Random, Schedule::Random),
         ("pct", Scheduler::Pct { depth: 3 }, Schedule::Random),
-        ("urw", Scheduler::Urw, Schedule::Random),
+        ("urw", Scheduler::Urw, Schedule::Exhaustive),
         ("dfs", Scheduler::Dfs, Schedule::Exhaustive),
     ]
 }
