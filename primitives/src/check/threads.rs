@@ -134,7 +134,7 @@ use crate::scenarios::catalogue::{
 use crate::scenarios::{Checked, Params, Scenario};
 use crate::traits::{LockApi, LogApi, MVarCaps};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc};
+use crate::sync::{book_mpsc as mpsc, BookArc as Arc};
 
 /// A user's MVar with every call watched (see [`watch`]): a hang report names the operation
 /// each thread is stuck in.

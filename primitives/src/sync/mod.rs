@@ -188,6 +188,9 @@ pub(crate) type BookOnce = std::sync::Once;
 
 /// Reference counting for bookkeeping that is not model-checked.
 pub(crate) type BookArc<T> = std::sync::Arc<T>;
+/// Channels of the harness's own bookkeeping (a watchdog waiting for a run's verdict).
+#[cfg(not(any(loom, shuttle)))]
+pub(crate) use std::sync::mpsc as book_mpsc;
 /// A weak [`BookArc`].
 pub(crate) type BookWeak<T> = std::sync::Weak<T>;
 /// A counter for bookkeeping that is not model-checked.
