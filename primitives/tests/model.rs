@@ -1602,3 +1602,50 @@ fn check_fuzz_catches_the_broken_types() {
     });
     assert!(t.contains("panicked") || t.contains("recursive") || t.contains("inversion"), "{t}");
 }
+
+/// A blocking operation the model says cannot block, that blocks, is unblocked by the executor
+/// (here: a `put` on a box a lying `try_take` left full) and reported as a mismatch, not a hang.
+#[test]
+fn a_put_that_blocks_on_a_box_the_model_says_is_empty_is_reported_not_hung() {
+    let r = check::model::mvar_sequence(
+        &BrokenMVar::<KEEPS_ON_TRY_TAKE>::new(),
+        &[MVarOp::TryPut(1), MVarOp::TryTake, MVarOp::Put(2)],
+        false,
+        &|_| {},
+    );
+    let m = r.expect_err("the put blocks");
+    assert_eq!(m.at, Some(2), "{m}");
+    assert!(m.message.contains("blocked"), "{m}");
+    // The lying try_take does not free it; the timed take does.
+    assert!(m.message.contains("a take_timeout got Some(1)"), "{m}");
+}
+
+/// A non-reentrant mutex that declares itself reentrant: nesting deadlocks the worker, which
+/// the runner reports as a hang naming the operation (the worker thread stays blocked).
+struct ClaimsReentrant(Mutex<()>);
+
+impl LockApi for ClaimsReentrant {
+    type Guard<'a> = <Mutex<()> as LockApi>::Guard<'a>;
+    fn lock(&self) -> Self::Guard<'_> {
+        LockApi::lock(&self.0)
+    }
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        LockApi::lock_timeout(&self.0, timeout)
+    }
+    fn is_reentrant(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_lock_that_deadlocks_where_the_model_says_it_cannot_is_reported_as_a_hang() {
+    let report = check::model::lock(
+        |_: &LockClass| ClaimsReentrant(Mutex::new(())),
+        budget().time(Duration::from_millis(500)),
+    );
+    eprint!("{report}");
+    match row(&report, "model: lock") {
+        Outcome::Hang { report: r, .. } => assert!(r.contains("still running"), "{r}"),
+        other => panic!("not a hang: {other:?}"),
+    }
+}

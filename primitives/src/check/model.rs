@@ -231,8 +231,9 @@ pub fn mvar_step<M: MVarApi<u64> + ?Sized>(
 
 /// Runs a blocking operation that the model says cannot block on a helper thread; if it is
 /// still running after [`STUCK`], unblocks it as another participant would (a `try_take` for a
-/// stuck `put`, a `try_put` of `u64::MAX` for a stuck `take`, `read` or `swap`) and reports
-/// that it blocked. A subject that cannot be unblocked that way stays a hang.
+/// stuck `put`, a `try_put` of `u64::MAX` for a stuck `take`, `read` or `swap`; then the timed
+/// forms) and reports that it blocked. A subject that cannot be unblocked that way stays a hang
+/// (the caller's hang detection reports it).
 fn unblocking<M: MVarApi<u64> + ?Sized, R: Send>(
     m: &M,
     op: &MVarOp,
@@ -252,10 +253,25 @@ fn unblocking<M: MVarApi<u64> + ?Sized, R: Send>(
         while !done.load(Ordering::SeqCst) {
             let waited = t0.elapsed();
             if waited >= STUCK {
-                let rescue = match op {
+                // The subject's own `try_` form first; if that did not free it (a `try_take`
+                // that lies may be why it is stuck), the timed form.
+                let mut rescue = match op {
                     MVarOp::Put(_) => format!("a try_take got {:?}", m.try_take()),
                     _ => format!("a try_put(u64::MAX) got {:?}", m.try_put(u64::MAX)),
                 };
+                let t1 = Instant::now();
+                while !done.load(Ordering::SeqCst) && t1.elapsed() < STUCK {
+                    std::thread::park_timeout(Duration::from_millis(5));
+                }
+                if !done.load(Ordering::SeqCst) {
+                    rescue += &match op {
+                        MVarOp::Put(_) => format!(", a take_timeout got {:?}", m.take_timeout(STUCK)),
+                        _ => format!(
+                            ", a put_timeout(u64::MAX) got {:?}",
+                            m.put_timeout(u64::MAX, STUCK)
+                        ),
+                    };
+                }
                 let _ = helper.join();
                 return Err(format!(
                     "{op:?} blocked (still waiting after {} ms) although the model box is {before:?}; {rescue} and unblocked it",
