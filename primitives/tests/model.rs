@@ -29,7 +29,7 @@
 //!
 //! Section 6 holds tests for bugs found in `primitives`; they fail until the bugs are fixed.
 //! Section 7 runs `check::model` and `check::fuzz` on deliberately broken types defined here.
-#![cfg(not(any(loom, shuttle)))]
+#![cfg(all(feature = "engines", not(any(loom, shuttle))))]
 
 use crossbeam_channel as chan;
 use primitives::check::model::{MVarModel, MVarOp};
@@ -41,8 +41,8 @@ use primitives::scenarios::catalogue::{reference_log, Delivered as Sink};
 use primitives::scenarios::exch_ordered;
 use primitives::sync::current_thread_id;
 use primitives::{
-    LockApi, LockClass, LogApi, MVar, MVarApi, Message, MessageLog, Mode, Mutex,
-    ReentrantLock, Validator,
+    LockApi, LockClass, LogApi, MVar, MVarApi, Message, MessageLog, Mode, Mutex, ReentrantLock,
+    Validator,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -233,7 +233,10 @@ fn mvar_passes_check_model() {
     eprint!("{report}");
     report.assert_passed();
     assert!(
-        matches!(row(&report, "model: mvar read/swap"), Outcome::Passed { .. }),
+        matches!(
+            row(&report, "model: mvar read/swap"),
+            Outcome::Passed { .. }
+        ),
         "read/swap is declared, so it must be checked:\n{report}"
     );
 }
@@ -246,7 +249,10 @@ fn crossbeam_bounded_1_as_mvar_passes_check_model() {
     eprint!("{report}");
     report.assert_passed();
     assert!(
-        matches!(row(&report, "model: mvar core ops"), Outcome::Passed { executions: 256 }),
+        matches!(
+            row(&report, "model: mvar core ops"),
+            Outcome::Passed { executions: 256 }
+        ),
         "{report}"
     );
     assert!(
@@ -1129,7 +1135,12 @@ where
 /// Runs a library check on a control with [`SEEDS`] seeds (5 000 cases each): row `row` must
 /// fail in every seed, and `check` must accept its message. Prints the cases to the first
 /// failure and the first seed's minimal sequence.
-fn check_control(name: &'static str, row: &'static str, run: fn(Budget) -> Report, check: fn(&str)) {
+fn check_control(
+    name: &'static str,
+    row: &'static str,
+    run: fn(Budget) -> Report,
+    check: fn(&str),
+) {
     within_limit(name, move || {
         let mut cases = Vec::new();
         let mut first = String::new();
@@ -1282,7 +1293,6 @@ fn control_midas_nested_lock_is_caught() {
         },
     );
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // 6. Bugs found in `primitives` (failing until fixed)
@@ -1466,7 +1476,9 @@ fn failed(name: &str, report: &Report, scenario: &str) -> String {
             message,
             replay,
         } => {
-            eprintln!("check::model: {name:<26} caught after {executions} cases ({replay:?}): {message}");
+            eprintln!(
+                "check::model: {name:<26} caught after {executions} cases ({replay:?}): {message}"
+            );
             message.clone()
         }
         other => panic!("{name}: {scenario:?} not failed: {other:?}\n{report}"),
@@ -1497,7 +1509,11 @@ fn check_model_catches_a_swap_returning_the_new_value_in_the_read_swap_row_only(
         matches!(row(&report, "model: mvar core ops"), Outcome::Passed { .. }),
         "{report}"
     );
-    let m = failed("swap returns the new value", &report, "model: mvar read/swap");
+    let m = failed(
+        "swap returns the new value",
+        &report,
+        "model: mvar read/swap",
+    );
     assert!(m.contains("minimal sequence (2 ops)"), "{m}");
     assert!(m.contains("Swap("), "{m}");
 }
@@ -1520,7 +1536,11 @@ fn check_model_catches_a_log_that_drops_messages_under_a_lock() {
         budget(),
     );
     eprint!("{report}");
-    for scenario in ["model: log sink callback", "model: log odb/sysmsg", "model: log all ops"] {
+    for scenario in [
+        "model: log sink callback",
+        "model: log odb/sysmsg",
+        "model: log all ops",
+    ] {
         let m = failed("log drops under a lock", &report, scenario);
         assert!(m.contains("vanished"), "{m}");
         assert!(m.contains("minimal sequence (1 ops)"), "{m}");
@@ -1586,7 +1606,10 @@ fn check_fuzz_catches_the_broken_types() {
         check::fuzz::mvar(BrokenMVar::<SWAP_RETURNS_NEW>::new, d)
     });
     fuzz_catch("try_lock ignores the holder", |d| {
-        check::fuzz::lock(|c: &LockClass| FakeTryLock(ReentrantLock::tracked((), c)), d)
+        check::fuzz::lock(
+            |c: &LockClass| FakeTryLock(ReentrantLock::tracked((), c)),
+            d,
+        )
     });
     fuzz_catch("midas-nested-lock", |d| {
         check::fuzz::lock(|_: &LockClass| MidasNestedLock::default(), d)
@@ -1600,7 +1623,10 @@ fn check_fuzz_catches_the_broken_types() {
     let t = fuzz_catch("logger-self-deadlock", |d| {
         check::fuzz::log(UnbufferedLog::<Sink>::new, d)
     });
-    assert!(t.contains("panicked") || t.contains("recursive") || t.contains("inversion"), "{t}");
+    assert!(
+        t.contains("panicked") || t.contains("recursive") || t.contains("inversion"),
+        "{t}"
+    );
 }
 
 /// A blocking operation the model says cannot block, that blocks, is unblocked by the executor

@@ -24,7 +24,7 @@
 
 use super::model::{
     lock_case, lock_subject, log_case, log_subject, mvar_sequence, panic_text, LockOp, LogOp,
-    Mismatch, MVarOp, Probe, LOCKS, MAX_TIMEOUT,
+    MVarOp, Mismatch, Probe, LOCKS, MAX_TIMEOUT,
 };
 use crate::lock::LockClass;
 use crate::scenarios::catalogue::Delivered;
@@ -89,8 +89,8 @@ pub fn lock<L: LockApi>(make: impl Fn(&LockClass) -> L, data: &[u8]) {
     if data.len() > MAX_INPUT {
         return;
     }
-    let probe_class = crate::lock::Validator::new(crate::lock::Mode::Off)
-        .class("check.fuzz.probe", true);
+    let probe_class =
+        crate::lock::Validator::new(crate::lock::Mode::Off).class("check.fuzz.probe", true);
     let reentrant = make(&probe_class).is_reentrant();
     let subject = lock_subject(&make, reentrant);
     let ops = decode(data, |u, guards: &mut Vec<usize>| {
@@ -200,11 +200,10 @@ fn guarded<X: ?Sized, T: Debug>(
     });
     drop(watch);
     if let Err(m) = r {
-        let op = m
-            .at
-            .and_then(|i| ops.get(i))
-            .map(|op| format!(" ({op:?})"))
-            .unwrap_or_default();
+        let op =
+            m.at.and_then(|i| ops.get(i))
+                .map(|op| format!(" ({op:?})"))
+                .unwrap_or_default();
         panic!(
             "check::fuzz::{what}: {subject} differs from the sequential model at {m}{op}\n  sequence ({} ops): {ops:?}",
             ops.len()
@@ -261,7 +260,10 @@ fn hang(case: &str, at: usize, waited: Duration, limit: Duration) -> ! {
     );
     s.push_str(&match at {
         0 => "in setup\n".to_string(),
-        i => format!("in op #{} (or the final checks, if that is the last)\n", i - 1),
+        i => format!(
+            "in op #{} (or the final checks, if that is the last)\n",
+            i - 1
+        ),
     });
     for w in crate::track::waitreg::snapshot() {
         s.push_str(&format!(

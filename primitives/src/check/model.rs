@@ -202,7 +202,12 @@ pub fn mvar_step<M: MVarApi<u64> + ?Sized>(
     before: Option<u64>,
     op: &MVarOp,
 ) -> Result<(), String> {
-    fn same<T: PartialEq + Debug>(op: &MVarOp, got: T, want: T, box_: Option<u64>) -> Result<(), String> {
+    fn same<T: PartialEq + Debug>(
+        op: &MVarOp,
+        got: T,
+        want: T,
+        box_: Option<u64>,
+    ) -> Result<(), String> {
         if got == want {
             Ok(())
         } else {
@@ -218,14 +223,29 @@ pub fn mvar_step<M: MVarApi<u64> + ?Sized>(
     let give_back = |v: u64| if before.is_none() { Ok(()) } else { Err(v) };
     match *op {
         MVarOp::Put(v) => unblocking(m, op, before, || m.put(v)).map(|_| ()),
-        MVarOp::Take => same(op, Some(unblocking(m, op, before, || m.take())?), before, before),
+        MVarOp::Take => same(
+            op,
+            Some(unblocking(m, op, before, || m.take())?),
+            before,
+            before,
+        ),
         MVarOp::TryPut(v) => same(op, m.try_put(v), give_back(v), before),
         MVarOp::TryTake => same(op, m.try_take(), before, before),
         MVarOp::PutTimeout(v, d) => same(op, m.put_timeout(v, d), give_back(v), before),
         MVarOp::TakeTimeout(d) => same(op, m.take_timeout(d), before, before),
-        MVarOp::Read => same(op, Some(unblocking(m, op, before, || m.read())?), before, before),
+        MVarOp::Read => same(
+            op,
+            Some(unblocking(m, op, before, || m.read())?),
+            before,
+            before,
+        ),
         MVarOp::TryRead => same(op, m.try_read(), before, before),
-        MVarOp::Swap(v) => same(op, Some(unblocking(m, op, before, || m.swap(v))?), before, before),
+        MVarOp::Swap(v) => same(
+            op,
+            Some(unblocking(m, op, before, || m.swap(v))?),
+            before,
+            before,
+        ),
     }
 }
 
@@ -265,7 +285,9 @@ fn unblocking<M: MVarApi<u64> + ?Sized, R: Send>(
                 }
                 if !done.load(Ordering::SeqCst) {
                     rescue += &match op {
-                        MVarOp::Put(_) => format!(", a take_timeout got {:?}", m.take_timeout(STUCK)),
+                        MVarOp::Put(_) => {
+                            format!(", a take_timeout got {:?}", m.take_timeout(STUCK))
+                        }
                         _ => format!(
                             ", a put_timeout(u64::MAX) got {:?}",
                             m.put_timeout(u64::MAX, STUCK)
@@ -568,7 +590,10 @@ pub(super) struct LockSubject<L> {
     validator: Validator,
 }
 
-pub(super) fn lock_subject<L: LockApi>(make: &dyn Fn(&LockClass) -> L, reentrant: bool) -> LockSubject<L> {
+pub(super) fn lock_subject<L: LockApi>(
+    make: &dyn Fn(&LockClass) -> L,
+    reentrant: bool,
+) -> LockSubject<L> {
     // One class for all three locks: instances of one class add no order edges, so any
     // nesting order is legal, and tracked locks still keep the held stack.
     let validator = Validator::new(Mode::Report);
@@ -596,7 +621,8 @@ pub(super) fn lock_case<L: LockApi>(
 /// free locks, out-of-order release, exclusion as seen by a helper thread, release after the
 /// last guard. One row.
 pub fn lock<L: LockApi + 'static>(make: impl Fn(&LockClass) -> L, budget: Budget) -> Report {
-    let reentrant = make(&Validator::new(Mode::Off).class("check.model.probe", true)).is_reentrant();
+    let reentrant =
+        make(&Validator::new(Mode::Off).class("check.model.probe", true)).is_reentrant();
     let mut report = Report::new(
         std::any::type_name::<L>(),
         if reentrant { vec!["reentrant"] } else { vec![] },
@@ -844,7 +870,10 @@ pub(super) fn log_case<G: LogApi>(
 /// operation (all end with no lock held), drops announced, no deadlock logging from a sink
 /// callback or under another lock, no lock-order inversion with a watchdog that locks under
 /// the sink lock. One row per [`LogStory`].
-pub fn log<G: LogApi + 'static>(make: impl Fn(Delivered, &LockClass) -> G, budget: Budget) -> Report {
+pub fn log<G: LogApi + 'static>(
+    make: impl Fn(Delivered, &LockClass) -> G,
+    budget: Budget,
+) -> Report {
     let mut report = Report::new(std::any::type_name::<G>(), Vec::new());
     let setup = || log_subject(&make);
     report.rows.push(run_row::<LogModel<0>, _>(
@@ -904,19 +933,25 @@ fn rng(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
+/// Runs one case's operations on its subject, calling the progress callback before each.
+type Exec<S, T> = fn(S, &[T], &dyn Fn(usize)) -> Result<(), Mismatch>;
+
 /// How one case ended.
 enum CaseEnd {
     Passed,
     Mismatch(Mismatch),
     /// Still running after the hang limit, in operation `at` (`None`: in setup or teardown).
-    Hang { at: Option<usize>, waited: Duration },
+    Hang {
+        at: Option<usize>,
+        waited: Duration,
+    },
 }
 
 /// Runs `exec(subject, ops)` on a worker thread and waits for it at most `limit`.
 fn run_case<S: Send + 'static, T: Send + 'static>(
     subject: S,
     ops: Vec<T>,
-    exec: fn(S, &[T], &dyn Fn(usize)) -> Result<(), Mismatch>,
+    exec: Exec<S, T>,
     seen: Option<Arc<AtomicUsize>>,
     limit: Duration,
 ) -> CaseEnd {
@@ -982,7 +1017,7 @@ fn run_row<R, S>(
     scenario: &str,
     budget: Budget,
     setup: &dyn Fn() -> S,
-    exec: fn(S, &[R::Transition], &dyn Fn(usize)) -> Result<(), Mismatch>,
+    exec: Exec<S, R::Transition>,
 ) -> Row
 where
     R: ReferenceStateMachine,
@@ -1046,8 +1081,14 @@ where
                 executions: runs.get(),
             },
             Err(TestError::Fail(reason, (init, minimal, _))) => {
-                let (minimal, message) =
-                    minimize::<R, S>(init, minimal, reason.message().to_string(), setup, exec, limit);
+                let (minimal, message) = minimize::<R, S>(
+                    init,
+                    minimal,
+                    reason.message().to_string(),
+                    setup,
+                    exec,
+                    limit,
+                );
                 Outcome::Failed {
                     executions: first_failure.get().unwrap_or(runs.get()),
                     message: format!(
@@ -1081,7 +1122,7 @@ fn minimize<R, S>(
     mut ops: Vec<R::Transition>,
     mut message: String,
     setup: &dyn Fn() -> S,
-    exec: fn(S, &[R::Transition], &dyn Fn(usize)) -> Result<(), Mismatch>,
+    exec: Exec<S, R::Transition>,
     limit: Duration,
 ) -> (Vec<R::Transition>, String)
 where
