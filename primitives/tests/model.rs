@@ -1,40 +1,48 @@
 //! Model tests: proptest drives each primitive with random operation sequences (real primitives,
 //! std build, one thread driving at a time) and checks every result against a sequential model.
+//! The models for any `MVarApi`, `LockApi` and `LogApi` live in the library
+//! (`primitives::check::model`, one call per kind); this file runs them on the reference types
+//! and the controls, and keeps the models that are specific to one type:
 //!
-//! * [`MVarModel`]: an `Option<u64>`; run against `MVar` (all operations) and, through the
-//!   `MVarApi` trait, against `MVar` and a crossbeam `bounded(1)` channel (the adapter story).
-//! * [`LockModel`]: the test thread's guard stack over three `ReentrantLock`s, with probes from
-//!   a helper thread (spawned and joined, never concurrent) that must fail while a lock is held.
+//! * `check::model::mvar` on `MVar` and on a crossbeam `bounded(1)` channel (the adapter story);
+//!   [`MVarTest`]: `MVar`'s own API (its error types, `is_full`) against the library's
+//!   `MVarModel`.
+//! * `check::model::lock` on `ReentrantLock` and `Mutex`: the driver's guard stack over three
+//!   locks, with probes from a helper thread (spawned and joined, never concurrent) that must
+//!   fail while a lock is held.
 //! * [`OrderModel`]: the acquisition-order graph; the validator must report an inversion exactly
 //!   when an acquisition closes a cycle in it.
 //! * [`MsgModel`]: per-thread held locks, staged messages and drops of a `MessageLog`, driven on
 //!   persistent worker threads (one command at a time), checked message by message.
-//! * [`LogModel`]: the delivered texts of any `LogApi` while a sink callback and an "ODB" lock
-//!   interleave with logging; the buffered log passes, the seed-001 unbuffered one must fail.
+//! * `check::model::log`: the delivered texts of any `LogApi` while a sink callback and an "ODB"
+//!   lock interleave with logging; the buffered log passes, the seed-001 unbuffered one must fail.
 //!
-//! Negative controls are run through proptest's `TestRunner` (five fixed seeds each) and must
-//! make it fail; each prints how many cases proptest needed (`-- --nocapture`): `exch-same-bucket`,
+//! Negative controls are run through proptest (five fixed seeds each) and must make it fail;
+//! each prints how many cases proptest needed (`-- --nocapture`): `exch-same-bucket`,
 //! `logger-self-deadlock`, `abba-odb-sysmsg` and `midas-nested-lock` (the last one through the
 //! lock model's probe thread). Controls a sequential engine cannot see:
 //! * `mvar-wake-before-grant`, `mvar-if-not-while`, `mvar-one-waiter-class`: the defect is only
 //!   reached when a waiter is *blocked* while another thread serves it; here every blocking
-//!   operation either proceeds at once or times out alone (a queued putter is cancelled before
-//!   any other operation runs), so nobody is ever served or woken.
+//!   operation either proceeds at once or times out alone, so nobody is ever served or woken.
 //! * `exch-unordered`: needs two `exch` calls in flight at once, and both buckets are one lock
 //!   class (instance order within a class is not checked, as in Linux lockdep).
 //!
 //! Section 6 holds tests for bugs found in `primitives`; they fail until the bugs are fixed.
-#![cfg(not(any(loom, shuttle)))]
+//! Section 7 runs `check::model` and `check::fuzz` on deliberately broken types defined here.
+#![cfg(all(feature = "engines", not(any(loom, shuttle))))]
 
 use crossbeam_channel as chan;
+use primitives::check::model::{MVarModel, MVarOp};
+use primitives::check::{self, Budget, Outcome, Report};
 use primitives::controls::{exch_naive, MidasNestedLock, UnbufferedLog};
 use primitives::lock::{held_depth, Violation, ViolationKind};
 use primitives::mvar::{PutTimeoutError, TakeTimeoutError, TryPutError, TryTakeError};
+use primitives::scenarios::catalogue::{reference_log, Delivered as Sink};
 use primitives::scenarios::exch_ordered;
 use primitives::sync::current_thread_id;
 use primitives::{
-    LockApi, LockClass, LogApi, MVar, MVarApi, Message, MessageLog, MessageSink, Mode, Mutex,
-    ReentrantLock, Validator,
+    LockApi, LockClass, LogApi, MVar, MVarApi, Message, MessageLog, Mode, Mutex, ReentrantLock,
+    Validator,
 };
 use proptest::prelude::*;
 use proptest::strategy::Union;
@@ -43,7 +51,6 @@ use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMac
 use std::cell::Cell;
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt::Debug;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
@@ -65,83 +72,6 @@ fn config(cases: u32) -> Config {
 // ---------------------------------------------------------------------------------------------
 // 1. MVar
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-enum MVarOp {
-    TryPut(u64),
-    TryTake,
-    /// Only generated when the model is empty (it would block).
-    Put(u64),
-    /// Only generated when the model is full.
-    Take,
-    PutTimeout(u64, Duration),
-    TakeTimeout(Duration),
-    // Not in `MVarApi`:
-    TryRead,
-    /// Only when full.
-    Read,
-    /// Only when full.
-    Swap(u64),
-}
-
-fn short_timeout() -> impl Strategy<Value = Duration> {
-    (0u64..=2_000).prop_map(Duration::from_micros)
-}
-
-/// The MVar model: `None` empty, `Some(v)` full. `FULL` adds the operations the `MVarApi`
-/// trait does not have (`try_read`, `read`, `swap`).
-struct MVarModel<const FULL: bool>;
-
-impl<const FULL: bool> ReferenceStateMachine for MVarModel<FULL> {
-    type State = Option<u64>;
-    type Transition = MVarOp;
-
-    fn init_state() -> BoxedStrategy<Option<u64>> {
-        proptest::option::of(any::<u64>()).boxed()
-    }
-
-    fn transitions(state: &Option<u64>) -> BoxedStrategy<MVarOp> {
-        let mut ops = vec![
-            any::<u64>().prop_map(MVarOp::TryPut).boxed(),
-            Just(MVarOp::TryTake).boxed(),
-            (any::<u64>(), short_timeout())
-                .prop_map(|(v, d)| MVarOp::PutTimeout(v, d))
-                .boxed(),
-            short_timeout().prop_map(MVarOp::TakeTimeout).boxed(),
-        ];
-        match state {
-            None => ops.push(any::<u64>().prop_map(MVarOp::Put).boxed()),
-            Some(_) => ops.push(Just(MVarOp::Take).boxed()),
-        }
-        if FULL {
-            ops.push(Just(MVarOp::TryRead).boxed());
-            if state.is_some() {
-                ops.push(Just(MVarOp::Read).boxed());
-                ops.push(any::<u64>().prop_map(MVarOp::Swap).boxed());
-            }
-        }
-        Union::new(ops).boxed()
-    }
-
-    fn preconditions(state: &Option<u64>, op: &MVarOp) -> bool {
-        match op {
-            MVarOp::Put(_) => state.is_none(),
-            MVarOp::Take => state.is_some(),
-            MVarOp::TryRead => FULL,
-            MVarOp::Read | MVarOp::Swap(_) => FULL && state.is_some(),
-            _ => true,
-        }
-    }
-
-    fn apply(state: Option<u64>, op: &MVarOp) -> Option<u64> {
-        match *op {
-            MVarOp::TryPut(v) | MVarOp::PutTimeout(v, _) => state.or(Some(v)),
-            MVarOp::Put(v) | MVarOp::Swap(v) => Some(v),
-            MVarOp::TryTake | MVarOp::Take | MVarOp::TakeTimeout(_) => None,
-            MVarOp::TryRead | MVarOp::Read => state,
-        }
-    }
-}
 
 /// Asserts that an operation that could not proceed waited at least its timeout (a lower
 /// bound: it is a correctness property of a deadline, not a performance assertion).
@@ -235,21 +165,6 @@ impl StateMachineTest for MVarTest {
     }
 }
 
-/// Something that can be built empty or full and driven through [`MVarApi`].
-trait NewMVar: MVarApi<u64> + Sized {
-    fn empty() -> Self;
-    fn full(v: u64) -> Self;
-}
-
-impl NewMVar for MVar<u64> {
-    fn empty() -> Self {
-        MVar::new_empty()
-    }
-    fn full(v: u64) -> Self {
-        MVar::new_full(v)
-    }
-}
-
 /// The adapter story: a crossbeam `bounded(1)` channel *is* an MVar (put = send, take = recv).
 struct ChannelMVar {
     tx: chan::Sender<u64>,
@@ -279,309 +194,92 @@ impl MVarApi<u64> for ChannelMVar {
     }
 }
 
-impl NewMVar for ChannelMVar {
-    fn empty() -> Self {
+impl ChannelMVar {
+    /// An empty box.
+    fn new() -> Self {
         let (tx, rx) = chan::bounded(1);
         ChannelMVar { tx, rx }
     }
-    fn full(v: u64) -> Self {
-        let m = Self::empty();
-        m.put(v);
-        m
-    }
-}
-
-/// The same MVar model, restricted to the operations of [`MVarApi`], for any implementation.
-struct TraitMVarTest<M>(PhantomData<M>);
-
-type RefMVar = MVar<u64>;
-
-impl<M: NewMVar> StateMachineTest for TraitMVarTest<M> {
-    type SystemUnderTest = (M, Option<u64>);
-    type Reference = MVarModel<false>;
-
-    fn init_test(state: &Option<u64>) -> (M, Option<u64>) {
-        (state.map_or_else(M::empty, M::full), *state)
-    }
-
-    fn apply((m, before): (M, Option<u64>), after: &Option<u64>, op: MVarOp) -> (M, Option<u64>) {
-        match op {
-            MVarOp::TryPut(v) => {
-                assert_eq!(m.try_put(v), if before.is_none() { Ok(()) } else { Err(v) })
-            }
-            MVarOp::TryTake => assert_eq!(m.try_take(), before),
-            MVarOp::Put(v) => m.put(v),
-            MVarOp::Take => assert_eq!(Some(m.take()), before),
-            MVarOp::PutTimeout(v, d) => {
-                let t0 = Instant::now();
-                let r = m.put_timeout(v, d);
-                assert_eq!(r, if before.is_none() { Ok(()) } else { Err(v) });
-                if r.is_err() {
-                    assert_waited(&op, t0, d);
-                }
-            }
-            MVarOp::TakeTimeout(d) => {
-                let t0 = Instant::now();
-                let r = m.take_timeout(d);
-                assert_eq!(r, before);
-                if r.is_none() {
-                    assert_waited(&op, t0, d);
-                }
-            }
-            MVarOp::TryRead | MVarOp::Read | MVarOp::Swap(_) => {
-                unreachable!("not generated for the trait model")
-            }
-        }
-        (m, *after)
-    }
 }
 
 prop_state_machine! {
     #![proptest_config(config(256))]
 
-    /// `MVar<u64>`: every operation, checked against `Option<u64>`.
+    /// `MVar<u64>`: every operation with its own error types, checked against the library's
+    /// MVar model (`check::model::MVarModel`), plus `is_full` after every step.
     #[test]
     fn mvar_matches_model(sequential 1..40 => MVarTest);
+}
 
-    /// `MVar<u64>` through the `MVarApi` trait.
-    #[test]
-    fn mvar_through_trait_matches_model(sequential 1..40 => TraitMVarTest<RefMVar>);
+/// Budget of the library-call tests: 256 cases per row, a fixed seed.
+fn budget() -> Budget {
+    Budget::default().iterations(256).seed(7)
+}
 
-    /// A crossbeam `bounded(1)` channel wrapped as `MVarApi<u64>` passes the same model.
-    #[test]
-    fn crossbeam_bounded_1_as_mvar_matches_model(sequential 1..40 => TraitMVarTest<ChannelMVar>);
+/// The rows of `report` with `scenario`, which must be there.
+fn row<'r>(report: &'r Report, scenario: &str) -> &'r Outcome {
+    &report
+        .rows
+        .iter()
+        .find(|r| r.scenario == scenario)
+        .unwrap_or_else(|| panic!("no row {scenario:?} in\n{report}"))
+        .outcome
+}
+
+/// `MVar<u64>` through `MVarApi`, with the declared read/swap checked too.
+#[test]
+fn mvar_passes_check_model() {
+    let report = check::model::mvar(MVar::<u64>::new_empty, budget());
+    eprint!("{report}");
+    report.assert_passed();
+    assert!(
+        matches!(
+            row(&report, "model: mvar read/swap"),
+            Outcome::Passed { .. }
+        ),
+        "read/swap is declared, so it must be checked:\n{report}"
+    );
+}
+
+/// A crossbeam `bounded(1)` channel wrapped as `MVarApi<u64>` passes the same model; it
+/// declares no read/swap, so that row is skipped.
+#[test]
+fn crossbeam_bounded_1_as_mvar_passes_check_model() {
+    let report = check::model::mvar(ChannelMVar::new, budget());
+    eprint!("{report}");
+    report.assert_passed();
+    assert!(
+        matches!(
+            row(&report, "model: mvar core ops"),
+            Outcome::Passed { executions: 256 }
+        ),
+        "{report}"
+    );
+    assert!(
+        matches!(row(&report, "model: mvar read/swap"), Outcome::Skipped(_)),
+        "{report}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2a. ReentrantLock: guard stack from one thread, probes from another
+// 2a. Locks through `check::model::lock`: guard stack from one thread, probes from another
 // ---------------------------------------------------------------------------------------------
 
-const LOCKS: usize = 3;
-
-/// How a helper thread tries the lock.
-#[derive(Clone, Copy, Debug)]
-enum Probe {
-    TryLock,
-    Timeout(Duration),
+/// `ReentrantLock`: nesting, out-of-order release, try/timeout, exclusion seen by a helper
+/// thread, release after the last guard, the held stack matching the guards alive.
+#[test]
+fn reentrant_lock_passes_check_model() {
+    let report = check::model::lock(|c: &LockClass| ReentrantLock::tracked(0u64, c), budget());
+    eprint!("{report}");
+    report.assert_passed();
 }
 
-#[derive(Clone, Debug)]
-enum LockOp {
-    Lock(usize),
-    TryLock(usize),
-    LockTimeout(usize, Duration),
-    /// Drops the guard at this position of the stack (not necessarily the last one).
-    Unlock(usize),
-    /// A helper thread (spawned and joined) tries the lock: it must get it iff the test
-    /// thread holds no guard of it.
-    Probe(usize, Probe),
-}
-
-/// The test thread's guards, oldest first, as lock indices (a lock's nesting count is how
-/// often it occurs).
-struct LockModel;
-
-impl ReferenceStateMachine for LockModel {
-    type State = Vec<usize>;
-    type Transition = LockOp;
-
-    fn init_state() -> BoxedStrategy<Vec<usize>> {
-        Just(Vec::new()).boxed()
-    }
-
-    fn transitions(state: &Vec<usize>) -> BoxedStrategy<LockOp> {
-        let lock = 0..LOCKS;
-        let probe = prop_oneof![
-            Just(Probe::TryLock),
-            (0u64..=1_000).prop_map(|us| Probe::Timeout(Duration::from_micros(us)))
-        ];
-        let mut ops = vec![
-            (3, lock.clone().prop_map(LockOp::Lock).boxed()),
-            (2, lock.clone().prop_map(LockOp::TryLock).boxed()),
-            (
-                2,
-                (lock.clone(), short_timeout())
-                    .prop_map(|(i, d)| LockOp::LockTimeout(i, d))
-                    .boxed(),
-            ),
-            (
-                2,
-                (lock, probe).prop_map(|(i, p)| LockOp::Probe(i, p)).boxed(),
-            ),
-        ];
-        if !state.is_empty() {
-            ops.push((6, (0..state.len()).prop_map(LockOp::Unlock).boxed()));
-        }
-        Union::new_weighted(ops).boxed()
-    }
-
-    fn preconditions(state: &Vec<usize>, op: &LockOp) -> bool {
-        match op {
-            LockOp::Unlock(pos) => *pos < state.len(),
-            _ => true,
-        }
-    }
-
-    fn apply(mut state: Vec<usize>, op: &LockOp) -> Vec<usize> {
-        match *op {
-            LockOp::Lock(i) | LockOp::TryLock(i) | LockOp::LockTimeout(i, _) => state.push(i),
-            LockOp::Unlock(pos) => {
-                state.remove(pos);
-            }
-            LockOp::Probe(..) => {}
-        }
-        state
-    }
-}
-
-/// A lock the [`LockModel`] can drive (the reference, or the `midas-nested-lock` control).
-trait LockUnderTest: LockApi + Sized + 'static {
-    /// Whether acquisitions appear on the held stack (`held_depth`).
-    const TRACKED: bool;
-    /// Lock number `i` of a fresh set.
-    fn create(i: usize, class: &LockClass) -> Self;
-    /// Locks if free or already held by the caller; never waits.
-    fn try_lock_now(&self) -> Option<Self::Guard<'_>>;
-    /// Checks that a guard of lock `i` gives access to lock `i`'s data.
-    fn check_guard(_i: usize, _guard: &Self::Guard<'_>) {}
-}
-
-impl LockUnderTest for ReentrantLock<u64> {
-    const TRACKED: bool = true;
-    fn create(i: usize, class: &LockClass) -> Self {
-        ReentrantLock::tracked(i as u64, class)
-    }
-    fn try_lock_now(&self) -> Option<Self::Guard<'_>> {
-        self.try_lock().ok()
-    }
-    fn check_guard(i: usize, guard: &Self::Guard<'_>) {
-        assert_eq!(
-            **guard, i as u64,
-            "a guard of lock {i} derefs to another lock's data"
-        );
-    }
-}
-
-impl LockUnderTest for MidasNestedLock {
-    const TRACKED: bool = false;
-    fn create(_: usize, _: &LockClass) -> Self {
-        MidasNestedLock::default()
-    }
-    fn try_lock_now(&self) -> Option<Self::Guard<'_>> {
-        self.lock_timeout(Duration::ZERO)
-    }
-}
-
-/// Whether a helper thread (spawned and joined here) gets the lock.
-fn probe<L: LockUnderTest>(lock: &L, how: Probe) -> bool {
-    thread::scope(|s| {
-        s.spawn(|| match how {
-            Probe::TryLock => lock.try_lock_now().is_some(),
-            Probe::Timeout(d) => lock.lock_timeout(d).is_some(),
-        })
-        .join()
-        .expect("probe thread panicked")
-    })
-}
-
-struct LockTest<L>(PhantomData<L>);
-
-struct LockSut<L: LockUnderTest> {
-    /// Leaked per case so that guards (which borrow their lock) can live in the SUT.
-    locks: &'static [L],
-    guards: Vec<(usize, L::Guard<'static>)>,
-    validator: Validator,
-}
-
-impl<L: LockUnderTest> StateMachineTest for LockTest<L> {
-    type SystemUnderTest = LockSut<L>;
-    type Reference = LockModel;
-
-    fn init_test(_: &Vec<usize>) -> LockSut<L> {
-        // One reentrant class for all: instances of one class add no order edges, so any
-        // nesting order is legal, and the held stack is still kept.
-        let validator = Validator::new(Mode::Report);
-        let class = validator.class("model.lock", true);
-        let locks: Vec<L> = (0..LOCKS).map(|i| L::create(i, &class)).collect();
-        LockSut {
-            locks: Box::leak(locks.into_boxed_slice()),
-            guards: Vec::new(),
-            validator,
-        }
-    }
-
-    fn apply(mut sut: LockSut<L>, _after: &Vec<usize>, op: LockOp) -> LockSut<L> {
-        let locks = sut.locks;
-        match op {
-            LockOp::Lock(i) => {
-                let g = locks[i].lock();
-                L::check_guard(i, &g);
-                sut.guards.push((i, g));
-            }
-            LockOp::TryLock(i) => {
-                let g = locks[i]
-                    .try_lock_now()
-                    .unwrap_or_else(|| panic!("try_lock of lock {i} failed with no other holder"));
-                L::check_guard(i, &g);
-                sut.guards.push((i, g));
-            }
-            LockOp::LockTimeout(i, d) => {
-                let g = locks[i].lock_timeout(d).unwrap_or_else(|| {
-                    panic!("lock_timeout({d:?}) of lock {i} failed with no other holder")
-                });
-                L::check_guard(i, &g);
-                sut.guards.push((i, g));
-            }
-            LockOp::Unlock(pos) => drop(sut.guards.remove(pos)),
-            LockOp::Probe(i, how) => {
-                let held = sut.guards.iter().any(|(j, _)| *j == i);
-                let got = probe(&locks[i], how);
-                assert_eq!(got, !held, "{how:?} from another thread on lock {i}: got it = {got}, but the test thread holds it = {held}");
-            }
-        }
-        sut
-    }
-
-    fn check_invariants(sut: &LockSut<L>, state: &Vec<usize>) {
-        let held: Vec<usize> = sut.guards.iter().map(|(i, _)| *i).collect();
-        assert_eq!(&held, state);
-        if L::TRACKED {
-            assert_eq!(
-                held_depth(),
-                state.len(),
-                "held stack depth != guards alive"
-            );
-        }
-    }
-
-    fn teardown(mut sut: LockSut<L>) {
-        while sut.guards.pop().is_some() {}
-        for (i, lock) in sut.locks.iter().enumerate() {
-            assert!(
-                probe(lock, Probe::TryLock),
-                "lock {i} still held after every guard was dropped"
-            );
-        }
-        if L::TRACKED {
-            assert_eq!(held_depth(), 0);
-            assert!(
-                sut.validator.violations().is_empty(),
-                "{:?}",
-                sut.validator.violations()
-            );
-        }
-    }
-}
-
-type RefLock = ReentrantLock<u64>;
-
-prop_state_machine! {
-    #![proptest_config(config(256))]
-
-    /// `ReentrantLock`: nesting, out-of-order release, try/timeout, exclusion seen by a
-    /// helper thread, release after the last guard.
-    #[test]
-    fn reentrant_lock_matches_model(sequential 1..40 => LockTest<RefLock>);
+/// The non-reentrant `Mutex`: a `try_lock` or `lock_timeout` by its holder must fail.
+#[test]
+fn mutex_passes_check_model() {
+    let report = check::model::lock(|c: &LockClass| Mutex::tracked((), c), budget());
+    eprint!("{report}");
+    report.assert_passed();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1329,181 +1027,16 @@ prop_state_machine! {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Any `LogApi` under a sink callback and an application lock (seed 001)
+// 4. Any `LogApi` under a sink callback and an application lock (seed 001): `check::model::log`
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LogKind {
-    Log,
-    /// Log from code that holds the log's own sink lock (a sink callback that logs).
-    LogUnderSinkLock,
-    /// Log while holding the "ODB" lock (`cm_msg` under `db_lock`).
-    LogUnderOdb,
-    /// The watchdog: holds the sink lock, then takes the ODB lock.
-    OdbUnderSinkLock,
-}
-
-#[derive(Clone, Debug)]
-enum LogOp {
-    Log(u8),
-    LogUnderSinkLock(u8),
-    LogUnderOdb(u8),
-    OdbUnderSinkLock,
-}
-
-/// Which operations a [`LogModel`] generates.
-trait LogOps: 'static {
-    const OPS: &'static [LogKind];
-}
-
-/// Everything: what the buffered log must survive.
-struct AllLogOps;
-impl LogOps for AllLogOps {
-    const OPS: &'static [LogKind] = &[
-        LogKind::Log,
-        LogKind::LogUnderSinkLock,
-        LogKind::LogUnderOdb,
-        LogKind::OdbUnderSinkLock,
-    ];
-}
-/// The `logger-self-deadlock` story: logging, sometimes from a sink callback.
-struct SelfDeadlockOps;
-impl LogOps for SelfDeadlockOps {
-    const OPS: &'static [LogKind] = &[LogKind::Log, LogKind::LogUnderSinkLock];
-}
-/// The `abba-odb-sysmsg` story: `cm_msg` under the ODB lock, and a watchdog that locks the
-/// ODB from under the message lock.
-struct AbbaOps;
-impl LogOps for AbbaOps {
-    const OPS: &'static [LogKind] = &[
-        LogKind::Log,
-        LogKind::LogUnderOdb,
-        LogKind::OdbUnderSinkLock,
-    ];
-}
-
-/// Model: the texts delivered so far. Every operation ends with no lock held, so whatever a
-/// correct log staged has been delivered by then.
-struct LogModel<O>(PhantomData<O>);
-
-impl<O: LogOps> ReferenceStateMachine for LogModel<O> {
-    type State = Vec<String>;
-    type Transition = LogOp;
-
-    fn init_state() -> BoxedStrategy<Vec<String>> {
-        Just(Vec::new()).boxed()
-    }
-
-    fn transitions(_: &Vec<String>) -> BoxedStrategy<LogOp> {
-        let ops: Vec<_> = O::OPS
-            .iter()
-            .map(|k| match k {
-                LogKind::Log => any::<u8>().prop_map(LogOp::Log).boxed(),
-                LogKind::LogUnderSinkLock => any::<u8>().prop_map(LogOp::LogUnderSinkLock).boxed(),
-                LogKind::LogUnderOdb => any::<u8>().prop_map(LogOp::LogUnderOdb).boxed(),
-                LogKind::OdbUnderSinkLock => Just(LogOp::OdbUnderSinkLock).boxed(),
-            })
-            .collect();
-        Union::new(ops).boxed()
-    }
-
-    fn apply(mut state: Vec<String>, op: &LogOp) -> Vec<String> {
-        match *op {
-            LogOp::Log(n) | LogOp::LogUnderSinkLock(n) | LogOp::LogUnderOdb(n) => {
-                state.push(format!("m{n}"))
-            }
-            LogOp::OdbUnderSinkLock => {}
-        }
-        state
-    }
-}
-
-/// A sink the test can read without the log's sink lock.
-#[derive(Clone, Default)]
-struct SharedTexts(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl SharedTexts {
-    fn get(&self) -> Vec<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl MessageSink for SharedTexts {
-    fn deliver(&mut self, m: Message) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(m.text);
-    }
-}
-
-trait LogUnderTest: LogApi + Sized + 'static {
-    fn create(sink: SharedTexts, class: &LockClass) -> Self;
-}
-
-impl LogUnderTest for MessageLog<SharedTexts> {
-    fn create(sink: SharedTexts, class: &LockClass) -> Self {
-        MessageLog::with_class(sink, class)
-    }
-}
-
-impl LogUnderTest for UnbufferedLog<SharedTexts> {
-    fn create(sink: SharedTexts, class: &LockClass) -> Self {
-        UnbufferedLog::new(sink, class)
-    }
-}
-
-struct LogTest<L, O>(PhantomData<(L, O)>);
-
-struct LogSut<L> {
-    log: L,
-    odb: ReentrantLock<()>,
-    texts: SharedTexts,
-}
-
-impl<L: LogUnderTest, O: LogOps> StateMachineTest for LogTest<L, O> {
-    type SystemUnderTest = LogSut<L>;
-    type Reference = LogModel<O>;
-
-    fn init_test(_: &Vec<String>) -> LogSut<L> {
-        // Panic mode: an order violation fails the case before it can deadlock.
-        let validator = Validator::new(Mode::Panic);
-        let texts = SharedTexts::default();
-        let log = L::create(texts.clone(), &validator.class("sysmsg", false));
-        let odb = ReentrantLock::tracked((), &validator.class("odb", true));
-        LogSut { log, odb, texts }
-    }
-
-    fn apply(sut: LogSut<L>, _: &Vec<String>, op: LogOp) -> LogSut<L> {
-        let (log, odb) = (&sut.log, &sut.odb);
-        match op {
-            LogOp::Log(n) => log.log(format!("m{n}")),
-            LogOp::LogUnderSinkLock(n) => log.under_sink_lock(&mut || log.log(format!("m{n}"))),
-            LogOp::LogUnderOdb(n) => {
-                let _odb = odb.lock();
-                log.log(format!("m{n}"));
-            }
-            LogOp::OdbUnderSinkLock => log.under_sink_lock(&mut || drop(odb.lock())),
-        }
-        sut
-    }
-
-    fn check_invariants(sut: &LogSut<L>, state: &Vec<String>) {
-        assert_eq!(held_depth(), 0);
-        assert_eq!(&sut.texts.get(), state, "delivered texts");
-    }
-}
-
-type Buffered = MessageLog<SharedTexts>;
-type Unbuffered = UnbufferedLog<SharedTexts>;
-
-prop_state_machine! {
-    #![proptest_config(config(256))]
-
-    /// The buffered log survives logging from a sink callback and under the ODB lock, with a
-    /// watchdog taking the ODB lock under the sink lock: no violation, every text delivered.
-    #[test]
-    fn buffered_log_survives_seed_001(sequential 1..30 => LogTest<Buffered, AllLogOps>);
+/// The buffered log survives logging from a sink callback and under the ODB lock, with a
+/// watchdog taking the ODB lock under the sink lock: no violation, every text delivered.
+#[test]
+fn buffered_log_survives_seed_001() {
+    let report = check::model::log(reference_log, budget());
+    eprint!("{report}");
+    report.assert_passed();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1599,32 +1132,38 @@ where
     }
 }
 
-/// Runs a state-machine test as a control with several seeds; returns the catches.
-fn run_machine_control<T>(
+/// Runs a library check on a control with [`SEEDS`] seeds (5 000 cases each): row `row` must
+/// fail in every seed, and `check` must accept its message. Prints the cases to the first
+/// failure and the first seed's minimal sequence.
+fn check_control(
     name: &'static str,
-    size: std::ops::Range<usize>,
-    check: fn(&Caught, &[<T::Reference as ReferenceStateMachine>::Transition]),
-) -> Vec<Caught>
-where
-    T: StateMachineTest + 'static,
-    <T::Reference as ReferenceStateMachine>::State: Send,
-    <T::Reference as ReferenceStateMachine>::Transition: Send,
-{
+    row: &'static str,
+    run: fn(Budget) -> Report,
+    check: fn(&str),
+) {
     within_limit(name, move || {
-        let catches: Vec<Caught> = (1..=SEEDS)
-            .map(|seed| {
-                let strategy = T::Reference::sequential_strategy(size.clone());
-                let (mut caught, (_, minimal, _)) =
-                    run_control(name, seed, strategy, |(init, transitions, seen)| {
-                        T::test_sequential(Config::default(), init, transitions, seen)
-                    });
-                caught.minimal = format!("{minimal:?}");
-                check(&caught, &minimal);
-                caught
-            })
-            .collect();
-        report(name, &catches);
-        catches
+        let mut cases = Vec::new();
+        let mut first = String::new();
+        for seed in 1..=SEEDS {
+            let report = run(Budget::default().iterations(5_000).seed(u64::from(seed)));
+            match self::row(&report, row) {
+                Outcome::Failed {
+                    executions,
+                    message,
+                    ..
+                } => {
+                    check(message);
+                    cases.push(*executions);
+                    if first.is_empty() {
+                        first = message.clone();
+                    }
+                }
+                other => panic!("{name}: row {row:?} did not fail: {other:?}\n{report}"),
+            }
+        }
+        eprintln!(
+            "check::model: {name:<22} caught in every seed; cases to first failure {cases:?}; {first}"
+        );
     })
 }
 
@@ -1711,15 +1250,13 @@ fn exch_ordered_passes_the_exch_property() {
 /// when a sink callback logs.
 #[test]
 fn control_logger_self_deadlock_is_caught() {
-    run_machine_control::<LogTest<Unbuffered, SelfDeadlockOps>>(
+    check_control(
         "logger-self-deadlock",
-        1..20,
-        |c, minimal| {
-            assert!(
-                matches!(minimal.last(), Some(LogOp::LogUnderSinkLock(_))),
-                "{c:?}"
-            );
-            assert!(c.reason.contains("recursive acquisition"), "{c:?}");
+        "model: log sink callback",
+        |b| check::model::log(UnbufferedLog::<Sink>::new, b),
+        |m| {
+            assert!(m.contains("recursive acquisition"), "{m}");
+            assert!(m.ends_with("(1 ops): [LogUnderSinkLock]"), "{m}");
         },
     );
 }
@@ -1729,10 +1266,15 @@ fn control_logger_self_deadlock_is_caught() {
 /// orders have been seen, sequentially, without any deadlock happening.
 #[test]
 fn control_abba_odb_sysmsg_is_caught() {
-    run_machine_control::<LogTest<Unbuffered, AbbaOps>>("abba-odb-sysmsg", 1..20, |c, minimal| {
-        assert_eq!(minimal.len(), 2, "{c:?}");
-        assert!(c.reason.contains("lock-order inversion"), "{c:?}");
-    });
+    check_control(
+        "abba-odb-sysmsg",
+        "model: log odb/sysmsg",
+        |b| check::model::log(UnbufferedLog::<Sink>::new, b),
+        |m| {
+            assert!(m.contains("lock-order inversion"), "{m}");
+            assert!(m.contains("(2 ops)"), "{m}");
+        },
+    );
 }
 
 /// Control `midas-nested-lock` (seed 001): the nesting count is per process, so a helper
@@ -1741,10 +1283,15 @@ fn control_abba_odb_sysmsg_is_caught() {
 /// and joined between steps is enough — no concurrency needed.
 #[test]
 fn control_midas_nested_lock_is_caught() {
-    run_machine_control::<LockTest<MidasNestedLock>>("midas-nested-lock", 1..40, |c, minimal| {
-        assert!(matches!(minimal.last(), Some(LockOp::Probe(..))), "{c:?}");
-        assert!(c.reason.contains("from another thread"), "{c:?}");
-    });
+    check_control(
+        "midas-nested-lock",
+        "model: lock",
+        |b| check::model::lock(|_: &LockClass| MidasNestedLock::default(), b),
+        |m| {
+            assert!(m.contains("from another thread"), "{m}");
+            assert!(m.contains("(2 ops)"), "{m}");
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1814,4 +1361,317 @@ fn reentrant_try_lock_is_not_reported_as_an_inversion() {
     );
     let reported: Vec<_> = v.violations().into_iter().map(|x| x.cycle).collect();
     assert!(reported.is_empty(), "ReentrantLock::try_lock (which cannot deadlock) was reported as an inversion: {reported:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. `check::model` and `check::fuzz` on deliberately broken types
+// ---------------------------------------------------------------------------------------------
+
+/// The defects of [`BrokenMVar`].
+const KEEPS_ON_TRY_TAKE: u8 = 0;
+const ZERO_TIMEOUT_GIVES_UP: u8 = 1;
+const SWAP_RETURNS_NEW: u8 = 2;
+
+/// The reference `MVar` with one defect:
+/// * [`KEEPS_ON_TRY_TAKE`]: `try_take` hands the value out but leaves it in the box;
+/// * [`ZERO_TIMEOUT_GIVES_UP`]: `take_timeout(0)` returns `None` without looking, even when
+///   the box is full (the contract: a zero timeout behaves like `try_take`);
+/// * [`SWAP_RETURNS_NEW`]: declares read/swap, and `swap` returns the new value, not the old.
+struct BrokenMVar<const DEFECT: u8>(MVar<u64>);
+
+impl<const DEFECT: u8> BrokenMVar<DEFECT> {
+    fn new() -> Self {
+        BrokenMVar(MVar::new_empty())
+    }
+}
+
+impl<const DEFECT: u8> MVarApi<u64> for BrokenMVar<DEFECT> {
+    fn put(&self, value: u64) {
+        self.0.put(value)
+    }
+    fn take(&self) -> u64 {
+        self.0.take()
+    }
+    fn try_put(&self, value: u64) -> Result<(), u64> {
+        MVarApi::try_put(&self.0, value)
+    }
+    fn try_take(&self) -> Option<u64> {
+        if DEFECT == KEEPS_ON_TRY_TAKE {
+            self.0.try_read().ok()
+        } else {
+            MVarApi::try_take(&self.0)
+        }
+    }
+    fn put_timeout(&self, value: u64, timeout: Duration) -> Result<(), u64> {
+        MVarApi::put_timeout(&self.0, value, timeout)
+    }
+    fn take_timeout(&self, timeout: Duration) -> Option<u64> {
+        if DEFECT == ZERO_TIMEOUT_GIVES_UP && timeout.is_zero() {
+            return None;
+        }
+        MVarApi::take_timeout(&self.0, timeout)
+    }
+    fn capabilities(&self) -> primitives::traits::MVarCaps {
+        if DEFECT == SWAP_RETURNS_NEW {
+            primitives::traits::MVarCaps::ALL
+        } else {
+            primitives::traits::MVarCaps::CORE
+        }
+    }
+    fn read(&self) -> u64 {
+        self.0.read()
+    }
+    fn try_read(&self) -> Option<u64> {
+        self.0.try_read().ok()
+    }
+    fn swap(&self, value: u64) -> u64 {
+        self.0.swap(value);
+        value
+    }
+}
+
+/// A reentrant lock whose `try_lock` "succeeds" while another thread holds it (it hands out a
+/// guard that holds nothing).
+struct FakeTryLock(ReentrantLock<()>);
+
+impl LockApi for FakeTryLock {
+    type Guard<'a> = Option<primitives::lock::ReentrantLockGuard<'a, ()>>;
+    fn lock(&self) -> Self::Guard<'_> {
+        Some(self.0.lock())
+    }
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        self.0.lock_timeout(timeout).ok().map(Some)
+    }
+    fn try_lock(&self) -> Option<Self::Guard<'_>> {
+        Some(self.0.try_lock().ok())
+    }
+    fn is_reentrant(&self) -> bool {
+        true
+    }
+}
+
+/// The buffered log, except that it silently drops whatever is logged while the caller holds a
+/// tracked lock (instead of staging it).
+struct DropsUnderLock(MessageLog<Sink>);
+
+impl LogApi for DropsUnderLock {
+    fn log(&self, text: String) {
+        if held_depth() == 0 {
+            self.0.log(text)
+        }
+    }
+    fn flush(&self) {
+        self.0.flush()
+    }
+    fn under_sink_lock(&self, f: &mut dyn FnMut()) {
+        self.0.under_sink_lock(f)
+    }
+}
+
+/// `row` of `report` failed; returns its message (printed with the cases it took).
+fn failed(name: &str, report: &Report, scenario: &str) -> String {
+    match row(report, scenario) {
+        Outcome::Failed {
+            executions,
+            message,
+            replay,
+        } => {
+            eprintln!(
+                "check::model: {name:<26} caught after {executions} cases ({replay:?}): {message}"
+            );
+            message.clone()
+        }
+        other => panic!("{name}: {scenario:?} not failed: {other:?}\n{report}"),
+    }
+}
+
+#[test]
+fn check_model_catches_a_try_take_that_keeps_the_value() {
+    let report = check::model::mvar(BrokenMVar::<KEEPS_ON_TRY_TAKE>::new, budget());
+    let m = failed("try_take keeps the value", &report, "model: mvar core ops");
+    // Shrunk to a put and the try_take; the box is then seen still full.
+    assert!(m.contains("minimal sequence (2 ops)"), "{m}");
+    assert!(m.contains("TryTake]"), "{m}");
+}
+
+#[test]
+fn check_model_catches_a_zero_timeout_take_that_gives_up_on_a_full_box() {
+    let report = check::model::mvar(BrokenMVar::<ZERO_TIMEOUT_GIVES_UP>::new, budget());
+    let m = failed("take_timeout(0) gives up", &report, "model: mvar core ops");
+    assert!(m.contains("minimal sequence (2 ops)"), "{m}");
+    assert!(m.contains("TakeTimeout(0ns)]"), "{m}");
+}
+
+#[test]
+fn check_model_catches_a_swap_returning_the_new_value_in_the_read_swap_row_only() {
+    let report = check::model::mvar(BrokenMVar::<SWAP_RETURNS_NEW>::new, budget());
+    assert!(
+        matches!(row(&report, "model: mvar core ops"), Outcome::Passed { .. }),
+        "{report}"
+    );
+    let m = failed(
+        "swap returns the new value",
+        &report,
+        "model: mvar read/swap",
+    );
+    assert!(m.contains("minimal sequence (2 ops)"), "{m}");
+    assert!(m.contains("Swap("), "{m}");
+}
+
+#[test]
+fn check_model_catches_a_try_lock_that_succeeds_while_another_thread_holds_the_lock() {
+    let report = check::model::lock(
+        |c: &LockClass| FakeTryLock(ReentrantLock::tracked((), c)),
+        budget(),
+    );
+    let m = failed("try_lock ignores the holder", &report, "model: lock");
+    assert!(m.contains("from another thread"), "{m}");
+    assert!(m.contains("minimal sequence (2 ops)"), "{m}");
+}
+
+#[test]
+fn check_model_catches_a_log_that_drops_messages_under_a_lock() {
+    let report = check::model::log(
+        |s: Sink, c: &LockClass| DropsUnderLock(MessageLog::with_class(s, c)),
+        budget(),
+    );
+    eprint!("{report}");
+    for scenario in [
+        "model: log sink callback",
+        "model: log odb/sysmsg",
+        "model: log all ops",
+    ] {
+        let m = failed("log drops under a lock", &report, scenario);
+        assert!(m.contains("vanished"), "{m}");
+        assert!(m.contains("minimal sequence (1 ops)"), "{m}");
+    }
+}
+
+/// Pseudo-random fuzz inputs (SplitMix64 bytes, 0–95 bytes long), reproducible.
+fn fuzz_inputs(n: usize) -> impl Iterator<Item = Vec<u8>> {
+    let mut x = 0x5eed_u64;
+    let mut next = move || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    (0..n).map(move |_| {
+        let len = (next() % 96) as usize;
+        (0..len).map(|_| next() as u8).collect()
+    })
+}
+
+/// Inputs each passing target gets.
+const FUZZ_INPUTS: usize = 300;
+
+#[test]
+fn check_fuzz_passes_the_reference_types() {
+    for data in fuzz_inputs(FUZZ_INPUTS) {
+        check::fuzz::mvar(MVar::<u64>::new_empty, &data);
+        check::fuzz::mvar(ChannelMVar::new, &data);
+        check::fuzz::lock(|c: &LockClass| ReentrantLock::tracked((), c), &data);
+        check::fuzz::lock(|c: &LockClass| Mutex::tracked((), c), &data);
+        check::fuzz::log(reference_log, &data);
+    }
+}
+
+/// How many pseudo-random inputs `target` takes to panic (a finding), with the panic text.
+fn fuzz_catch(name: &str, target: impl Fn(&[u8])) -> String {
+    for (k, data) in fuzz_inputs(2_000).enumerate() {
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| target(&data))) {
+            let text = panic_text(&*p);
+            eprintln!(
+                "check::fuzz: {name:<26} caught at input {}: {}",
+                k + 1,
+                text.lines().next().unwrap_or("")
+            );
+            assert!(text.contains("differs from the sequential model"), "{text}");
+            return text;
+        }
+    }
+    panic!("check::fuzz did not catch {name} in 2000 inputs");
+}
+
+#[test]
+fn check_fuzz_catches_the_broken_types() {
+    fuzz_catch("try_take keeps the value", |d| {
+        check::fuzz::mvar(BrokenMVar::<KEEPS_ON_TRY_TAKE>::new, d)
+    });
+    fuzz_catch("take_timeout(0) gives up", |d| {
+        check::fuzz::mvar(BrokenMVar::<ZERO_TIMEOUT_GIVES_UP>::new, d)
+    });
+    fuzz_catch("swap returns the new value", |d| {
+        check::fuzz::mvar(BrokenMVar::<SWAP_RETURNS_NEW>::new, d)
+    });
+    fuzz_catch("try_lock ignores the holder", |d| {
+        check::fuzz::lock(
+            |c: &LockClass| FakeTryLock(ReentrantLock::tracked((), c)),
+            d,
+        )
+    });
+    fuzz_catch("midas-nested-lock", |d| {
+        check::fuzz::lock(|_: &LockClass| MidasNestedLock::default(), d)
+    });
+    fuzz_catch("log drops under a lock", |d| {
+        check::fuzz::log(
+            |s: Sink, c: &LockClass| DropsUnderLock(MessageLog::with_class(s, c)),
+            d,
+        )
+    });
+    let t = fuzz_catch("logger-self-deadlock", |d| {
+        check::fuzz::log(UnbufferedLog::<Sink>::new, d)
+    });
+    assert!(
+        t.contains("panicked") || t.contains("recursive") || t.contains("inversion"),
+        "{t}"
+    );
+}
+
+/// A blocking operation the model says cannot block, that blocks, is unblocked by the executor
+/// (here: a `put` on a box a lying `try_take` left full) and reported as a mismatch, not a hang.
+#[test]
+fn a_put_that_blocks_on_a_box_the_model_says_is_empty_is_reported_not_hung() {
+    let r = check::model::mvar_sequence(
+        &BrokenMVar::<KEEPS_ON_TRY_TAKE>::new(),
+        &[MVarOp::TryPut(1), MVarOp::TryTake, MVarOp::Put(2)],
+        false,
+        &|_| {},
+    );
+    let m = r.expect_err("the put blocks");
+    assert_eq!(m.at, Some(2), "{m}");
+    assert!(m.message.contains("blocked"), "{m}");
+    // The lying try_take does not free it; the timed take does.
+    assert!(m.message.contains("a take_timeout got Some(1)"), "{m}");
+}
+
+/// A non-reentrant mutex that declares itself reentrant: nesting deadlocks the worker, which
+/// the runner reports as a hang naming the operation (the worker thread stays blocked).
+struct ClaimsReentrant(Mutex<()>);
+
+impl LockApi for ClaimsReentrant {
+    type Guard<'a> = <Mutex<()> as LockApi>::Guard<'a>;
+    fn lock(&self) -> Self::Guard<'_> {
+        LockApi::lock(&self.0)
+    }
+    fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
+        LockApi::lock_timeout(&self.0, timeout)
+    }
+    fn is_reentrant(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_lock_that_deadlocks_where_the_model_says_it_cannot_is_reported_as_a_hang() {
+    let report = check::model::lock(
+        |_: &LockClass| ClaimsReentrant(Mutex::new(())),
+        budget().time(Duration::from_millis(500)),
+    );
+    eprint!("{report}");
+    match row(&report, "model: lock") {
+        Outcome::Hang { report: r, .. } => assert!(r.contains("still running"), "{r}"),
+        other => panic!("not a hang: {other:?}"),
+    }
 }

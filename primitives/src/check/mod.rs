@@ -3,7 +3,10 @@
 //! [`linearizability`] decides whether a recorded history of MVar operations (from threads,
 //! processes, or any other engine) could have come from one MVar acting atomically; [`threads`]
 //! records such a history from real threads for any `MVarApi<u64>` and judges it (the oracle as
-//! one call on a user's type).
+//! one call on a user's type). [`model`] drives a user's MVar, lock or log with proptest state
+//! machines against sequential models; [`fuzz`] runs the same models on operation sequences
+//! decoded from a fuzzer's input (a cargo-fuzz target in one line). Both need the default
+//! feature `engines` (proptest, arbitrary) and a real-threads build.
 //!
 //! The model engines as one call each: `check::shuttle::{mvar, lock, log}` (`--cfg shuttle`:
 //! random, PCT, uniform random walk and DFS schedulers, with a replayable schedule for each
@@ -28,6 +31,11 @@ mod subject;
 pub mod threads;
 #[cfg(not(any(loom, shuttle)))]
 mod watch;
+
+#[cfg(all(feature = "engines", not(any(loom, shuttle))))]
+pub mod fuzz;
+#[cfg(all(feature = "engines", not(any(loom, shuttle))))]
+pub mod model;
 
 use std::fmt;
 use std::time::Duration;
