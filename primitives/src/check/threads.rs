@@ -132,9 +132,9 @@ use crate::scenarios::catalogue::{
     lock_scenarios, log_scenarios, mvar_scenarios, Delivered, MakeLock, MakeLog, MakeMVar,
 };
 use crate::scenarios::{Checked, Params, Scenario};
+use crate::sync::{book_mpsc as mpsc, BookArc as Arc};
 use crate::traits::{LockApi, LogApi, MVarCaps};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use crate::sync::{book_mpsc as mpsc, BookArc as Arc};
 
 /// A user's MVar with every call watched (see [`watch`]): a hang report names the operation
 /// each thread is stuck in.
