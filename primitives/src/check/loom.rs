@@ -128,7 +128,7 @@ fn check(subject: Subject, budget: Budget, bound: usize) -> Report {
             )
         });
     let exe = std::env::current_exe().expect("the current test binary");
-    for scenario in &subject.scenarios {
+    for scenario in subject.scenarios.iter().filter(|s| budget.runs(s)) {
         let start = Instant::now();
         let mut cmd = Command::new(&exe);
         cmd.args([

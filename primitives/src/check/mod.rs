@@ -50,6 +50,10 @@ pub struct Budget {
     pub time: Duration,
     /// Seed of the engine's randomness (schedulers, operation choices).
     pub seed: u64,
+    /// Only the catalogue scenario of this name (`None`: all); to re-run one finding, or to
+    /// spend a budget on one property. The proptest models are not catalogue scenarios and
+    /// ignore it.
+    pub scenario: Option<&'static str>,
 }
 
 impl Default for Budget {
@@ -58,6 +62,7 @@ impl Default for Budget {
             iterations: 1000,
             time: Duration::from_secs(30),
             seed: 1,
+            scenario: None,
         }
     }
 }
@@ -74,6 +79,17 @@ impl Budget {
     /// This budget with `seed`.
     pub fn seed(self, seed: u64) -> Self {
         Budget { seed, ..self }
+    }
+    /// This budget spent on the scenario `name` only.
+    pub fn scenario(self, name: &'static str) -> Self {
+        Budget {
+            scenario: Some(name),
+            ..self
+        }
+    }
+    /// Whether the scenario `name` is to run.
+    pub fn runs(&self, name: &str) -> bool {
+        self.scenario.map_or(true, |only| only == name)
     }
 }
 

@@ -112,6 +112,9 @@ pub fn replay_log<G: LogApi + 'static>(
 fn check(subject: &Subject, budget: Budget) -> Report {
     let mut report = Report::new(subject.name.clone(), subject.declared.clone());
     for (i, scenario) in subject.scenarios.iter().enumerate() {
+        if !budget.runs(scenario) {
+            continue;
+        }
         for (engine, scheduler, schedule) in configurations() {
             let params = Params::for_engine().with_schedule(schedule);
             let start = Instant::now();

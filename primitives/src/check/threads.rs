@@ -229,6 +229,9 @@ where
     let caps = make().capabilities();
     let mut report = Report::new(std::any::type_name::<M>(), caps.names());
     for s in mvar_scenarios::<Watched<M>>() {
+        if !budget.runs(s.name) {
+            continue;
+        }
         let mk = make.clone();
         let maker = move || Watched(mk());
         report.rows.push(run_scenario(
@@ -236,6 +239,9 @@ where
             budget,
             Arc::new(maker) as Arc<MakeMVar<Watched<M>>>,
         ));
+    }
+    if !budget.runs("linearizable-traffic") {
+        return report;
     }
     let started = Instant::now();
     let runs = (budget.iterations as u64).clamp(1, 200);
@@ -279,6 +285,9 @@ where
         lock_declared(&make(&dummy_class())),
     );
     for s in lock_scenarios::<Watched<L>>() {
+        if !budget.runs(s.name) {
+            continue;
+        }
         let mk = make.clone();
         let maker = move |c: &LockClass| Watched(mk(c));
         report.rows.push(run_scenario(
@@ -300,6 +309,9 @@ where
     let make = Arc::new(make);
     let mut report = Report::new(std::any::type_name::<G>(), Vec::new());
     for s in log_scenarios::<Watched<G>>() {
+        if !budget.runs(s.name) {
+            continue;
+        }
         let mk = make.clone();
         let maker = move |d: Delivered, c: &LockClass| Watched(mk(d, c));
         report.rows.push(run_scenario(
