@@ -28,8 +28,8 @@ fuzz_one() { # target, extra env...
   fi
 }
 FUZZ_FLAGS=()
-cargo fuzz build -s none mvar_ops lock_ops msg_ops shm_open 2>/dev/null || cargo fuzz build -s none
-for t in mvar_ops lock_ops msg_ops shm_open; do
+cargo fuzz build -s none mvar_ops lock_ops msg_ops shm_open any_mvar any_lock any_log 2>/dev/null || cargo fuzz build -s none
+for t in mvar_ops lock_ops msg_ops shm_open any_mvar any_lock any_log; do
   fuzz_one "$t" env
 done
 # The schedule target drives the scenario catalogue under shuttle: a separate --cfg shuttle build.
