@@ -3,7 +3,10 @@
 //! shuttle, the torture binary and the detection matrix all run exactly the same code.
 
 use super::*;
+// The makers and the recording sink live in the parent module; re-exported for callers that
+// name them through the catalogue.
 use super::{mvar_deadlines, mvar_fifo, mvar_read, mvar_swap};
+pub use super::{Delivered, MakeLock, MakeLog, MakeMVar};
 use crate::controls::{
     exch_naive, registry, MidasNestedLock, TakersOnly, UnbufferedLog, WaitOnce, WakeBeforeGrant,
 };
@@ -11,7 +14,7 @@ use crate::controls::{
 use crate::controls::{LifoWaiters, ReadTakePut, SwapTakePut, TimedOutPutStores};
 use crate::controls::{LogDefect, MutantLog, NarrowCountLock, RecycledOwnerLock, TryWaitsLock};
 use crate::lock::{LockClass, ReentrantLock, Validator};
-use crate::msg::{Message, MessageLog, MessageSink};
+use crate::msg::MessageLog;
 use crate::mvar::{MVar, Policy, Reference};
 
 /// A runnable scenario.
@@ -317,14 +320,6 @@ const ABOUT_DEADLINES: &str =
 const ABOUT_FIFO: &str =
     "fifo: blocked takers, then blocked putters, served in arrival order; oracle";
 
-/// How a scenario makes an MVar of `u64` values: each call, a new, empty one.
-pub type MakeMVar<M> = dyn Fn() -> M + Send + Sync;
-/// How a scenario makes a lock: each call, a new, free one, tracked as the given class.
-pub type MakeLock<L> = dyn Fn(&LockClass) -> L + Send + Sync;
-/// How a scenario makes a log: each call, a new one delivering into the given sink, its own
-/// sink lock tracked as the given class.
-pub type MakeLog<G> = dyn Fn(Delivered, &LockClass) -> G + Send + Sync;
-
 /// Every MVar scenario, for any MVar of `u64` (one line per scenario; scenarios check the
 /// capabilities they need and return [`Checked::Skipped`] when one is not declared).
 pub fn mvar_scenarios<M: MVarApi<u64> + 'static>() -> Vec<Scenario<MakeMVar<M>>> {
@@ -465,37 +460,6 @@ pub fn run_on_mvar<M: MVarApi<u64> + 'static>(name: &str, p: &Params, make: &Mak
 /// scenario.
 pub fn run_on_lock<L: LockApi + 'static>(name: &str, p: &Params, make: &MakeLock<L>) -> bool {
     run_named(&lock_scenarios::<L>(), name, p, make).is_some()
-}
-
-/// A sink that records delivered texts, shared between a log and the scenario checking it.
-#[derive(Clone, Debug)]
-pub struct Delivered(Arc<crate::lock::Mutex<Vec<String>>>);
-
-impl Default for Delivered {
-    fn default() -> Self {
-        Delivered::new()
-    }
-}
-
-impl Delivered {
-    /// An empty record.
-    pub fn new() -> Delivered {
-        Delivered(Arc::new(crate::lock::Mutex::new(Vec::new())))
-    }
-    /// Records one delivered text (call it from the log's sink).
-    pub fn push(&self, text: String) {
-        self.0.lock().with_mut(|v| v.push(text));
-    }
-    /// The texts delivered so far, in delivery order.
-    pub fn texts(&self) -> Vec<String> {
-        self.0.lock().with(|v| v.clone())
-    }
-}
-
-impl MessageSink for Delivered {
-    fn deliver(&mut self, m: Message) {
-        self.push(m.text);
-    }
 }
 
 fn reference_mvar<P: Policy>() -> MVar<u64, P> {

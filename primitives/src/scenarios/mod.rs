@@ -25,10 +25,50 @@ pub mod log_drop_without_flush;
 pub mod log_exit_without_flush;
 pub mod log_overflow_announced;
 
-use crate::lock::{lock_many, Mutex};
+use crate::lock::{lock_many, LockClass, Mutex};
+use crate::msg::{Message, MessageSink};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::{current_thread_id, thread, Arc};
 use crate::traits::{LockApi, LogApi, MVarApi};
+
+/// How a scenario makes an MVar of `u64` values: each call, a new, empty one.
+pub type MakeMVar<M> = dyn Fn() -> M + Send + Sync;
+/// How a scenario makes a lock: each call, a new, free one, tracked as the given class.
+pub type MakeLock<L> = dyn Fn(&LockClass) -> L + Send + Sync;
+/// How a scenario makes a log: each call, a new one delivering into the given sink, its own
+/// sink lock tracked as the given class.
+pub type MakeLog<G> = dyn Fn(Delivered, &LockClass) -> G + Send + Sync;
+
+/// A sink that records delivered texts, shared between a log and the scenario checking it.
+#[derive(Clone, Debug)]
+pub struct Delivered(Arc<crate::lock::Mutex<Vec<String>>>);
+
+impl Default for Delivered {
+    fn default() -> Self {
+        Delivered::new()
+    }
+}
+
+impl Delivered {
+    /// An empty record.
+    pub fn new() -> Delivered {
+        Delivered(Arc::new(crate::lock::Mutex::new(Vec::new())))
+    }
+    /// Records one delivered text (call it from the log's sink).
+    pub fn push(&self, text: String) {
+        self.0.lock().with_mut(|v| v.push(text));
+    }
+    /// The texts delivered so far, in delivery order.
+    pub fn texts(&self) -> Vec<String> {
+        self.0.lock().with(|v| v.clone())
+    }
+}
+
+impl MessageSink for Delivered {
+    fn deliver(&mut self, m: Message) {
+        self.push(m.text);
+    }
+}
 
 /// Sizes of a scenario run. Scale them with the checker: tiny under loom, larger for real.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

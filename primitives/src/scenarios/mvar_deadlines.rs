@@ -15,10 +15,10 @@
 //! sentinels end: a duplicate is taken by a consumer (or drained at the end) and reported, not
 //! hung on.
 
-use super::catalogue::MakeMVar;
 use super::mvar_common::{
     assert_linearizable, history_rounds, role_of, value, Ledger, ROLE_INITIAL,
 };
+use super::MakeMVar;
 use super::{Checked, Params};
 use crate::history::linearizability::{Cell, Kind};
 use crate::history::{Clock, Recorder};

@@ -19,8 +19,8 @@
 //!
 //! [`MVarCaps::fifo`]: crate::traits::MVarCaps
 
-use super::catalogue::MakeMVar;
 use super::mvar_common::{assert_linearizable, value};
+use super::MakeMVar;
 use super::{Checked, Params, Schedule};
 use crate::history::linearizability::{Cell, Kind};
 use crate::history::{Clock, Recorder};

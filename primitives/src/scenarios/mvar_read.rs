@@ -4,8 +4,8 @@
 //! in (or its `try_read` see nothing) while no take is in flight — caught directly, and by the
 //! oracle from the history alone. Needs [`MVarCaps::read_swap`](crate::traits::MVarCaps).
 
-use super::catalogue::MakeMVar;
 use super::mvar_common::{atomic_op_races, Ledger};
+use super::MakeMVar;
 use super::{Checked, Params};
 use crate::history::linearizability::Kind;
 use crate::history::Recorder;

@@ -4,8 +4,8 @@
 //! moment: the prober sees it while no take is in flight, and the oracle rejects the history.
 //! Needs [`MVarCaps::read_swap`](crate::traits::MVarCaps).
 
-use super::catalogue::MakeMVar;
 use super::mvar_common::{atomic_op_races, value, Ledger, ROLE_WORKER};
+use super::MakeMVar;
 use super::{Checked, Params};
 use crate::history::linearizability::Kind;
 use crate::history::Recorder;
