@@ -4,13 +4,15 @@
 //! operation each thread is stuck in — for a type the crate knows nothing about.
 #![cfg(not(any(loom, shuttle)))]
 
+mod common;
+
+use common::broken::OneCondvarMVar;
 use primitives::check::threads;
 use primitives::check::{Budget, Outcome};
 use primitives::mvar::MVar;
 use primitives::scenarios::catalogue::reference_log;
 use primitives::traits::MVarApi;
 use primitives::ReentrantLock;
-use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 fn budget() -> Budget {
@@ -32,80 +34,9 @@ fn the_reference_primitives_pass_every_scenario() {
     r.assert_passed();
 }
 
-/// A Mutex + Condvar MVar whose `put` notifies with `notify_one` on a condvar shared by takers
-/// and putters: a putter's wake-up can go to another putter, and everyone sleeps (a lost
-/// wake-up by design, as in seed 000). Core contract only.
-#[derive(Default)]
-struct OneCondvar {
-    slot: Mutex<Option<u64>>,
-    changed: Condvar,
-}
-
-impl MVarApi<u64> for OneCondvar {
-    fn put(&self, v: u64) {
-        let mut s = self.slot.lock().unwrap();
-        while s.is_some() {
-            s = self.changed.wait(s).unwrap();
-        }
-        *s = Some(v);
-        self.changed.notify_one();
-    }
-    fn take(&self) -> u64 {
-        let mut s = self.slot.lock().unwrap();
-        loop {
-            if let Some(v) = s.take() {
-                self.changed.notify_one();
-                return v;
-            }
-            s = self.changed.wait(s).unwrap();
-        }
-    }
-    fn try_put(&self, v: u64) -> Result<(), u64> {
-        let mut s = self.slot.lock().unwrap();
-        if s.is_some() {
-            return Err(v);
-        }
-        *s = Some(v);
-        self.changed.notify_one();
-        Ok(())
-    }
-    fn try_take(&self) -> Option<u64> {
-        let v = self.slot.lock().unwrap().take();
-        if v.is_some() {
-            self.changed.notify_one();
-        }
-        v
-    }
-    fn put_timeout(&self, v: u64, t: Duration) -> Result<(), u64> {
-        let s = self.slot.lock().unwrap();
-        let (mut s, _) = self
-            .changed
-            .wait_timeout_while(s, t, |s| s.is_some())
-            .unwrap();
-        if s.is_some() {
-            return Err(v);
-        }
-        *s = Some(v);
-        self.changed.notify_one();
-        Ok(())
-    }
-    fn take_timeout(&self, t: Duration) -> Option<u64> {
-        let s = self.slot.lock().unwrap();
-        let (mut s, _) = self
-            .changed
-            .wait_timeout_while(s, t, |s| s.is_none())
-            .unwrap();
-        let v = s.take();
-        if v.is_some() {
-            self.changed.notify_one();
-        }
-        v
-    }
-}
-
 #[test]
 fn a_lost_wake_up_in_a_users_mvar_is_reported_as_a_hang_naming_the_operation() {
-    let r = threads::mvar(OneCondvar::default, budget().iterations(500));
+    let r = threads::mvar(OneCondvarMVar::new, budget().iterations(500));
     eprintln!("{r}");
     let hang = r
         .rows

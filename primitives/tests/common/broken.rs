@@ -1,5 +1,5 @@
 //! A third-party-style MVar with a lost wake-up, written directly on the model engine's own
-//! `Mutex` and `Condvar` (as a user's type would be), for the engine tests to show that the
+//! `Mutex` and `Condvar` (std's on a real-threads build, as a user's type would be), for the engine tests to show that the
 //! public `check` calls catch a defect in a type this crate knows nothing about.
 //!
 //! The defect: putters and takers wait on **one** condition variable and every operation wakes
@@ -11,6 +11,8 @@
 use loom::sync::{Condvar, Mutex};
 #[cfg(shuttle)]
 use shuttle::sync::{Condvar, Mutex};
+#[cfg(not(any(loom, shuttle)))]
+use std::sync::{Condvar, Mutex};
 
 use primitives::MVarApi;
 use std::time::Duration;
@@ -68,8 +70,8 @@ impl MVarApi<u64> for OneCondvarMVar {
         }
         v
     }
-    // Under the model engines time is frozen: a timed call waits for nothing and acts like
-    // its `try_` form (allowed by the contract: it waits "at most about" the timeout).
+    // A timed call waits for nothing and acts like its `try_` form (allowed by the contract:
+    // it waits "at most about" the timeout; under the model engines time is frozen anyway).
     fn put_timeout(&self, value: u64, _timeout: Duration) -> Result<(), u64> {
         self.try_put(value)
     }

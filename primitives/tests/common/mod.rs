@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// A third-party-style MVar with a lost wake-up, on the model engine's own Mutex and Condvar.
-#[cfg(any(loom, shuttle))]
 pub mod broken;
 
 /// The repository's one way to start a child process (std + libc only, so it builds here, also
