@@ -62,15 +62,7 @@ fn report_and_abort(target: &str, case: &str, took: Duration) -> ! {
         );
     }
     for w in waiting {
-        s.push_str(&format!(
-            "  thread #{}{} sleeps in {} on object {:#x} for {:.0} ms, holding {:?}\n",
-            w.thread,
-            w.thread_name.map(|n| format!(" ({n})")).unwrap_or_default(),
-            w.op,
-            w.object,
-            w.since.elapsed().as_secs_f64() * 1e3,
-            w.holding
-        ));
+        s.push_str(&format!("  {}\n", w.describe()));
     }
     eprint!("{s}");
     std::process::abort();

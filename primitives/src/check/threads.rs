@@ -393,14 +393,11 @@ fn run_scenario<F: ?Sized + Send + Sync + 'static>(
         match received {
             None => {
                 let mut who = watch::inside();
-                who.extend(crate::track::waitreg::snapshot().into_iter().map(|e| {
-                    format!(
-                        "thread {} sleeps in {} on {:#x}",
-                        e.thread_name.unwrap_or_else(|| format!("#{}", e.thread)),
-                        e.op,
-                        e.object
-                    )
-                }));
+                who.extend(
+                    crate::track::waitreg::snapshot()
+                        .iter()
+                        .map(|e| e.describe()),
+                );
                 if who.is_empty() {
                     who.push("no thread is inside a call of the primitive".into());
                 }

@@ -32,6 +32,25 @@ pub struct WaitEntry {
     pub holding_objects: Vec<usize>,
 }
 
+impl WaitEntry {
+    /// One line for a hang report: "thread #7 (name) sleeps in MVar::take on object 0x… for
+    /// 120 ms, holding [\"odb\"]".
+    pub fn describe(&self) -> String {
+        format!(
+            "thread #{}{} sleeps in {} on object {:#x} for {:.0} ms, holding {:?}",
+            self.thread,
+            self.thread_name
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            self.op,
+            self.object,
+            self.since.elapsed().as_secs_f64() * 1e3,
+            self.holding
+        )
+    }
+}
+
 /// Removes its entry from the registry when dropped.
 #[must_use]
 pub struct WaitToken {
