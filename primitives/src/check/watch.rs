@@ -62,7 +62,12 @@ impl Drop for Mine {
 std::thread_local! {
     static MINE: Mine = {
         let slot = BookArc::new(Slot {
-            name: std::thread::current().name().unwrap_or("unnamed").to_string(),
+            name: {
+                let me = std::thread::current();
+                me.name()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("{:?}", me.id()))
+            },
             op: BookAtomicU64::new(0),
             object: BookAtomicU64::new(0),
             since: BookAtomicU64::new(0),
