@@ -9,11 +9,16 @@
 //!   per waiter class), the textbook design done right. Declares atomic `read`/`swap` (both are
 //!   one critical section). It is written against `std::sync`, or `shuttle::sync` / `loom::sync`
 //!   under `--cfg shuttle` / `--cfg loom`, so the model engines can schedule it.
+//! * [`ImmediateLog`]: the simplest log a user might write — every message delivered at once,
+//!   under the log's own mutex (std's, or the model engine's). It keeps the whole log contract
+//!   trivially (nothing is ever staged, so nothing can be lost at a release, an exit or a drop)
+//!   and exposes no sink lock, so seed 001's self-deadlock cannot arise.
 //! * [`ParkingLotReentrant`]: `parking_lot::ReentrantMutex<()>` as a reentrant lock. Its owner
 //!   identity is the address of a thread-local, which a thread created after the owner exited
 //!   can reuse: the scenario of a guard leaked on an exited thread is expected to catch that.
 
-use primitives::traits::{LockApi, MVarApi, MVarCaps};
+use primitives::scenarios::Delivered;
+use primitives::traits::{LockApi, LogApi, MVarApi, MVarCaps};
 use std::time::{Duration, Instant};
 
 #[cfg(loom)]
@@ -202,4 +207,29 @@ impl LockApi for ParkingLotReentrant {
     fn is_reentrant(&self) -> bool {
         true
     }
+}
+
+/// A log delivering every message at once into its sink, under its own mutex.
+#[derive(Debug)]
+pub struct ImmediateLog {
+    sink: Mutex<Delivered>,
+}
+
+impl ImmediateLog {
+    /// A log delivering into `sink`.
+    pub fn new(sink: Delivered) -> ImmediateLog {
+        ImmediateLog {
+            sink: Mutex::new(sink),
+        }
+    }
+}
+
+impl LogApi for ImmediateLog {
+    fn log(&self, text: String) {
+        self.sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(text);
+    }
+    fn flush(&self) {}
 }

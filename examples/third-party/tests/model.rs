@@ -5,7 +5,7 @@
 
 use primitives::check::{fuzz, model, Budget, Outcome};
 use std::time::Duration;
-use third_party_checks::{ChannelMVar, CondvarMVar, ParkingLotReentrant};
+use third_party_checks::{ChannelMVar, CondvarMVar, ImmediateLog, ParkingLotReentrant};
 
 fn budget() -> Budget {
     Budget::default()
@@ -69,5 +69,15 @@ fn parking_lot_reentrant_mutex_passes_the_sequential_model() {
     r.assert_passed();
     for data in inputs() {
         fuzz::lock(|_| ParkingLotReentrant::new(), &data);
+    }
+}
+
+#[test]
+fn an_immediate_log_passes_the_models() {
+    let r = model::log(|sink, _| ImmediateLog::new(sink), budget());
+    eprintln!("{r}");
+    r.assert_passed();
+    for data in inputs() {
+        fuzz::log(|sink, _| ImmediateLog::new(sink), &data);
     }
 }

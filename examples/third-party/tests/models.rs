@@ -9,7 +9,7 @@
 
 use primitives::check::Budget;
 use std::time::Duration;
-use third_party_checks::CondvarMVar;
+use third_party_checks::{CondvarMVar, ImmediateLog};
 
 #[cfg(shuttle)]
 #[test]
@@ -26,6 +26,14 @@ fn condvar_mvar_under_shuttle() {
     );
     eprintln!("{r}");
     r.assert_passed();
+    let r = primitives::check::shuttle::log(
+        |sink, _| ImmediateLog::new(sink),
+        Budget::default()
+            .iterations(iterations)
+            .time(Duration::from_secs(60)),
+    );
+    eprintln!("{r}");
+    r.assert_passed();
 }
 
 #[cfg(loom)]
@@ -33,6 +41,15 @@ fn condvar_mvar_under_shuttle() {
 fn condvar_mvar_under_loom() {
     let r = primitives::check::loom::mvar(
         CondvarMVar::new,
+        Budget::default()
+            .iterations(200_000)
+            .time(Duration::from_secs(120)),
+        primitives::check::loom::preemption_bound_from_env(2),
+    );
+    eprintln!("{r}");
+    r.assert_passed();
+    let r = primitives::check::loom::log(
+        |sink, _| ImmediateLog::new(sink),
         Budget::default()
             .iterations(200_000)
             .time(Duration::from_secs(120)),

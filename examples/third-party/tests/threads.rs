@@ -6,7 +6,7 @@
 
 use primitives::check::{threads, Budget, Outcome};
 use std::time::Duration;
-use third_party_checks::{ChannelMVar, CondvarMVar, ParkingLotReentrant};
+use third_party_checks::{ChannelMVar, CondvarMVar, ImmediateLog, ParkingLotReentrant};
 
 fn budget() -> Budget {
     Budget::default()
@@ -50,4 +50,11 @@ fn parking_lot_reentrant_mutex_reuses_an_exited_owners_identity() {
         matches!(owner.outcome, Outcome::Failed { .. }),
         "parking_lot's thread-local-address owner id was not caught:\n{r}"
     );
+}
+
+#[test]
+fn an_immediate_log_keeps_the_log_contract() {
+    let r = threads::log(|sink, _| ImmediateLog::new(sink), budget());
+    eprintln!("{r}");
+    r.assert_passed();
 }
