@@ -221,6 +221,13 @@ pub fn diagnose(
             continue;
         }
         let last = ledger::last_record(&m.ledger);
+        let behind = match (&last, &holder) {
+            (Some(Record::Begin { .. }), Some(Some((pid, state)))) if *pid != m.pid() => {
+                format!(" — the lock's holder pid {pid} is {state}")
+            }
+            (Some(Record::Begin { .. }), Some(Some(_))) => " — it holds the lock".to_string(),
+            _ => String::new(),
+        };
         let (what, stuck) = match &last {
             Some(Record::Begin { op, start_ns, .. }) => {
                 let for_ms = ledger::now_ns().saturating_sub(*start_ns) as f64 / 1e6;
@@ -229,15 +236,8 @@ pub fn diagnose(
                     Op::Put => full == Some(false),
                     _ => false,
                 };
-                let behind = match &holder {
-                    Some(Some((pid, state))) if *pid != m.pid() => {
-                        format!("; the lock's holder pid {pid} is {state}")
-                    }
-                    Some(Some(_)) => "; it holds the lock".to_string(),
-                    _ => String::new(),
-                };
                 (
-                    format!("in {} for {for_ms:.0} ms{behind}", imp.op_name(*op)),
+                    format!("in {} for {for_ms:.0} ms", imp.op_name(*op)),
                     if ready && info.state == Some('S') {
                         format!(
                             " — asleep in its {op} although the box is {}",
@@ -250,6 +250,7 @@ pub fn diagnose(
             }
             _ => ("between operations".to_string(), String::new()),
         };
+        let stuck = format!("{stuck}{behind}");
         let stuck = if matches!(info.state, Some('T' | 't')) {
             format!("{stuck} — STOPPED by a signal: whoever waits on it waits on a stopped process (not a deadlock)")
         } else {
