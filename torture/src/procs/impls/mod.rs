@@ -1,5 +1,5 @@
 //! The seam between `torture mvar` and the cross-process MVar it tortures: the reference
-//! ([`reference`], `primitives::mvar::SharedMVar`, or one of its negative-control flavours) or a
+//! ([`reference`](mod@reference), `primitives::mvar::SharedMVar`, or one of its negative-control flavours) or a
 //! user's C library loaded with `--impl-lib` ([`clib`], the ABI of
 //! `torture/include/torture_mvar.h`).
 //!
