@@ -51,6 +51,17 @@ pub enum Fixed {
     /// Internal: a worker process of a process scenario (started by the runner).
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
+    /// Internal: loads an `--impl-lib` library in a child process, so that one crashing
+    /// cannot take the runner with it (see `procs::impls::probe`).
+    #[command(name = "__probe-lib", hide = true)]
+    ProbeLib(ProbeLibArgs),
+}
+
+/// `torture __probe-lib` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeLibArgs {
+    /// The library.
+    pub path: PathBuf,
 }
 
 /// `torture all` flags.

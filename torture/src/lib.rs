@@ -72,6 +72,7 @@ where
             Command::Fixed(Fixed::List(args)) => Exit::code(list::main(&args)),
             Command::Fixed(Fixed::All(args)) => Exit::code(procs::all::main(&program, &args)),
             Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::scenarios::worker_main(&w)),
+            Command::Fixed(Fixed::ProbeLib(p)) => Exit::code(procs::impls::probe_main(&p.path)),
             Command::Proc(scenario, flags) => Exit::code(scenario.main(&program, &flags)),
         },
     }

@@ -86,6 +86,9 @@ pub enum FindingKind {
     /// A handle used after its object was deleted (and its slot perhaps given to another):
     /// MIDAS's `cm_exist` race.
     StaleHandle,
+    /// A hang after a kill, with the lock held by a process that is dead: the implementation
+    /// is not robust to `kill -9` (a lock is not recovered from a dead holder).
+    NotRobust,
     /// A table whose entries contradict each other or the participants' records.
     Table,
 }

@@ -14,6 +14,8 @@
 //! - [`lockdep`]: the validator's panics as a worker's result, not stderr noise;
 //! - [`progress`]: a live bar on a terminal, periodic plain lines in CI logs;
 //! - [`controls`]: the cross-process negative controls;
+//! - [`impls`]: the MVar `torture mvar` tortures: the reference, or a user's C library
+//!   (`--impl-lib`), behind one trait, with the capabilities each promises;
 //! - [`sweep`]: `--procs` sweeps (`2:128:x2`), `--shard i/n`, the summary table, and the shell
 //!   of every scenario's `main` ([`sweep::main`]);
 //! - [`scenarios`]: one file (or folder) per scenario, each a [`ProcScenario`] listed once in
@@ -26,6 +28,7 @@ pub mod controls;
 pub mod crew;
 pub mod delivery;
 pub mod faults;
+pub mod impls;
 pub mod ledger;
 pub mod lockdep;
 pub mod progress;

@@ -148,6 +148,7 @@ mod tests {
             values: 3,
             valve_ns: 1,
             control: None,
+            lib: None,
             carry: None,
             final_take: true,
         }

@@ -9,26 +9,35 @@
 //! by their time slice although the box was ready are LOST WAKE-UPS, reported with the workers
 //! asleep in a `take` while the box is full (or in a `put` while it is empty): seed 000's
 //! private-futex failure, named take by take.
+//!
+//! The box is the reference `SharedMVar` (or a `--control` flavour of it), or a user's C library
+//! (`--impl-lib PATH`, see [`crate::procs::impls`]), through one seam. What an implementation
+//! does not promise is not checked, and the report lists it: without COMMITS progress is
+//! judged from the ledgers' returned operations and values lost with killed workers are only
+//! bounded, not counted exactly; without HOLDER a hang after a kill cannot be blamed on a dead
+//! lock holder; the lost-wake-up statistic is the reference's own. A hang after a kill with
+//! the lock held by a dead pid is NOT ROBUST (`not robust to kill -9: lock held by dead pid N`).
 
 mod check;
 mod kills;
 mod linearize;
 
-use self::check::{check, diagnose, lost_wakeups, sleeper_despite_ready};
+use self::check::{check, diagnose, holder_state, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock, StopArgs};
+use crate::procs::impls::{self, Caps, Implementation, MVarHandle, Status};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{controls, Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
-use primitives::mvar::SharedMVar;
 use primitives::shm::ShmName;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Late wake-ups below this many are never reported. Nobody is killed here, so a late wake-up
@@ -67,6 +76,9 @@ pub struct MvarArgs {
     /// Run a negative control instead of the reference protocol (it should be caught).
     #[arg(long, value_parser = controls::parse)]
     pub control: Option<String>,
+    /// Torture this C library's MVar instead (the ABI of torture/include/torture_mvar.h).
+    #[arg(long = "impl-lib", value_name = "PATH", conflicts_with = "control")]
+    pub impl_lib: Option<PathBuf>,
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
@@ -90,6 +102,9 @@ struct Spec {
     values: u32,
     valve_ns: u64,
     control: Option<String>,
+    /// The C library (absolute path) instead of the reference (`--impl-lib`).
+    #[serde(default)]
+    lib: Option<PathBuf>,
     /// A value to put back before the rounds (a killed predecessor held it).
     carry: Option<u64>,
     /// Whether the job ends with a take for good (a replacement's may already have).
@@ -121,6 +136,16 @@ impl ProcScenario for MasterSlaves {
             Ok(a) => a,
             Err(code) => return code,
         };
+        let imp = match &args.impl_lib {
+            None => Implementation::Reference(args.control.clone()),
+            Some(path) => match load_lib(path) {
+                Ok(imp) => imp,
+                Err(e) => {
+                    crate::out::warn!("torture mvar: --impl-lib {}: {e}", path.display());
+                    return 2;
+                }
+            },
+        };
         crate::signals::install();
         sweep::main(
             "mvar",
@@ -128,7 +153,7 @@ impl ProcScenario for MasterSlaves {
             args.shard,
             args.seed,
             &args.out,
-            |n, seed| one(program, &args, n, seed),
+            |n, seed| one(program, &args, &imp, n, seed),
         )
     }
 
@@ -137,13 +162,30 @@ impl ProcScenario for MasterSlaves {
     }
 }
 
+/// The library at `path`, validated in a child process first (see [`impls::probe`]), then
+/// loaded here; the error is the rest of one line.
+fn load_lib(path: &std::path::Path) -> Result<Implementation, String> {
+    let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot open: {e}"))?;
+    impls::probe(&abs)?;
+    Implementation::select(None, Some(&abs))
+}
+
+/// What an operation's status means to a worker: done, or the error that stops it.
+fn done(op: &str, valve: Duration, s: Status) -> Result<(), String> {
+    match s {
+        Status::Ok | Status::OwnerDied => Ok(()),
+        Status::Timeout => Err(format!(
+            "{op}: still blocked after {} (the safety valve)",
+            format_duration(valve)
+        )),
+        Status::Error(e) => Err(format!("{op}: {e}")),
+    }
+}
+
 fn worker(w: &WorkerArgs) -> Result<u8, String> {
     let spec: Spec = w.spec()?;
-    let flavor = controls::flavor(spec.control.as_deref())
-        .ok_or_else(|| format!("unknown control {:?}", spec.control))?;
-    let name = ShmName::parse(&spec.mvar).map_err(|e| format!("bad segment name: {e}"))?;
-    let mvar =
-        SharedMVar::open_with(&name, flavor).map_err(|e| format!("cannot open {name}: {e}"))?;
+    let imp = Implementation::select(spec.control.as_deref(), spec.lib.as_deref())?;
+    let mvar = imp.open(&spec.mvar, PAYLOAD)?;
     let mut ledger = w.writer()?;
     let valve = Duration::from_nanos(spec.valve_ns);
     let mut buf = vec![0u8; mvar.payload_len()];
@@ -155,8 +197,11 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     };
     let put = |ledger: &mut Writer, id: u64| -> Result<(), String> {
         ledger.record(&begin(Op::Put, Some(id)));
-        mvar.put_timeout(&payload::encode(id, PAYLOAD), valve)
-            .map_err(|e| format!("put: {e}"))?;
+        done(
+            "put",
+            valve,
+            mvar.put(&payload::encode(id, PAYLOAD), Some(valve)),
+        )?;
         ledger.record(&Record::Done {
             op: Op::Put,
             id: Some(id),
@@ -172,8 +217,7 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
     };
     let mut take = |ledger: &mut Writer| -> Result<u64, String> {
         ledger.record(&begin(Op::Take, None));
-        mvar.take_timeout(&mut buf, valve)
-            .map_err(|e| format!("take: {e}"))?;
+        done("take", valve, mvar.take(&mut buf, Some(valve)))?;
         let Some(id) = payload::decode(&buf) else {
             ledger.record(&Record::Torn {
                 id: payload::raw_id(&buf),
@@ -201,9 +245,13 @@ fn worker(w: &WorkerArgs) -> Result<u8, String> {
 }
 
 /// One run at `slaves` slaves: its header, its replay line, the run.
-fn one(program: &str, args: &MvarArgs, slaves: u32, seed: u64) -> Single {
-    let (control_flag, what) =
+fn one(program: &str, args: &MvarArgs, imp: &Implementation, slaves: u32, seed: u64) -> Single {
+    let (mut control_flag, mut what) =
         crate::procs::control_words(args.control.as_deref(), "reference protocol");
+    if let Some(lib) = imp.lib_path() {
+        control_flag = format!(" --impl-lib {}", shell_word(&lib.to_string_lossy()));
+        what = format!("{} (capabilities {})", imp.name(), imp.caps().words());
+    }
     let replay = format!(
         "{} mvar --procs {slaves} --rounds {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
         shell_word(program),
@@ -220,29 +268,37 @@ fn one(program: &str, args: &MvarArgs, slaves: u32, seed: u64) -> Single {
     Single {
         control: args.control.clone(),
         replay,
-        run: run(args, slaves, seed),
+        run: run(args, imp, slaves, seed),
     }
 }
 
-fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
+fn run(
+    args: &MvarArgs,
+    imp: &Implementation,
+    slaves: u32,
+    seed: u64,
+) -> Result<Outcome, SetupError> {
     let procs = slaves as usize;
     crate::procs::crew::check_nproc(procs + 1)?;
     let mut crew = Crew::new("mvar")?;
     crew.set_chaos(args.chaos.seed(seed));
-    let flavor = controls::flavor(args.control.as_deref())
-        .ok_or_else(|| SetupError(format!("unknown control {:?}", args.control)))?;
+    let caps = imp.caps();
     let name = ShmName::unique("mvar");
     let participants = (slaves + 1).saturating_mul(2).saturating_add(16);
-    let mvar = SharedMVar::create_with(&name, PAYLOAD, participants, flavor)
-        .map_err(|e| SetupError(format!("cannot create the shared MVar: {e}")))?;
-    let segment = Unlink(&mvar);
+    // Destroyed when dropped: on every exit path (`?` included), after the crew is reaped.
+    let created = imp
+        .create(&name, PAYLOAD, participants)
+        .map_err(SetupError)?;
+    let mvar = created.handle();
+    let reference = mvar.reference();
     let hang = args.hang_timeout * capture::load_factor(procs + 1, 8).min(4);
     let spec = |rounds| Spec {
-        mvar: name.as_str().to_string(),
+        mvar: created.name().to_string(),
         rounds,
         values: slaves,
         valve_ns: (hang * VALVE).as_nanos() as u64,
         control: args.control.clone(),
+        lib: imp.lib_path(),
         carry: None,
         final_take: true,
     };
@@ -259,18 +315,37 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
     let mut killer = Killer::new(&args.kills, seed);
     // Slaves killed after their final take returned: done, not replaced.
     let mut finished_dead = vec![false; procs + 1];
+    // Pids the runner killed.
+    let mut killed: Vec<u32> = Vec::new();
     // Operations cut by a kill: (puts, takes).
     let mut cut = (0u64, 0u64);
     // Takes still waiting when the run went quiet, all explained by values lost with killed
     // slaves (see kills.rs).
     let mut starved = 0u64;
     let mut holder_kills = 0u64;
+    // Checks a missing capability prevents.
+    let mut not_checked: Vec<String> = Vec::new();
+    let mut skip = |what: &str| {
+        if !not_checked.iter().any(|w| w == what) {
+            not_checked.push(what.to_string());
+        }
+    };
+    if reference.is_none() {
+        skip("lost-wakeup statistic (kernel sleeps ended by their time slice although the box was ready: the reference's own counters)");
+    }
+    // Progress: the box's commit count, or (without COMMITS) the puts and takes the ledgers
+    // show returned.
+    let mut returned = DoneCount::default();
+    let mut commits = |crew: &Crew| match mvar.commits() {
+        Some(c) => c,
+        None => returned.count(&crew.all_ledgers()),
+    };
     // Every slave's takes and puts, and the master's puts: the commits of a complete run.
     let expected = u64::from(slaves) * (2 * u64::from(args.rounds) + 2);
     let mut progress = crate::procs::progress::Progress::new("commits", expected);
     let start = Instant::now();
     let mut findings = Vec::new();
-    let mut last_gen = mvar.generation();
+    let mut last_gen = commits(&crew);
     let mut stall = StallClock::new();
     let mut interrupted = None;
     loop {
@@ -291,10 +366,14 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
         if let Some(k) = killer.due(on_job.len()) {
             // Every other kill strikes whoever holds the box's lock, inside its critical
             // section (frozen there first, as in the storm); the others strike at random.
+            // Without HOLDER, every kill strikes at random.
             let mut i = on_job[k];
-            if killer.kills % 2 == 0 {
+            if killer.kills % 2 == 0 && caps.holder {
                 let pids: Vec<u32> = on_job.iter().map(|j| crew.members()[*j].pid()).collect();
-                let holder = || mvar.lock_holder().filter(|h| h.1).map(|h| h.0.pid);
+                let holder = || match reference {
+                    Some(r) => r.lock_holder().filter(|h| h.1).map(|h| h.0.pid),
+                    None => mvar.holder().flatten(),
+                };
                 if let Some(capture::Caught::Stopped(j)) =
                     capture::catch_holder(&pids, holder, false, Duration::from_millis(20))
                 {
@@ -302,6 +381,7 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
                     holder_kills += 1;
                 }
             }
+            killed.push(crew.members()[i].pid());
             crew.kill(i);
             let records = Ledger::read(&crew.members()[i].ledger).map_or(Vec::new(), |l| l.records);
             let r = kills::resume(&jobs[i], &records);
@@ -327,7 +407,8 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
             .map(|(_, m)| m.pid())
             .collect();
         freezer.tick(&running);
-        progress.set(mvar.generation(), || format!("{} freezes", freezer.stops));
+        let g = commits(&crew);
+        progress.set(g, || format!("{} freezes", freezer.stops));
         for (i, status) in &exited {
             if !status.success() {
                 let m = &crew.members()[*i];
@@ -349,28 +430,57 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
         // A tenth of the sleeps late is the trigger; the finding needs a sleeper caught asleep
         // although the box is ready for it while nobody is runnable (a busy machine makes late
         // wake-ups of its own: the one woken for the box is still waiting for a CPU).
-        if let Some(f) = lost_wakeups(&mvar, 10, || {
-            let caught = sleeper_despite_ready(&mvar, &crew, &roles, Duration::from_millis(300))?;
-            Some(format!("{caught}\n{}", diagnose(&mvar, &crew, &roles)))
-        }) {
-            findings.push(f);
-            break;
+        if let Some(r) = reference {
+            if let Some(f) = lost_wakeups(r, 10, || {
+                let caught = sleeper_despite_ready(r, &crew, &roles, Duration::from_millis(300))?;
+                Some(format!(
+                    "{caught}\n{}",
+                    diagnose(mvar, imp, &crew, &roles, &killed)
+                ))
+            }) {
+                findings.push(f);
+                break;
+            }
         }
-        let g = mvar.generation();
         // Time during which a participant is frozen by us does not count as a stall.
         let stalled = stall.tick(g != last_gen, freezer.any_frozen());
         if g != last_gen {
             last_gen = g;
         } else if stalled > hang {
             if killer.kills > 0 {
+                // Quiet after kills with the lock held by a dead process: not robust.
+                if let Some(Some(pid)) = mvar.holder() {
+                    let state = holder_state(pid, &killed);
+                    if state.starts_with("dead") {
+                        findings.push(Finding::new(
+                            FindingKind::NotRobust,
+                            format!(
+                                "not robust to kill -9: lock held by dead pid {pid}\n    HANG: no commit for {:.1} s after {} kills ({holder_kills} inside the critical section); the lock's holder, pid {pid}, is {state}\n{}",
+                                stalled.as_secs_f64(),
+                                killer.kills,
+                                diagnose(mvar, imp, &crew, &roles, &killed)
+                            ),
+                        ));
+                        break;
+                    }
+                }
                 // Quiet after kills: starved takes are fine if exactly that many values died
-                // with killed slaves.
+                // with killed slaves — unless a non-robust implementation cannot say who holds
+                // its lock: then the takes may as well wait on a lock a dead process holds.
                 let ledgers: Vec<Ledger> = crew
                     .all_ledgers()
                     .iter()
                     .filter_map(|p| Ledger::read(p))
                     .collect();
-                match starvation(&mvar, &crew, &roles, &exited, &finished_dead, &ledgers, cut) {
+                let quiet = Quiet {
+                    mvar,
+                    imp,
+                    crew: &crew,
+                    roles: &roles,
+                    killed: &killed,
+                };
+                match starvation(&quiet, &exited, &finished_dead, &ledgers, cut) {
+                    Ok(_) if !caps.holder && !caps.robust => {}
                     Ok(b) => {
                         starved = b;
                         break;
@@ -381,6 +491,18 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
                     }
                     Err(None) => {}
                 }
+                if !caps.holder {
+                    findings.push(Finding::new(
+                        FindingKind::Hang,
+                        format!(
+                            "HANG after a kill; the implementation does not name its lock holder (no HOLDER capability), so torture cannot tell whether a dead process holds it\n    no commit for {:.1} s after {} kills\n{}",
+                            stalled.as_secs_f64(),
+                            killer.kills,
+                            diagnose(mvar, imp, &crew, &roles, &killed)
+                        ),
+                    ));
+                    break;
+                }
             }
             findings.push(Finding::new(
                 FindingKind::Hang,
@@ -389,7 +511,7 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
                     stalled.as_secs_f64(),
                     crew.members().len() - exited.len(),
                     crew.members().len(),
-                    diagnose(&mvar, &crew, &roles)
+                    diagnose(mvar, imp, &crew, &roles, &killed)
                 ),
             ));
             break;
@@ -398,10 +520,12 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
     let elapsed = start.elapsed();
     // A short run can end before the loop looked: judge the wake-ups once more at the end.
     if findings.is_empty() && interrupted.is_none() {
-        // Nobody is left to catch in the act: only a third of the sleeps late counts (the
-        // reference, even on a machine 25 times oversubscribed, stays near a tenth).
-        let ended = || Some("    (every worker has ended)".to_string());
-        findings.extend(lost_wakeups(&mvar, 3, ended));
+        if let Some(r) = reference {
+            // Nobody is left to catch in the act: only a third of the sleeps late counts (the
+            // reference, even on a machine 25 times oversubscribed, stays near a tenth).
+            let ended = || Some("    (every worker has ended)".to_string());
+            findings.extend(lost_wakeups(r, 3, ended));
+        }
     }
     drop(progress);
     let stops = freezer.stops;
@@ -416,23 +540,37 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
     // With kills, values died with killed slaves: the commit count must account for exactly as
     // many as takes starved (see kills.rs).
     let complete = findings.is_empty() && interrupted.is_none();
+    // Every worker is gone: a try cannot wait on anyone (but a lock a dead process holds).
+    let holder_dead =
+        matches!(mvar.holder(), Some(Some(pid)) if holder_state(pid, &killed).starts_with("dead"));
+    let full = if complete && !holder_dead && (killer.kills == 0 || caps.robust || caps.holder) {
+        mvar.is_full()
+    } else {
+        None
+    };
+    if full.is_none() && complete {
+        skip("the box is empty at the end (READ)");
+    }
     let (takes, puts) = if killer.kills > 0 {
         if complete {
-            match kills::lost_values(mvar.generation(), kills::returned(&ledgers), cut) {
-                Ok(lost) if lost == starved && !mvar.is_full() => {}
-                Ok(lost) => findings.push(Finding::new(
-                    FindingKind::Lost,
-                    format!("LOST: {lost} values died with killed slaves (by the commit count) but {starved} takes starved at the end{}", if mvar.is_full() { ", and the box is full" } else { "" }),
-                )),
-                Err(e) => findings.push(Finding::new(FindingKind::Count, format!("COUNT: {e}"))),
+            match mvar.commits() {
+                None => skip("exact accounting of values lost with killed workers (COMMITS)"),
+                Some(g) => match kills::lost_values(g, kills::returned(&ledgers), cut) {
+                    Ok(lost) if lost == starved && full != Some(true) => {}
+                    Ok(lost) => findings.push(Finding::new(
+                        FindingKind::Lost,
+                        format!("LOST: {lost} values died with killed slaves (by the commit count) but {starved} takes starved at the end{}", if full == Some(true) { ", and the box is full" } else { "" }),
+                    )),
+                    Err(e) => findings.push(Finding::new(FindingKind::Count, format!("COUNT: {e}"))),
+                },
             }
         }
-        check(args, slaves, &mvar, &ledgers, None)
+        check(args, slaves, full, &ledgers, None)
     } else {
         check(
             args,
             slaves,
-            &mvar,
+            full,
             &ledgers,
             complete.then_some(&mut findings),
         )
@@ -442,40 +580,58 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
     } else {
         (String::new(), serde_json::Value::Null)
     };
-    let (sleeps, late) = mvar.sleep_stats();
+    let (sleeps, late) = reference.map_or((0, 0), |r| r.sleep_stats());
+    let ops = mvar.commits().unwrap_or((takes + puts) as u64);
     let mut summary = String::new();
     let _ = writeln!(
         summary,
-        "mvar: {} commits in {:.2} s ({takes} takes, {puts} puts returned; {stops} freezes, {} kills); kernel sleeps {sleeps}, late wake-ups {late}",
-        mvar.generation(),
+        "mvar: {ops} {} in {:.2} s ({takes} takes, {puts} puts returned; {stops} freezes, {} kills){}",
+        if mvar.commits().is_some() { "commits" } else { "operations returned" },
         elapsed.as_secs_f64(),
-        killer.kills
+        killer.kills,
+        if reference.is_some() {
+            format!("; kernel sleeps {sleeps}, late wake-ups {late}")
+        } else {
+            String::new()
+        }
     );
     if killer.kills > 0 && findings.is_empty() {
         let _ = writeln!(
             summary,
-            "  {holder_kills} kills inside the box's critical section; {} operations cut by a kill ({} puts, {} takes); {starved} values died with killed slaves, as many takes starved at the end, as the commit count says",
+            "  {holder_kills} kills inside the box's critical section; {} operations cut by a kill ({} puts, {} takes); {starved} values died with killed slaves, as many takes starved at the end{}",
             cut.0 + cut.1,
             cut.0,
-            cut.1
+            cut.1,
+            if mvar.commits().is_some() { ", as the commit count says" } else { " (at most one per cut operation)" }
         );
     }
     if findings.is_empty() {
-        let _ = writeln!(summary, "  every value accounted for; the box is empty");
+        let _ = writeln!(
+            summary,
+            "  every value accounted for{}",
+            match full {
+                Some(false) => "; the box is empty",
+                _ => "",
+            }
+        );
     }
     if !lin_line.is_empty() {
         let _ = writeln!(summary, "  {lin_line}");
     }
+    for what in &not_checked {
+        let _ = writeln!(summary, "  not checked (capability missing): {what}");
+    }
     let figures = serde_json::json!({
-        "procs": slaves, "rounds": args.rounds, "commits": mvar.generation(),
+        "procs": slaves, "rounds": args.rounds, "commits": mvar.commits(),
         "takes": takes, "puts": puts, "sleeps": sleeps, "late_wakes": late,
         "elapsed_ms": elapsed.as_secs_f64() * 1e3, "freezes": stops,
         "kills": killer.kills, "holder_kills": holder_kills, "cut_puts": cut.0, "cut_takes": cut.1, "starved": starved,
         "linearizability": lin_figures,
+        "implementation": imp.name(), "capabilities": caps, "not_checked": not_checked,
+        "segment": created.name(), "runner_pid": std::process::id(),
     });
-    let ops = mvar.generation();
     drop(crew);
-    drop(segment);
+    drop(created);
     Ok(Outcome {
         summary,
         figures,
@@ -490,35 +646,84 @@ fn run(args: &MvarArgs, slaves: u32, seed: u64) -> Result<Outcome, SetupError> {
     })
 }
 
-/// Unlinks the segment when dropped (every exit path).
-struct Unlink<'a>(&'a SharedMVar);
+/// Puts and takes the ledgers show returned, read incrementally (each file from where the last
+/// look stopped): progress without the COMMITS capability.
+#[derive(Default)]
+struct DoneCount {
+    /// Per ledger: bytes read, and `Done` records seen in them.
+    seen: std::collections::HashMap<PathBuf, u64>,
+    total: u64,
+}
 
-impl Drop for Unlink<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.segment().unlink();
+impl DoneCount {
+    fn count(&mut self, ledgers: &[PathBuf]) -> u64 {
+        use std::io::{Read as _, Seek as _};
+        for p in ledgers {
+            let at = self.seen.get(p).copied().unwrap_or(0);
+            let Ok(mut f) = std::fs::File::open(p) else {
+                continue;
+            };
+            if f.seek(std::io::SeekFrom::Start(at)).is_err() {
+                continue;
+            }
+            let mut buf = Vec::new();
+            if f.read_to_end(&mut buf).is_err() {
+                continue;
+            }
+            // Only whole lines: a record being written is counted at the next look.
+            let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
+                continue;
+            };
+            for line in buf[..end].split(|b| *b == b'\n') {
+                if let Ok(Record::Done {
+                    op: Op::Put | Op::Take,
+                    ..
+                }) = std::str::from_utf8(line).unwrap_or("").parse::<Record>()
+                {
+                    self.total += 1;
+                }
+            }
+            self.seen.insert(p.clone(), at + end as u64 + 1);
+        }
+        self.total
     }
 }
 
+/// What a quiet run's judgement looks at.
+struct Quiet<'a> {
+    mvar: &'a dyn MVarHandle,
+    imp: &'a Implementation,
+    crew: &'a Crew,
+    roles: &'a [&'a str],
+    killed: &'a [u32],
+}
+
 /// When a run with kills has gone quiet: `Ok(B)` if the box is empty, the master is done and
-/// the `B` slaves still on their job all wait in a take, and the commit count says exactly `B`
-/// values died with killed slaves; `Err(Some(finding))` if the counts disagree; `Err(None)` if
-/// the run is not in that state (an ordinary hang).
+/// the `B` slaves still on their job all wait in a take, and `B` values died with killed slaves
+/// (exactly, by the commit count; without COMMITS, at most one per operation a kill cut);
+/// `Err(Some(finding))` if the counts disagree; `Err(None)` if the run is not in that state (an
+/// ordinary hang).
 fn starvation(
-    mvar: &SharedMVar,
-    crew: &Crew,
-    roles: &[&str],
+    q: &Quiet,
     exited: &[(usize, std::process::ExitStatus)],
     finished_dead: &[bool],
     ledgers: &[Ledger],
     cut: (u64, u64),
 ) -> Result<u64, Option<Finding>> {
     let ended = |i: usize| finished_dead[i] || exited.iter().any(|(j, _)| *j == i);
-    let master = roles.iter().position(|r| *r == "master");
-    if mvar.is_full() || master.is_some_and(|m| !ended(m)) {
+    let master = q.roles.iter().position(|r| *r == "master");
+    // A try is safe here: the lock's holder (if the implementation names it) is not dead.
+    let caps: Caps = q.imp.caps();
+    let full = if caps.robust || caps.holder {
+        q.mvar.is_full()
+    } else {
+        None
+    };
+    if full == Some(true) || master.is_some_and(|m| !ended(m)) {
         return Err(None);
     }
     let mut waiting = 0;
-    for (i, m) in crew.members().iter().enumerate() {
+    for (i, m) in q.crew.members().iter().enumerate() {
         if ended(i) {
             continue;
         }
@@ -527,13 +732,28 @@ fn starvation(
             _ => return Err(None),
         }
     }
-    match kills::lost_values(mvar.generation(), kills::returned(ledgers), cut) {
+    let diagnosis = || diagnose(q.mvar, q.imp, q.crew, q.roles, q.killed);
+    let Some(g) = q.mvar.commits() else {
+        return if waiting <= cut.0 + cut.1 {
+            Ok(waiting)
+        } else {
+            Err(Some(Finding::new(
+                FindingKind::Lost,
+                format!(
+                    "LOST: {waiting} slaves wait for a value in an empty box, but kills cut only {} operations (each can lose at most one value)\n{}",
+                    cut.0 + cut.1,
+                    diagnosis()
+                ),
+            )))
+        };
+    };
+    match kills::lost_values(g, kills::returned(ledgers), cut) {
         Ok(lost) if lost == waiting => Ok(waiting),
         Ok(lost) => Err(Some(Finding::new(
             FindingKind::Lost,
             format!(
                 "LOST: {waiting} slaves wait for a value in an empty box, but the commit count says {lost} values died with killed slaves\n{}",
-                diagnose(mvar, crew, roles)
+                diagnosis()
             ),
         ))),
         Err(e) => Err(Some(Finding::new(FindingKind::Count, format!("COUNT: {e}")))),
