@@ -26,6 +26,24 @@ pub mod units;
 
 use std::ffi::OsString;
 
+pub use procs::impls::plugin::{CrossMVar, Registry};
+pub use procs::impls::{Caps, MVarHandle, Status, Wait};
+
+/// The torture program inside a user's own binary, with that binary's implementations
+/// registered: `fn main() -> ExitCode { torture::main(Registry::new().mvar("mine", Mine)) }`.
+/// Every subcommand works as in the `torture` binary; `torture mvar --impl mine` (run as this
+/// binary) tortures the registered implementation, and the workers it starts are this binary
+/// again, so they find the same registry.
+pub fn main(registry: Registry) -> std::process::ExitCode {
+    procs::impls::plugin::install(registry);
+    let exit = main_with_args(std::env::args_os());
+    if exit.abandon_threads {
+        // A hung run's threads are blocked for good: end the process at once.
+        std::process::exit(i32::from(exit.code));
+    }
+    std::process::ExitCode::from(exit.code)
+}
+
 use crate::cli::{Command, Fixed, Parsed};
 
 /// How the process should end.

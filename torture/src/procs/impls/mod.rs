@@ -18,6 +18,7 @@
 //!   exit 2, never the runner.
 
 pub mod clib;
+pub mod plugin;
 pub mod reference;
 
 use crate::procs::ledger::Op;
@@ -123,11 +124,20 @@ pub enum Implementation {
     Reference(Option<String>),
     /// A C library (`--impl-lib`).
     Lib(Arc<clib::Lib>),
+    /// A Rust implementation registered by the running binary (`--impl NAME`).
+    Plugin(&'static str, Arc<dyn plugin::CrossMVar>),
 }
 
 impl Implementation {
     /// The one a worker's spec names: a control (or the reference), or a library's path.
-    pub fn select(control: Option<&str>, lib: Option<&Path>) -> Result<Implementation, String> {
+    pub fn select(
+        control: Option<&str>,
+        lib: Option<&Path>,
+        plugin: Option<&str>,
+    ) -> Result<Implementation, String> {
+        if let Some(name) = plugin {
+            return Implementation::plugin(name);
+        }
         match lib {
             Some(p) => Ok(Implementation::Lib(Arc::new(clib::Lib::load(p)?))),
             None => {
@@ -138,11 +148,30 @@ impl Implementation {
         }
     }
 
+    /// The registered implementation `name` of this binary (`--impl`).
+    pub fn plugin(name: &str) -> Result<Implementation, String> {
+        let imp = plugin::resolve(name)?;
+        let name = plugin::registry()
+            .mvar_names()
+            .into_iter()
+            .find(|n| *n == name)
+            .unwrap_or("?");
+        Ok(Implementation::Plugin(name, imp))
+    }
+
     /// The library's path, if it is one.
     pub fn lib_path(&self) -> Option<PathBuf> {
         match self {
             Implementation::Lib(l) => Some(l.path().to_path_buf()),
-            Implementation::Reference(_) => None,
+            Implementation::Reference(_) | Implementation::Plugin(..) => None,
+        }
+    }
+
+    /// The registered implementation's name, if it is one.
+    pub fn plugin_name(&self) -> Option<String> {
+        match self {
+            Implementation::Plugin(n, _) => Some(n.to_string()),
+            _ => None,
         }
     }
 
@@ -152,6 +181,7 @@ impl Implementation {
             Implementation::Reference(None) => "reference protocol".into(),
             Implementation::Reference(Some(c)) => format!("CONTROL {c}"),
             Implementation::Lib(l) => format!("C library {}", l.path().display()),
+            Implementation::Plugin(n, _) => format!("implementation {n:?}"),
         }
     }
 
@@ -160,6 +190,7 @@ impl Implementation {
         match self {
             Implementation::Reference(_) => Caps::ALL,
             Implementation::Lib(l) => l.caps(),
+            Implementation::Plugin(_, p) => p.caps(),
         }
     }
 
@@ -168,6 +199,7 @@ impl Implementation {
         match self {
             Implementation::Reference(_) => op.to_string(),
             Implementation::Lib(_) => format!("torture_mvar_{op}"),
+            Implementation::Plugin(n, _) => format!("{n}::{op}"),
         }
     }
 
@@ -195,6 +227,16 @@ impl Implementation {
                     }
                 }
             }
+            Implementation::Plugin(_, p) => {
+                p.create(name.as_str(), payload_len)?;
+                match p.open(name.as_str()) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        p.destroy(name.as_str());
+                        return Err(e);
+                    }
+                }
+            }
         };
         Ok(Created {
             imp: self.clone(),
@@ -210,6 +252,7 @@ impl Implementation {
                 Box::new(reference::Reference::open(name, c.as_deref())?)
             }
             Implementation::Lib(l) => Box::new(clib::Handle::open(l, name, payload_len)?),
+            Implementation::Plugin(_, p) => p.open(name)?,
         })
     }
 }
@@ -246,6 +289,10 @@ impl Drop for Created {
             Implementation::Lib(l) => {
                 drop(h);
                 l.destroy(&self.name);
+            }
+            Implementation::Plugin(_, p) => {
+                drop(h);
+                p.destroy(&self.name);
             }
         }
     }

@@ -149,6 +149,7 @@ mod tests {
             valve_ns: 1,
             control: None,
             lib: None,
+            plugin: None,
             carry: None,
             final_take: true,
         }

@@ -79,6 +79,10 @@ pub struct MvarArgs {
     /// Torture this C library's MVar instead (the ABI of torture/include/torture_mvar.h).
     #[arg(long = "impl-lib", value_name = "PATH", conflicts_with = "control")]
     pub impl_lib: Option<PathBuf>,
+    /// Torture the implementation this binary registered under NAME (a user's binary that
+    /// calls `torture::main` with a `Registry`).
+    #[arg(long = "impl", value_name = "NAME", conflicts_with_all = ["control", "impl_lib"])]
+    pub impl_name: Option<String>,
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
@@ -105,6 +109,9 @@ struct Spec {
     /// The C library (absolute path) instead of the reference (`--impl-lib`).
     #[serde(default)]
     lib: Option<PathBuf>,
+    /// The binary's registered implementation instead of the reference (`--impl`).
+    #[serde(default)]
+    plugin: Option<String>,
     /// A value to put back before the rounds (a killed predecessor held it).
     carry: Option<u64>,
     /// Whether the job ends with a take for good (a replacement's may already have).
@@ -136,9 +143,16 @@ impl ProcScenario for MasterSlaves {
             Ok(a) => a,
             Err(code) => return code,
         };
-        let imp = match &args.impl_lib {
-            None => Implementation::Reference(args.control.clone()),
-            Some(path) => match load_lib(path) {
+        let imp = match (&args.impl_lib, &args.impl_name) {
+            (_, Some(name)) => match Implementation::plugin(name) {
+                Ok(imp) => imp,
+                Err(e) => {
+                    crate::out::warn!("torture mvar: --impl {name}: {e}");
+                    return 2;
+                }
+            },
+            (None, None) => Implementation::Reference(args.control.clone()),
+            (Some(path), None) => match load_lib(path) {
                 Ok(imp) => imp,
                 Err(e) => {
                     crate::out::warn!("torture mvar: --impl-lib {}: {e}", path.display());
@@ -167,7 +181,7 @@ impl ProcScenario for MasterSlaves {
 fn load_lib(path: &std::path::Path) -> Result<Implementation, String> {
     let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot open: {e}"))?;
     impls::probe(&abs)?;
-    Implementation::select(None, Some(&abs))
+    Implementation::select(None, Some(&abs), None)
 }
 
 /// What an operation's status means to a worker: done, or the error that stops it.
@@ -184,7 +198,11 @@ fn done(op: &str, valve: Duration, s: Status) -> Result<(), String> {
 
 fn worker(w: &WorkerArgs) -> Result<u8, String> {
     let spec: Spec = w.spec()?;
-    let imp = Implementation::select(spec.control.as_deref(), spec.lib.as_deref())?;
+    let imp = Implementation::select(
+        spec.control.as_deref(),
+        spec.lib.as_deref(),
+        spec.plugin.as_deref(),
+    )?;
     let mvar = imp.open(&spec.mvar, PAYLOAD)?;
     let mut ledger = w.writer()?;
     let valve = Duration::from_nanos(spec.valve_ns);
@@ -252,6 +270,10 @@ fn one(program: &str, args: &MvarArgs, imp: &Implementation, slaves: u32, seed: 
         control_flag = format!(" --impl-lib {}", shell_word(&lib.to_string_lossy()));
         what = format!("{} (capabilities {})", imp.name(), imp.caps().words());
     }
+    if let Some(name) = imp.plugin_name() {
+        control_flag = format!(" --impl {}", shell_word(&name));
+        what = format!("{} (capabilities {})", imp.name(), imp.caps().words());
+    }
     let replay = format!(
         "{} mvar --procs {slaves} --rounds {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
         shell_word(program),
@@ -299,6 +321,7 @@ fn run(
         valve_ns: (hang * VALVE).as_nanos() as u64,
         control: args.control.clone(),
         lib: imp.lib_path(),
+        plugin: imp.plugin_name(),
         carry: None,
         final_take: true,
     };
