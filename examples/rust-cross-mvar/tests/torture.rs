@@ -1,0 +1,60 @@
+//! This binary is the torture program with its own implementations registered: `mvar --impl
+//! shared` (the suite's robust SharedMVar through the public plug-in traits) passes seed 000's
+//! master/slaves, also while workers are killed; an unknown `--impl` is one line and exit 2.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rust-cross-mvar"))
+        .args(args)
+        .output()
+        .expect("run the example binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn shared_passes_through_the_public_traits() {
+    let (code, out) = run(&["mvar", "--impl", "shared", "--procs", "20"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("implementation \"shared\""), "{out}");
+    assert!(out.contains("PASS"), "{out}");
+}
+
+#[test]
+fn shared_is_robust_to_kill_9() {
+    let (code, out) = run(&[
+        "mvar",
+        "--impl",
+        "shared",
+        "--procs",
+        "10",
+        "--rounds",
+        "20000",
+        "--kill-rate",
+        "20",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("not robust"), "{out}");
+    // The run must really have been shot at: "…; N freezes, K kills)" with K > 0.
+    let kills: u64 = out
+        .split(" kills)")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(0);
+    assert!(kills > 0, "no kill landed: {out}");
+    eprintln!("{kills} kills, PASS");
+}
+
+#[test]
+fn an_unknown_implementation_is_one_line_and_exit_2() {
+    let (code, out) = run(&["mvar", "--impl", "nope"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(out.contains("registers: shared"), "{out}");
+}
