@@ -5,6 +5,8 @@
 //! - [`units`]: durations (exact both ways) and shell quoting for replay lines;
 //! - [`threads`]: the scenario catalogue on real OS threads under a hang watchdog;
 //! - [`procs`]: the process harness (crew, ledger, capture, controls) and the process scenarios;
+//!   `procs::impls` is the seam through which `torture mvar` tortures a user's cross-process MVar
+//!   (a C library, `--impl-lib`, or a Rust [`CrossMVar`] registered with [`main`], `--impl`);
 //! - [`report`]: the verdict and the report envelope (text, `--json`);
 //! - [`list`]: `torture list`;
 //! - [`out`], [`signals`]: output that survives a closed stdout; SIGINT/SIGTERM that clean up;
