@@ -3,8 +3,13 @@
 //! master/slaves against the implementation named `shared`, re-executing this binary for every
 //! worker. Every other subcommand and flag of `torture` works as well.
 
+mod rawsync;
 mod shared;
 
 fn main() -> std::process::ExitCode {
-    torture::main(torture::Registry::new().mvar("shared", shared::Shared))
+    torture::main(
+        torture::Registry::new()
+            .mvar("shared", shared::Shared)
+            .mvar("raw-sync", rawsync::RawSync),
+    )
 }
