@@ -58,3 +58,32 @@ fn an_unknown_implementation_is_one_line_and_exit_2() {
     assert_eq!(out.trim().lines().count(), 1, "{out}");
     assert!(out.contains("registers: shared"), "{out}");
 }
+
+/// `raw-sync` (raw_sync's process-shared Mutex and Events, not robust, no HOLDER) passes
+/// without faults; under kills every run must end as a pass or the classified hang — never a
+/// crash of the runner. (Seen: the classified hang in 5 of 5 runs, a worker killed inside
+/// raw_sync's own Event code.)
+#[test]
+fn raw_sync_passes_and_a_hang_after_kills_is_classified() {
+    let (code, out) = run(&["mvar", "--impl", "raw-sync", "--procs", "20"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(&[
+        "mvar",
+        "--impl",
+        "raw-sync",
+        "--procs",
+        "20",
+        "--rounds",
+        "3000",
+        "--kill-rate",
+        "20",
+    ]);
+    assert!(matches!(code, Some(0 | 1)), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    if code == Some(1) {
+        assert!(
+            out.contains("HANG after a kill; the implementation does not name its lock holder"),
+            "{out}"
+        );
+    }
+}
