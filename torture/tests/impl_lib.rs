@@ -526,3 +526,49 @@ fn the_broken_c_example_hangs_and_the_report_names_its_operation() {
     );
     libs.no_process_left();
 }
+
+/// The storm on the correct C example's box (`--impl-lib`): it ends 0 or 1, never 2 or a
+/// crash; a finding is the classified not-robust one (the example has HOLDER, not ROBUST);
+/// what the example cannot tell is listed as not checked; nothing is left behind.
+#[test]
+fn the_storm_runs_on_the_c_example() {
+    let Some(libs) = Libs::new("impl-lib-storm") else {
+        return;
+    };
+    let lib = example(&libs, "c-pthread-mvar", "pthread_mvar.c");
+    let c = run_clean(
+        "storm",
+        "impl-lib-storm-run",
+        &[
+            "--impl-lib",
+            s(&lib),
+            "--procs",
+            "4",
+            "--kills",
+            "20",
+            "--payload",
+            "4096",
+            "--seed",
+            "5",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(matches!(c.code, Some(0 | 1)), "{}", c.out);
+    assert!(!c.out.contains("panicked"), "{}", c.out);
+    let not_checked = c.report["figures"]["not_checked"].as_array().cloned();
+    assert!(
+        not_checked.is_some_and(|v| !v.is_empty()),
+        "no not-checked list\n{}",
+        c.out
+    );
+    if c.code == Some(1) {
+        let first = c.report["findings"][0]["text"].as_str().unwrap_or("");
+        assert!(
+            first.starts_with("not robust to kill -9: lock held by dead pid "),
+            "{}",
+            c.out
+        );
+    }
+    eprintln!("storm on the C example: exit {:?}\n{}", c.code, c.out);
+    libs.no_process_left();
+}

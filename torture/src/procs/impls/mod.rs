@@ -18,6 +18,7 @@
 //!   exit 2, never the runner.
 
 pub mod clib;
+pub mod judge;
 pub mod plugin;
 pub mod reference;
 
@@ -295,6 +296,32 @@ impl Drop for Created {
                 p.destroy(&self.name);
             }
         }
+    }
+}
+
+/// The library at `path`, validated in a child process first (see [`probe`]), then loaded
+/// here; the error is the rest of one line.
+pub fn load_lib(path: &Path) -> Result<Implementation, String> {
+    let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot open: {e}"))?;
+    probe(&abs)?;
+    Implementation::select(None, Some(&abs), None)
+}
+
+/// The implementation `--impl-lib` / `--impl` name (`None`: the reference), or the line a
+/// scenario `cmd` prints before exiting 2.
+pub fn from_flags(
+    cmd: &str,
+    lib: Option<&Path>,
+    name: Option<&str>,
+) -> Result<Option<Implementation>, String> {
+    match (lib, name) {
+        (_, Some(name)) => Implementation::plugin(name)
+            .map(Some)
+            .map_err(|e| format!("torture {cmd}: --impl {name}: {e}")),
+        (None, None) => Ok(None),
+        (Some(path), None) => load_lib(path)
+            .map(Some)
+            .map_err(|e| format!("torture {cmd}: --impl-lib {}: {e}", path.display())),
     }
 }
 

@@ -1,10 +1,12 @@
 //! `torture storm` flags, the replay line, and the scenario's entry in the catalogue.
 
 use super::StormConfig;
+use crate::procs::impls::Implementation;
 use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{controls, Faults, Outcome, ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args, FromArgMatches};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const ABOUT: &str = "Kill storm: worker processes share one MVar, lock and log in shared memory while the runner SIGKILLs them";
@@ -61,6 +63,13 @@ pub struct StormArgs {
     /// Run a negative control instead of the reference protocol (it should be caught).
     #[arg(long, value_parser = controls::parse)]
     pub control: Option<String>,
+    /// Torture this C library's MVar as the shared box (the ABI of
+    /// torture/include/torture_mvar.h); the lock and the log stay the reference's.
+    #[arg(long = "impl-lib", value_name = "PATH", conflicts_with = "control")]
+    pub impl_lib: Option<PathBuf>,
+    /// Torture the implementation this binary registered under NAME as the shared box.
+    #[arg(long = "impl", value_name = "NAME", conflicts_with_all = ["control", "impl_lib"])]
+    pub impl_name: Option<String>,
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
@@ -84,6 +93,8 @@ impl StormArgs {
             payload: self.payload as usize,
             control: self.control.clone(),
             chaos: self.chaos.chaos,
+            lib: None,
+            plugin: None,
         }
     }
 }
@@ -107,11 +118,15 @@ pub fn replay_line(program: &str, cfg: &StormConfig) -> String {
             .as_ref()
             .map(|c| format!(" --control {c}"))
             .unwrap_or_default()
-    )
+    ) + &match (&cfg.lib, &cfg.plugin) {
+        (_, Some(n)) => format!(" --impl {}", shell_word(n)),
+        (Some(l), None) => format!(" --impl-lib {}", shell_word(&l.to_string_lossy())),
+        (None, None) => String::new(),
+    }
 }
 
 /// One storm of `cfg`: its header, its replay line, the run.
-fn one(program: &str, cfg: &StormConfig) -> Single {
+fn one(program: &str, cfg: &StormConfig, imp: Option<&Implementation>) -> Single {
     // Leftovers of storms whose runner was killed (their users are all dead).
     if let Ok(cleaned) = primitives::shm::cleanup("") {
         for c in cleaned {
@@ -123,15 +138,23 @@ fn one(program: &str, cfg: &StormConfig) -> Single {
         cfg.procs,
         cfg.kills,
         cfg.seed,
-        cfg.control
-            .as_deref()
-            .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}"))
+        match imp {
+            Some(imp) => format!("{} (capabilities {})", imp.name(), imp.caps().words()),
+            None => cfg
+                .control
+                .as_deref()
+                .map_or("reference protocol".to_string(), |c| format!("CONTROL {c}")),
+        }
     );
+    let result = match imp {
+        Some(imp) => super::seam::run(cfg, imp),
+        None => super::run(cfg),
+    };
     Single {
         control: cfg.control.clone(),
         replay: replay_line(program, cfg),
         // The summary is written before the findings move out (it says when there are none).
-        run: super::run(cfg).map(|mut report| Outcome {
+        run: result.map(|mut report| Outcome {
             summary: report.text(),
             findings: std::mem::take(&mut report.findings),
             figures: serde_json::to_value(&report).unwrap_or_default(),
@@ -175,6 +198,17 @@ impl ProcScenario for KillStorm {
                 return 2;
             }
         };
+        let imp = match crate::procs::impls::from_flags(
+            "storm",
+            args.impl_lib.as_deref(),
+            args.impl_name.as_deref(),
+        ) {
+            Ok(imp) => imp,
+            Err(e) => {
+                crate::out::warn!("{e}");
+                return 2;
+            }
+        };
         crate::signals::install();
         sweep::main(
             "storm",
@@ -182,7 +216,14 @@ impl ProcScenario for KillStorm {
             args.shard,
             args.seed,
             &args.out,
-            |n, seed| one(program, &args.config(n, seed)),
+            |n, seed| {
+                let mut cfg = args.config(n, seed);
+                if let Some(imp) = &imp {
+                    cfg.lib = imp.lib_path();
+                    cfg.plugin = imp.plugin_name();
+                }
+                one(program, &cfg, imp.as_ref())
+            },
         )
     }
 

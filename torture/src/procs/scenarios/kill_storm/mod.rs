@@ -27,6 +27,7 @@ pub mod args;
 pub mod check;
 pub mod payload;
 pub mod run;
+pub mod seam;
 pub mod worker;
 
 use crate::procs::capture;
@@ -79,6 +80,10 @@ pub struct StormConfig {
     pub control: Option<String>,
     /// Chaos mode in the workers.
     pub chaos: bool,
+    /// A C library's box instead of the reference's (`--impl-lib`, absolute path).
+    pub lib: Option<std::path::PathBuf>,
+    /// The binary's registered implementation instead (`--impl NAME`).
+    pub plugin: Option<String>,
 }
 
 impl Default for StormConfig {
@@ -95,6 +100,8 @@ impl Default for StormConfig {
             payload: 65536,
             control: None,
             chaos: false,
+            lib: None,
+            plugin: None,
         }
     }
 }
@@ -133,6 +140,15 @@ pub struct StormSpec {
     pub op_timeout_ns: u64,
     /// A control's name, or the reference.
     pub control: Option<String>,
+    /// The box is this C library's (`--impl-lib`).
+    #[serde(default)]
+    pub lib: Option<std::path::PathBuf>,
+    /// The box is this registered implementation's (`--impl`).
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// Bytes per value (an implementation's box is opened with it).
+    #[serde(default)]
+    pub payload: usize,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -208,6 +224,18 @@ pub struct StormReport {
     pub busy_overruns: usize,
     /// The signal that stopped the storm early (SIGINT, SIGTERM), if any.
     pub interrupted: Option<String>,
+    /// The box's implementation, when it is not the reference (`--impl-lib`, `--impl`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub implementation: Option<String>,
+    /// What that implementation promises.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<crate::procs::impls::Caps>,
+    /// The runner's pid (with an implementation's box: its segments are named after it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runner_pid: Option<u32>,
+    /// Checks a missing capability prevented.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_checked: Vec<String>,
 }
 
 impl StormReport {
@@ -267,6 +295,9 @@ impl StormReport {
         }
         if self.findings.is_empty() {
             let _ = writeln!(s, "  every invariant held");
+        }
+        for what in &self.not_checked {
+            let _ = writeln!(s, "  not checked (capability missing): {what}");
         }
         s
     }

@@ -81,6 +81,9 @@ fn create(cfg: &StormConfig) -> Result<(Segments, StormSpec), SetupError> {
         seed: cfg.seed,
         op_timeout_ns: cfg.op_timeout.as_nanos() as u64,
         control: cfg.control.clone(),
+        lib: None,
+        plugin: None,
+        payload: cfg.payload.max(payload::MIN_LEN),
     };
     Ok((Segments { mvar, lock, log }, spec))
 }
@@ -242,7 +245,11 @@ pub fn run(cfg: &StormConfig) -> Result<StormReport, SetupError> {
 
 /// A worker inside an operation more than `grace` past its deadline, confirmed hung (not
 /// runnable, not waiting for a CPU, still inside after another `grace`).
-fn overrun_check(crew: &Crew, grace: Duration, report: &mut StormReport) -> Option<Finding> {
+pub(super) fn overrun_check(
+    crew: &Crew,
+    grace: Duration,
+    report: &mut StormReport,
+) -> Option<Finding> {
     let now = ledger::now_ns();
     for m in crew.members() {
         let Some(last) = ledger::last_record(&m.ledger) else {
@@ -361,7 +368,7 @@ fn finish(
         .iter()
         .filter_map(|p| Ledger::read(p))
         .collect();
-    check::check(&ledgers, final_value, report);
+    check::check(&ledgers, final_value, true, report);
     check::check_log(&ledgers, &delivered, report);
     if lost_wakeups(report.sleeps, report.late_wakes)
         && !report
@@ -428,7 +435,12 @@ fn diagnose(mvar: &SharedMVar, crew: &Crew) -> String {
 /// timeout is a busy machine (the holder waits for a CPU), retried at the next drain — a HANG
 /// only after [`BUSY_DRAINS_IN_A_ROW`] in a row; after the storm everyone is dead and a holder is
 /// always taken over, so any error is a finding.
-fn drain_log(log: &SharedLog, out: &mut Vec<RingMessage>, r: &mut StormReport, during: bool) {
+pub(super) fn drain_log(
+    log: &SharedLog,
+    out: &mut Vec<RingMessage>,
+    r: &mut StormReport,
+    during: bool,
+) {
     let result = log.drain(usize::MAX);
     if during {
         if let Err(RingError::Timeout) = result {

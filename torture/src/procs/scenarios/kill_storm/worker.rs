@@ -11,7 +11,7 @@ use primitives::mvar::{SharedMVar, SharedMVarError};
 use primitives::shm::ShmName;
 use std::time::Duration;
 
-fn open_name(s: &str) -> Result<ShmName, String> {
+pub(super) fn open_name(s: &str) -> Result<ShmName, String> {
     ShmName::parse(s).map_err(|e| format!("bad segment name {s:?}: {e}"))
 }
 
@@ -28,6 +28,9 @@ pub fn run(w: &WorkerArgs) -> u8 {
 
 fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
     let spec: StormSpec = w.spec()?;
+    if spec.lib.is_some() || spec.plugin.is_some() {
+        return super::seam::worker(w, &spec);
+    }
     let flavor = crate::procs::controls::flavor(spec.control.as_deref())
         .ok_or_else(|| format!("unknown control {:?}", spec.control))?;
     let mvar = SharedMVar::open_with(&open_name(&spec.mvar)?, flavor)

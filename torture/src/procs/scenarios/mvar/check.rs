@@ -3,12 +3,10 @@
 use super::{MvarArgs, LATE_WAKES_FLOOR};
 use crate::procs::capture::ProcInfo;
 use crate::procs::crew::Crew;
-use crate::procs::impls::{Implementation, MVarHandle};
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::report::{Finding, FindingKind};
 use primitives::mvar::SharedMVar;
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// LOST WAKE-UPS if more than one in `one_in` sleeps (and more than the floor) ended by their slice although the box was ready, and `diagnosis` confirms it (`None`: not confirmed).
 pub fn lost_wakeups(
@@ -159,132 +157,4 @@ pub fn check(
         ));
     }
     (takes, puts)
-}
-
-/// The state of `pid`, the lock's holder, in a hang report: `dead` (`dead — killed by the
-/// runner` if it was one of `killed`), `STOPPED`, or `running (...)` with its kernel state.
-pub fn holder_state(pid: u32, killed: &[u32]) -> String {
-    let info = ProcInfo::of(pid);
-    match info.state {
-        None | Some('Z' | 'X') if killed.contains(&pid) => "dead — killed by the runner".into(),
-        None | Some('Z' | 'X') => "dead".into(),
-        Some('T' | 't') => "STOPPED".into(),
-        _ => format!("running ({})", info.describe()),
-    }
-}
-
-/// Who waits on what: the box, and each worker still running (alike ones as one line), each
-/// stuck one with its implementation's operation and the state of the lock's holder.
-pub fn diagnose(
-    mvar: &dyn MVarHandle,
-    imp: &Implementation,
-    crew: &Crew,
-    roles: &[&str],
-    killed: &[u32],
-) -> String {
-    let mut s = String::new();
-    let reference = mvar.reference();
-    // Only the reference tells whether the box is full without possibly waiting on its lock.
-    let full = reference.map(SharedMVar::is_full);
-    let holder = mvar
-        .holder()
-        .map(|h| h.map(|pid| (pid, holder_state(pid, killed))));
-    let _ = writeln!(
-        s,
-        "    box ({}): {}, {}; {}lock: {}",
-        imp.name(),
-        match full {
-            Some(true) => "full",
-            Some(false) => "empty",
-            None => "full or empty (not asked: it could wait on the lock)",
-        },
-        mvar.commits().map_or(
-            "commits not counted (no COMMITS capability)".to_string(),
-            |g| format!("{g} commits")
-        ),
-        reference.map_or(String::new(), |r| {
-            let (takers, putters) = r.waiting();
-            format!("waiting: {takers} takers, {putters} putters; ")
-        }),
-        match (reference.and_then(SharedMVar::lock_holder), &holder) {
-            (Some((who, alive)), _) =>
-                format!("held by {who} ({})", if alive { "alive" } else { "DEAD" }),
-            (None, Some(Some((pid, state)))) => format!("held by pid {pid} ({state})"),
-            (None, Some(None)) => "free".to_string(),
-            (None, None) => "holder unknown (no HOLDER capability)".to_string(),
-        }
-    );
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for (i, m) in crew.members().iter().enumerate() {
-        let info = ProcInfo::of(m.pid());
-        if matches!(info.state, None | Some('Z' | 'X')) {
-            continue;
-        }
-        let last = ledger::last_record(&m.ledger);
-        let behind = match (&last, &holder) {
-            (Some(Record::Begin { .. }), Some(Some((pid, state)))) if *pid != m.pid() => {
-                format!(" — the lock's holder pid {pid} is {state}")
-            }
-            (Some(Record::Begin { .. }), Some(Some(_))) => " — it holds the lock".to_string(),
-            _ => String::new(),
-        };
-        let (what, stuck) = match &last {
-            Some(Record::Begin { op, start_ns, .. }) => {
-                let for_ms = ledger::now_ns().saturating_sub(*start_ns) as f64 / 1e6;
-                let ready = match op {
-                    Op::Take => full == Some(true),
-                    Op::Put => full == Some(false),
-                    _ => false,
-                };
-                (
-                    format!("in {} for {for_ms:.0} ms", imp.op_name(*op)),
-                    if ready && info.state == Some('S') {
-                        format!(
-                            " — asleep in its {op} although the box is {}",
-                            if full == Some(true) { "full" } else { "empty" }
-                        )
-                    } else {
-                        String::new()
-                    },
-                )
-            }
-            _ => ("between operations".to_string(), String::new()),
-        };
-        let stuck = format!("{stuck}{behind}");
-        let stuck = if matches!(info.state, Some('T' | 't')) {
-            format!("{stuck} — STOPPED by a signal: whoever waits on it waits on a stopped process (not a deadlock)")
-        } else {
-            stuck
-        };
-        let key = format!(
-            "{} {}{stuck}",
-            info.describe(),
-            last.as_ref().map_or("", |r| match r {
-                Record::Begin { op: Op::Take, .. } => "take",
-                Record::Begin { op: Op::Put, .. } => "put",
-                _ => "",
-            })
-        );
-        let line = format!(
-            "{} {} pid {}: {what}, {}{stuck}",
-            roles[i],
-            m.id,
-            m.pid(),
-            info.describe()
-        );
-        match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push(line),
-            None => groups.push((key, vec![line])),
-        }
-    }
-    for (_, lines) in groups {
-        if lines.len() <= 4 {
-            for l in lines {
-                let _ = writeln!(s, "    {l}");
-            }
-        } else {
-            let _ = writeln!(s, "    {} workers alike, e.g. {}", lines.len(), lines[0]);
-        }
-    }
-    s
 }

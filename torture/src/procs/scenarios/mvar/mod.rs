@@ -22,11 +22,12 @@ mod check;
 mod kills;
 mod linearize;
 
-use self::check::{check, diagnose, holder_state, lost_wakeups, sleeper_despite_ready};
+use self::check::{check, lost_wakeups, sleeper_despite_ready};
 use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock, StopArgs};
+use crate::procs::impls::judge::{dead_holder, diagnose, holder_state, no_holder, DoneCount};
 use crate::procs::impls::{self, Caps, Implementation, MVarHandle, Status};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::sweep::{self, Shard, Single, Sweep};
@@ -143,23 +144,15 @@ impl ProcScenario for MasterSlaves {
             Ok(a) => a,
             Err(code) => return code,
         };
-        let imp = match (&args.impl_lib, &args.impl_name) {
-            (_, Some(name)) => match Implementation::plugin(name) {
-                Ok(imp) => imp,
+        let imp =
+            match impls::from_flags("mvar", args.impl_lib.as_deref(), args.impl_name.as_deref()) {
+                Ok(Some(imp)) => imp,
+                Ok(None) => Implementation::Reference(args.control.clone()),
                 Err(e) => {
-                    crate::out::warn!("torture mvar: --impl {name}: {e}");
+                    crate::out::warn!("{e}");
                     return 2;
                 }
-            },
-            (None, None) => Implementation::Reference(args.control.clone()),
-            (Some(path), None) => match load_lib(path) {
-                Ok(imp) => imp,
-                Err(e) => {
-                    crate::out::warn!("torture mvar: --impl-lib {}: {e}", path.display());
-                    return 2;
-                }
-            },
-        };
+            };
         crate::signals::install();
         sweep::main(
             "mvar",
@@ -174,14 +167,6 @@ impl ProcScenario for MasterSlaves {
     fn worker(&self, w: &WorkerArgs) -> u8 {
         crate::procs::worker_exit("mvar worker", w.id, worker(w))
     }
-}
-
-/// The library at `path`, validated in a child process first (see [`impls::probe`]), then
-/// loaded here; the error is the rest of one line.
-fn load_lib(path: &std::path::Path) -> Result<Implementation, String> {
-    let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot open: {e}"))?;
-    impls::probe(&abs)?;
-    Implementation::select(None, Some(&abs), None)
 }
 
 /// What an operation's status means to a worker: done, or the error that stops it.
@@ -472,20 +457,13 @@ fn run(
         } else if stalled > hang {
             if killer.kills > 0 {
                 // Quiet after kills with the lock held by a dead process: not robust.
-                if let Some(Some(pid)) = mvar.holder() {
-                    let state = holder_state(pid, &killed);
-                    if state.starts_with("dead") {
-                        findings.push(Finding::new(
-                            FindingKind::NotRobust,
-                            format!(
-                                "not robust to kill -9: lock held by dead pid {pid}\n    HANG: no commit for {:.1} s after {} kills ({holder_kills} inside the critical section); the lock's holder, pid {pid}, is {state}\n{}",
-                                stalled.as_secs_f64(),
-                                killer.kills,
-                                diagnose(mvar, imp, &crew, &roles, &killed)
-                            ),
-                        ));
-                        break;
-                    }
+                if let Some(f) =
+                    dead_holder(mvar, &killed, stalled, killer.kills, holder_kills, || {
+                        diagnose(mvar, imp, &crew, &roles, &killed)
+                    })
+                {
+                    findings.push(f);
+                    break;
                 }
                 // Quiet after kills: starved takes are fine if exactly that many values died
                 // with killed slaves — unless a non-robust implementation cannot say who holds
@@ -515,15 +493,9 @@ fn run(
                     Err(None) => {}
                 }
                 if !caps.holder {
-                    findings.push(Finding::new(
-                        FindingKind::Hang,
-                        format!(
-                            "HANG after a kill; the implementation does not name its lock holder (no HOLDER capability), so torture cannot tell whether a dead process holds it\n    no commit for {:.1} s after {} kills\n{}",
-                            stalled.as_secs_f64(),
-                            killer.kills,
-                            diagnose(mvar, imp, &crew, &roles, &killed)
-                        ),
-                    ));
+                    findings.push(no_holder(stalled, killer.kills, || {
+                        diagnose(mvar, imp, &crew, &roles, &killed)
+                    }));
                     break;
                 }
             }
@@ -667,49 +639,6 @@ fn run(
             stops: stops as u64,
         },
     })
-}
-
-/// Puts and takes the ledgers show returned, read incrementally (each file from where the last
-/// look stopped): progress without the COMMITS capability.
-#[derive(Default)]
-struct DoneCount {
-    /// Per ledger: bytes read, and `Done` records seen in them.
-    seen: std::collections::HashMap<PathBuf, u64>,
-    total: u64,
-}
-
-impl DoneCount {
-    fn count(&mut self, ledgers: &[PathBuf]) -> u64 {
-        use std::io::{Read as _, Seek as _};
-        for p in ledgers {
-            let at = self.seen.get(p).copied().unwrap_or(0);
-            let Ok(mut f) = std::fs::File::open(p) else {
-                continue;
-            };
-            if f.seek(std::io::SeekFrom::Start(at)).is_err() {
-                continue;
-            }
-            let mut buf = Vec::new();
-            if f.read_to_end(&mut buf).is_err() {
-                continue;
-            }
-            // Only whole lines: a record being written is counted at the next look.
-            let Some(end) = buf.iter().rposition(|b| *b == b'\n') else {
-                continue;
-            };
-            for line in buf[..end].split(|b| *b == b'\n') {
-                if let Ok(Record::Done {
-                    op: Op::Put | Op::Take,
-                    ..
-                }) = std::str::from_utf8(line).unwrap_or("").parse::<Record>()
-                {
-                    self.total += 1;
-                }
-            }
-            self.seen.insert(p.clone(), at + end as u64 + 1);
-        }
-        self.total
-    }
 }
 
 /// What a quiet run's judgement looks at.
