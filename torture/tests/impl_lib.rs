@@ -339,11 +339,14 @@ fn a_non_robust_library_is_not_robust_to_kill_9() {
             let f = &c.report["findings"][0];
             let text = f["text"].as_str().unwrap_or("");
             if f["kind"] == "not-robust" {
+                // A dead holder, or a live one asleep on what a killed process left locked.
                 let first = text.lines().next().unwrap_or("");
-                let pid = first
-                    .strip_prefix("not robust to kill -9: lock held by dead pid ")
-                    .unwrap_or_else(|| panic!("{first:?}"));
-                assert!(pid.parse::<u32>().is_ok(), "{first:?}");
+                assert!(first.starts_with("not robust to kill -9: "), "{first:?}");
+                if let Some(pid) =
+                    first.strip_prefix("not robust to kill -9: lock held by dead pid ")
+                {
+                    assert!(pid.parse::<u32>().is_ok(), "{first:?}");
+                }
                 caught = Some(c.out);
                 break;
             }
@@ -490,7 +493,7 @@ fn the_c_example_passes_and_is_not_robust_to_kill_9() {
             .next()
             .unwrap_or("")
             .to_string();
-        if first.starts_with("not robust to kill -9: lock held by dead pid ") {
+        if first.starts_with("not robust to kill -9: ") {
             classified = Some(first);
             break;
         }
@@ -563,11 +566,7 @@ fn the_storm_runs_on_the_c_example() {
     );
     if c.code == Some(1) {
         let first = c.report["findings"][0]["text"].as_str().unwrap_or("");
-        assert!(
-            first.starts_with("not robust to kill -9: lock held by dead pid "),
-            "{}",
-            c.out
-        );
+        assert!(first.starts_with("not robust to kill -9: "), "{}", c.out);
     }
     eprintln!("storm on the C example: exit {:?}\n{}", c.code, c.out);
     libs.no_process_left();

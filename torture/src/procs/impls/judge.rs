@@ -40,6 +40,39 @@ pub fn dead_holder(
     ))
 }
 
+/// A hang after kills in a non-robust implementation whose lock holder is ALIVE but asleep in
+/// the kernel: it waits on something a killed process left locked — typically a condition
+/// variable's internal lock, which glibc does not make robust (a process killed inside
+/// `pthread_cond_wait` or `_signal` leaves it held, and the next signaller sleeps on it forever
+/// while holding the box's mutex). NOT ROBUST too (`None` otherwise).
+pub fn wedged_holder(
+    mvar: &dyn MVarHandle,
+    caps: Caps,
+    quiet: Duration,
+    kills: usize,
+    diagnosis: impl FnOnce() -> String,
+) -> Option<Finding> {
+    if caps.robust || kills == 0 {
+        return None;
+    }
+    let Some(Some(pid)) = mvar.holder() else {
+        return None;
+    };
+    let info = ProcInfo::of(pid);
+    if !matches!(info.state, Some('S' | 'D')) {
+        return None;
+    }
+    Some(Finding::new(
+        FindingKind::NotRobust,
+        format!(
+            "not robust to kill -9: the lock's holder, pid {pid}, is alive but asleep since the kills, waiting on something a killed process left locked (e.g. a condition variable's internal lock)\n    HANG: no commit for {:.1} s after {kills} kills; holder {}\n{}",
+            quiet.as_secs_f64(),
+            info.describe(),
+            diagnosis()
+        ),
+    ))
+}
+
 /// A hang after kills in an implementation that does not name its lock holder (no HOLDER):
 /// torture cannot tell whether a dead process holds it.
 pub fn no_holder(quiet: Duration, kills: usize, diagnosis: impl FnOnce() -> String) -> Finding {
@@ -53,8 +86,8 @@ pub fn no_holder(quiet: Duration, kills: usize, diagnosis: impl FnOnce() -> Stri
     )
 }
 
-/// A hang after kills classified: [`dead_holder`], else [`no_holder`] without HOLDER and
-/// ROBUST, else `None` (an ordinary hang).
+/// A hang after kills classified: [`dead_holder`], else [`wedged_holder`], else [`no_holder`]
+/// without HOLDER and ROBUST, else `None` (an ordinary hang).
 pub fn hang_after_kills(
     mvar: &dyn MVarHandle,
     caps: Caps,
@@ -68,6 +101,9 @@ pub fn hang_after_kills(
         return None;
     }
     if let Some(f) = dead_holder(mvar, killed, quiet, kills, holder_kills, &diagnosis) {
+        return Some(f);
+    }
+    if let Some(f) = wedged_holder(mvar, caps, quiet, kills, &diagnosis) {
         return Some(f);
     }
     (!caps.holder && !caps.robust).then(|| no_holder(quiet, kills, diagnosis))

@@ -27,7 +27,9 @@ use super::kill_storm::payload;
 use crate::procs::capture;
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock, StopArgs};
-use crate::procs::impls::judge::{dead_holder, diagnose, holder_state, no_holder, DoneCount};
+use crate::procs::impls::judge::{
+    dead_holder, diagnose, holder_state, no_holder, wedged_holder, DoneCount,
+};
 use crate::procs::impls::{self, Caps, Implementation, MVarHandle, Status};
 use crate::procs::ledger::{self, Ledger, Op, Record, Writer};
 use crate::procs::sweep::{self, Shard, Single, Sweep};
@@ -460,6 +462,11 @@ fn run(
                 if let Some(f) =
                     dead_holder(mvar, &killed, stalled, killer.kills, holder_kills, || {
                         diagnose(mvar, imp, &crew, &roles, &killed)
+                    })
+                    .or_else(|| {
+                        wedged_holder(mvar, caps, stalled, killer.kills, || {
+                            diagnose(mvar, imp, &crew, &roles, &killed)
+                        })
                     })
                 {
                     findings.push(f);
