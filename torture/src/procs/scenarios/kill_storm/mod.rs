@@ -28,6 +28,7 @@ pub mod check;
 pub mod payload;
 pub mod run;
 pub mod seam;
+mod steps;
 pub mod worker;
 
 use crate::procs::capture;

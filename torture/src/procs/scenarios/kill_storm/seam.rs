@@ -7,7 +7,7 @@
 //! dead pid is NOT ROBUST, classified as `torture mvar` does ([`judge`]).
 
 use super::run::{drain_log, overrun_check};
-use super::worker::open_name;
+use super::steps::{lock_and_log, open_name};
 use super::{check, payload, StormConfig, StormReport, StormSpec, LOG_RING, LOG_STAGE, LOG_TEXT};
 use crate::procs::capture::{catch_holder, Caught, ProcInfo};
 use crate::procs::crew::Crew;
@@ -16,7 +16,7 @@ use crate::procs::impls::{Caps, Implementation, MVarHandle, Status};
 use crate::procs::ledger::{now_ns, Ledger, Op, Record};
 use crate::procs::{SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
-use primitives::lock::{Mode, SharedLockError, SharedReentrantLock, Validator};
+use primitives::lock::{Mode, SharedReentrantLock, Validator};
 use primitives::msg::ring::{RingMessage, SharedLog};
 use primitives::shm::ShmName;
 use std::time::{Duration, Instant};
@@ -438,45 +438,7 @@ pub fn worker(w: &WorkerArgs, spec: &StormSpec) -> Result<u8, String> {
                 }
             }
             _ => {
-                ledger.record(&begin(Op::Lock, None, timeout));
-                match lock.lock_timeout(timeout) {
-                    Ok(outer) => {
-                        if let Some(who) = outer.recovered() {
-                            ledger.record(&Record::Recovered {
-                                op: Op::Lock,
-                                from: who.pid,
-                            });
-                        }
-                        let inner = lock.lock();
-                        for _ in 0..1 + rng.below(3) {
-                            let id = next_id();
-                            ledger.record(&Record::Begin {
-                                op: Op::Log,
-                                id: Some(id),
-                                start_ns: now_ns(),
-                                deadline_ns: None,
-                            });
-                            let text = crate::procs::delivery::text(id);
-                            let id = Some(id);
-                            match log.log(text) {
-                                Ok(()) => ledger.record(&Record::Done {
-                                    op: Op::Log,
-                                    id,
-                                    end_ns: None,
-                                }),
-                                Err(_) => ledger.record(&Record::Refused { op: Op::Log, id }),
-                            }
-                        }
-                        drop(inner);
-                        drop(outer);
-                        ledger.record(&Record::Released { op: Op::Lock });
-                    }
-                    Err(SharedLockError::Timeout) => ledger.record(&Record::TimedOut {
-                        op: Op::Lock,
-                        id: None,
-                    }),
-                    Err(e) => return Err(format!("lock: {e}")),
-                }
+                lock_and_log(&mut ledger, &lock, &log, &mut rng, &mut next_id, timeout)?;
             }
         }
     }

@@ -2,18 +2,14 @@
 //! shared-lock + log traffic, every operation recorded in its ledger before and after it runs
 //! (see [`crate::procs::ledger`]). Values it puts carry its id in their high half.
 
+use super::steps::{lock_and_log, open_name};
 use super::{payload, StormSpec};
 use crate::procs::ledger::{now_ns, Op, Record};
 use crate::procs::WorkerArgs;
-use primitives::lock::{Mode, SharedLockError, SharedReentrantLock, Validator};
+use primitives::lock::{Mode, SharedReentrantLock, Validator};
 use primitives::msg::ring::SharedLog;
 use primitives::mvar::{SharedMVar, SharedMVarError};
-use primitives::shm::ShmName;
 use std::time::Duration;
-
-pub(super) fn open_name(s: &str) -> Result<ShmName, String> {
-    ShmName::parse(s).map_err(|e| format!("bad segment name {s:?}: {e}"))
-}
 
 /// Runs until killed. Returns an exit code only on a setup error (2) or a torn value (1).
 pub fn run(w: &WorkerArgs) -> u8 {
@@ -117,47 +113,7 @@ fn run_inner(w: &WorkerArgs) -> Result<u8, String> {
                 }
             }
             7..=8 => {
-                // Lock (nested once) and log 1-3 messages while holding it: they are staged in
-                // this process's area of the log's segment and flushed at the outermost release.
-                ledger.record(&begin(Op::Lock, None, timeout));
-                match lock.lock_timeout(timeout) {
-                    Ok(outer) => {
-                        if let Some(who) = outer.recovered() {
-                            ledger.record(&Record::Recovered {
-                                op: Op::Lock,
-                                from: who.pid,
-                            });
-                        }
-                        let inner = lock.lock();
-                        for _ in 0..1 + rng.below(3) {
-                            let id = next_id();
-                            ledger.record(&Record::Begin {
-                                op: Op::Log,
-                                id: Some(id),
-                                start_ns: now_ns(),
-                                deadline_ns: None,
-                            });
-                            let text = crate::procs::delivery::text(id);
-                            let id = Some(id);
-                            match log.log(text) {
-                                Ok(()) => ledger.record(&Record::Done {
-                                    op: Op::Log,
-                                    id,
-                                    end_ns: None,
-                                }),
-                                Err(_) => ledger.record(&Record::Refused { op: Op::Log, id }),
-                            }
-                        }
-                        drop(inner);
-                        drop(outer);
-                        ledger.record(&Record::Released { op: Op::Lock });
-                    }
-                    Err(SharedLockError::Timeout) => ledger.record(&Record::TimedOut {
-                        op: Op::Lock,
-                        id: None,
-                    }),
-                    Err(e) => return Err(format!("lock: {e}")),
-                }
+                lock_and_log(&mut ledger, &lock, &log, &mut rng, &mut next_id, timeout)?;
             }
             _ => {
                 // A try may wait up to TRY_LOCK_WAIT for the box's lock: that is its deadline.
