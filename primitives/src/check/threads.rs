@@ -125,7 +125,7 @@ pub fn mvar_verdict<M: MVarApi<u64> + Sync>(
 // The real-threads engine as one call: every catalogue scenario on the user's type, watched.
 // ---------------------------------------------------------------------------------------------
 
-use super::watch;
+use super::watch::{self, WatchedOp};
 use super::{Budget, Outcome, Report, Row};
 use crate::lock::LockClass;
 use crate::scenarios::catalogue::{
@@ -149,36 +149,38 @@ impl<M> Watched<M> {
 
 impl<M: MVarApi<u64>> MVarApi<u64> for Watched<M> {
     fn put(&self, value: u64) {
-        watch::call("put", self.addr(), || self.0.put(value))
+        watch::call(WatchedOp::Put, self.addr(), || self.0.put(value))
     }
     fn take(&self) -> u64 {
-        watch::call("take", self.addr(), || self.0.take())
+        watch::call(WatchedOp::Take, self.addr(), || self.0.take())
     }
     fn try_put(&self, value: u64) -> Result<(), u64> {
-        watch::call("try_put", self.addr(), || self.0.try_put(value))
+        watch::call(WatchedOp::TryPut, self.addr(), || self.0.try_put(value))
     }
     fn try_take(&self) -> Option<u64> {
-        watch::call("try_take", self.addr(), || self.0.try_take())
+        watch::call(WatchedOp::TryTake, self.addr(), || self.0.try_take())
     }
     fn put_timeout(&self, value: u64, timeout: Duration) -> Result<(), u64> {
-        watch::call("put_timeout", self.addr(), || {
+        watch::call(WatchedOp::PutTimeout, self.addr(), || {
             self.0.put_timeout(value, timeout)
         })
     }
     fn take_timeout(&self, timeout: Duration) -> Option<u64> {
-        watch::call("take_timeout", self.addr(), || self.0.take_timeout(timeout))
+        watch::call(WatchedOp::TakeTimeout, self.addr(), || {
+            self.0.take_timeout(timeout)
+        })
     }
     fn capabilities(&self) -> MVarCaps {
         self.0.capabilities()
     }
     fn read(&self) -> u64 {
-        watch::call("read", self.addr(), || self.0.read())
+        watch::call(WatchedOp::Read, self.addr(), || self.0.read())
     }
     fn try_read(&self) -> Option<u64> {
-        watch::call("try_read", self.addr(), || self.0.try_read())
+        watch::call(WatchedOp::TryRead, self.addr(), || self.0.try_read())
     }
     fn swap(&self, value: u64) -> u64 {
-        watch::call("swap", self.addr(), || self.0.swap(value))
+        watch::call(WatchedOp::Swap, self.addr(), || self.0.swap(value))
     }
 }
 
@@ -188,13 +190,15 @@ impl<L: LockApi> LockApi for Watched<L> {
     where
         Self: 'a;
     fn lock(&self) -> Self::Guard<'_> {
-        watch::call("lock", self.addr(), || self.0.lock())
+        watch::call(WatchedOp::Lock, self.addr(), || self.0.lock())
     }
     fn lock_timeout(&self, timeout: Duration) -> Option<Self::Guard<'_>> {
-        watch::call("lock_timeout", self.addr(), || self.0.lock_timeout(timeout))
+        watch::call(WatchedOp::LockTimeout, self.addr(), || {
+            self.0.lock_timeout(timeout)
+        })
     }
     fn try_lock(&self) -> Option<Self::Guard<'_>> {
-        watch::call("try_lock", self.addr(), || self.0.try_lock())
+        watch::call(WatchedOp::TryLock, self.addr(), || self.0.try_lock())
     }
     fn is_reentrant(&self) -> bool {
         self.0.is_reentrant()
@@ -206,10 +210,10 @@ impl<L: LockApi> LockApi for Watched<L> {
 
 impl<G: LogApi> LogApi for Watched<G> {
     fn log(&self, text: String) {
-        watch::call("log", self.addr(), || self.0.log(text))
+        watch::call(WatchedOp::Log, self.addr(), || self.0.log(text))
     }
     fn flush(&self) {
-        watch::call("flush", self.addr(), || self.0.flush())
+        watch::call(WatchedOp::Flush, self.addr(), || self.0.flush())
     }
     fn under_sink_lock(&self, f: &mut dyn FnMut()) {
         self.0.under_sink_lock(f)
@@ -430,8 +434,9 @@ fn run_scenario<F: ?Sized + Send + Sync + 'static>(
 }
 
 /// Whether a thread of this process other than the calling one is runnable (state `R`): a
-/// run whose threads only wait for a CPU is slow, not hung.
-fn others_runnable() -> bool {
+/// run whose threads only wait for a CPU is slow, not hung. (Also the torture binary's
+/// thread watchdog's test.)
+pub fn others_runnable() -> bool {
     let me = nix::unistd::gettid().as_raw().to_string();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return false;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 struct Slot {
     name: String,
-    /// Index + 1 into the operation names of [`OPS`]; 0: not inside a watched call.
+    /// [`WatchedOp`] + 1; 0: not inside a watched call.
     op: BookAtomicU64,
     object: BookAtomicU64,
     /// Nanoseconds since [`epoch`] when the call began.
@@ -27,8 +27,41 @@ struct Slot {
     done: BookAtomicU64,
 }
 
-/// The operations a watched call can be (index + 1 is stored in a slot).
-pub(crate) const OPS: &[&str] = &[
+/// The operations a watched call can be (its index + 1 is stored in a slot: no lookup per call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WatchedOp {
+    /// `put`.
+    Put,
+    /// `take`.
+    Take,
+    /// `try_put`.
+    TryPut,
+    /// `try_take`.
+    TryTake,
+    /// `put_timeout`.
+    PutTimeout,
+    /// `take_timeout`.
+    TakeTimeout,
+    /// `read`.
+    Read,
+    /// `try_read`.
+    TryRead,
+    /// `swap`.
+    Swap,
+    /// `lock`.
+    Lock,
+    /// `lock_timeout`.
+    LockTimeout,
+    /// `try_lock`.
+    TryLock,
+    /// `log`.
+    Log,
+    /// `flush`.
+    Flush,
+}
+
+/// The names, in the order of [`WatchedOp`].
+const OPS: &[&str] = &[
     "put",
     "take",
     "try_put",
@@ -79,11 +112,8 @@ std::thread_local! {
 }
 
 /// Runs `f` as the watched call `op` on `object`.
-pub(crate) fn call<R>(op: &'static str, object: usize, f: impl FnOnce() -> R) -> R {
-    let code = OPS
-        .iter()
-        .position(|o| *o == op)
-        .map_or(0, |i| i as u64 + 1);
+pub(crate) fn call<R>(op: WatchedOp, object: usize, f: impl FnOnce() -> R) -> R {
+    let code = op as u64 + 1;
     let slot = MINE.try_with(|m| m.0.clone()).ok();
     if let Some(s) = &slot {
         s.since

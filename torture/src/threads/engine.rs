@@ -312,7 +312,7 @@ fn run_once(target: Target, params: Params, deadline: Duration) -> Result<RunRes
 /// Whether the run still moves: a thread is runnable, or a thread began to wait within the
 /// last quarter of `deadline` (a hung run's sleepers have all been asleep since it stopped).
 fn progressing(deadline: Duration) -> bool {
-    if others_runnable() {
+    if primitives::check::threads::others_runnable() {
         return true;
     }
     let now = primitives::sync::time::Instant::now();
@@ -321,22 +321,6 @@ fn progressing(deadline: Duration) -> bool {
         .map(|e| now.saturating_duration_since(e.since))
         .min()
         .is_some_and(|youngest| youngest < deadline / 4)
-}
-
-/// Whether a thread of this process other than the calling one is runnable (state `R`).
-fn others_runnable() -> bool {
-    let me = nix::unistd::gettid().as_raw().to_string();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return false;
-    };
-    tasks.flatten().any(|t| {
-        let tid = t.file_name();
-        tid.to_str() != Some(me.as_str())
-            && std::fs::read_to_string(t.path().join("stat"))
-                .ok()
-                .and_then(|st| st.rsplit_once(") ").map(|(_, r)| r.starts_with('R')))
-                .unwrap_or(false)
-    })
 }
 
 /// Groups waiters by the object they wait on, keeping the longest-waiting object first.
