@@ -60,6 +60,9 @@ pub enum Fixed {
 /// `torture __probe-lib` flags.
 #[derive(Debug, Clone, Args)]
 pub struct ProbeLibArgs {
+    /// Which ABI to probe.
+    #[arg(long, value_enum, default_value = "mvar")]
+    pub abi: crate::procs::impls::Abi,
     /// The library.
     pub path: PathBuf,
 }

@@ -28,7 +28,9 @@ pub mod units;
 
 use std::ffi::OsString;
 
-pub use procs::impls::plugin::{CrossMVar, Registry};
+pub use procs::impls::lock::reference::RefLock as ReferenceLock;
+pub use procs::impls::lock::{LockCaps, LockHandle};
+pub use procs::impls::plugin::{CrossLock, CrossMVar, Registry};
 pub use procs::impls::{Caps, MVarHandle, Status, Wait};
 
 /// The torture program inside a user's own binary, with that binary's implementations
@@ -92,7 +94,9 @@ where
             Command::Fixed(Fixed::List(args)) => Exit::code(list::main(&args)),
             Command::Fixed(Fixed::All(args)) => Exit::code(procs::all::main(&program, &args)),
             Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::scenarios::worker_main(&w)),
-            Command::Fixed(Fixed::ProbeLib(p)) => Exit::code(procs::impls::probe_main(&p.path)),
+            Command::Fixed(Fixed::ProbeLib(p)) => {
+                Exit::code(procs::impls::probe_main(&p.path, p.abi))
+            }
             Command::Proc(scenario, flags) => Exit::code(scenario.main(&program, &flags)),
         },
     }

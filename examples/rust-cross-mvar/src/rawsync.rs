@@ -66,11 +66,11 @@ use torture::{Caps, CrossMVar, MVarHandle, Status, Wait};
 /// The implementation.
 pub struct RawSync;
 
-const MUTEX_AT: usize = 0;
+pub(crate) const MUTEX_AT: usize = 0;
 const FILLED_AT: usize = 256;
 const EMPTIED_AT: usize = 512;
-const HEADER_AT: usize = 768;
-const PAYLOAD_AT: usize = 1024;
+pub(crate) const HEADER_AT: usize = 768;
+pub(crate) const PAYLOAD_AT: usize = 1024;
 const MAGIC: u32 = 0x5241_5753; // "RAWS"
 
 /// Our part of the header (after the three raw_sync objects).
@@ -83,13 +83,13 @@ struct Header {
 }
 
 /// A mapping of a whole segment.
-struct Map {
+pub(crate) struct Map {
     base: NonNull<c_void>,
     len: usize,
 }
 
 impl Map {
-    fn open(name: &str, create: Option<usize>) -> Result<Map, String> {
+    pub(crate) fn open(name: &str, create: Option<usize>) -> Result<Map, String> {
         let flags = match create {
             Some(_) => OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
             None => OFlag::O_RDWR,
@@ -121,7 +121,7 @@ impl Map {
         Ok(Map { base, len })
     }
 
-    fn at(&self, off: usize) -> *mut u8 {
+    pub(crate) fn at(&self, off: usize) -> *mut u8 {
         // SAFETY: every offset used is below PAYLOAD_AT + payload_len <= len.
         unsafe { self.base.as_ptr().cast::<u8>().add(off) }
     }

@@ -305,6 +305,29 @@ impl LockClass {
     pub fn shared_index(&self) -> Option<usize> {
         self.shared
     }
+
+    /// For a lock this crate did not write (a user's, a C library's): checks an acquisition
+    /// of the lock `lock` *before* the caller may block on it, exactly as this crate's tracked
+    /// locks do (in [`Mode::Panic`] a violation panics here, so nothing deadlocks). `lock` is
+    /// the lock's identity among the locks a thread holds: unique while the lock lives, e.g.
+    /// the address of its handle. Then [`LockClass::acquired`] once it is held and
+    /// [`LockClass::released`] after each release (re-entries included).
+    #[track_caller]
+    pub fn before_acquire(&self, lock: usize) {
+        check_acquire(self, lock, Location::caller());
+    }
+
+    /// The calling thread now holds `lock` (see [`LockClass::before_acquire`]).
+    #[track_caller]
+    pub fn acquired(&self, lock: usize) {
+        push_held(self, lock, Location::caller());
+    }
+
+    /// The calling thread released one acquisition of `lock`; at the outermost release of its
+    /// last held lock the [`crate::track`] hooks run (staged log messages are delivered).
+    pub fn released(&self, lock: usize) {
+        pop_held(lock);
+    }
 }
 
 /// Checks an acquisition of `lock` (of `class`) at `at` *before* it may block.

@@ -194,15 +194,14 @@ fn timeout_ns(wait: Wait) -> i64 {
     wait.map_or(-1, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-fn status(op: &str, r: c_int) -> Status {
+/// What the C function `f` returning `r` (a `TORTURE_*` code) means.
+pub fn status(f: &str, r: c_int) -> Status {
     match r {
         0 => Status::Ok,
         1 => Status::Timeout,
         2 => Status::OwnerDied,
-        -1 => Status::Error(format!("torture_mvar_{op} returned TORTURE_ERROR")),
-        r => Status::Error(format!(
-            "torture_mvar_{op} returned {r}, not a TORTURE_* code"
-        )),
+        -1 => Status::Error(format!("{f} returned TORTURE_ERROR")),
+        r => Status::Error(format!("{f} returned {r}, not a TORTURE_* code")),
     }
 }
 
@@ -214,7 +213,7 @@ impl MVarHandle for Handle {
             "a value of payload_len bytes"
         );
         // SAFETY: an open handle and `payload_len` readable bytes, as the ABI says.
-        status("put", unsafe {
+        status("torture_mvar_put", unsafe {
             (self.lib.put)(self.m, value.as_ptr().cast(), timeout_ns(wait))
         })
     }
@@ -222,7 +221,7 @@ impl MVarHandle for Handle {
     fn take(&self, out: &mut [u8], wait: Wait) -> Status {
         assert_eq!(out.len(), self.payload_len, "room for payload_len bytes");
         // SAFETY: an open handle and `payload_len` writable bytes, as the ABI says.
-        status("take", unsafe {
+        status("torture_mvar_take", unsafe {
             (self.lib.take)(self.m, out.as_mut_ptr().cast(), timeout_ns(wait))
         })
     }

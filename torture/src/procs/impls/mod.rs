@@ -19,6 +19,7 @@
 
 pub mod clib;
 pub mod judge;
+pub mod lock;
 pub mod plugin;
 pub mod reference;
 
@@ -303,7 +304,7 @@ impl Drop for Created {
 /// here; the error is the rest of one line.
 pub fn load_lib(path: &Path) -> Result<Implementation, String> {
     let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot open: {e}"))?;
-    probe(&abs)?;
+    probe(&abs, Abi::MVar)?;
     Implementation::select(None, Some(&abs), None)
 }
 
@@ -325,16 +326,32 @@ pub fn from_flags(
     }
 }
 
-/// Validates the library at `path` in a child process (`torture __probe-lib PATH`): loads it,
-/// checks its symbols, ABI version and capabilities, creates, opens, closes and destroys a box.
-/// `Ok(caps)`, or the one-line reason it cannot be used (the child crashed, hung, or said why).
-pub fn probe(path: &Path) -> Result<Caps, String> {
+/// Which C ABI a library is probed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Abi {
+    /// `torture_mvar.h`.
+    #[value(name = "mvar")]
+    MVar,
+    /// `torture_lock.h`.
+    Lock,
+}
+
+/// Validates the library at `path` in a child process (`torture __probe-lib --abi ABI PATH`):
+/// loads it, checks its symbols, ABI version and capabilities, creates, opens, uses, closes and
+/// destroys an object. `Ok(capability bits)`, or the one-line reason it cannot be used (the
+/// child crashed, hung, or said why).
+pub fn probe(path: &Path, abi: Abi) -> Result<u32, String> {
     use std::io::Read as _;
     use std::process::{Command, Stdio};
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find this binary to re-execute it: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("__probe-lib")
+        .arg("--abi")
+        .arg(match abi {
+            Abi::MVar => "mvar",
+            Abi::Lock => "lock",
+        })
         .arg(path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -387,7 +404,6 @@ pub fn probe(path: &Path) -> Result<Caps, String> {
             .lines()
             .find_map(|l| l.strip_prefix("caps "))
             .and_then(|b| b.trim().parse::<u32>().ok())
-            .map(Caps::from_bits)
             .ok_or_else(|| "the probe process said nothing".to_string()),
         Some(s) => match s.signal() {
             Some(sig) => Err(format!(
@@ -411,10 +427,10 @@ const PROBE_LIMIT: Duration = Duration::from_secs(5);
 /// The prefix of the probe's reason on its stderr.
 const PROBE_SAYS: &str = "probe: ";
 
-/// `torture __probe-lib PATH` (in the child [`probe`] starts): prints `stage WHAT` before each
-/// step and `caps BITS` at the end (exit 0), or `probe: REASON` on stderr (exit 3). A crash is
-/// the runner's to name, from the last stage.
-pub fn probe_main(path: &Path) -> u8 {
+/// `torture __probe-lib --abi ABI PATH` (in the child [`probe`] starts): prints `stage WHAT`
+/// before each step and `caps BITS` at the end (exit 0), or `probe: REASON` on stderr (exit 3).
+/// A crash is the runner's to name, from the last stage.
+pub fn probe_main(path: &Path, abi: Abi) -> u8 {
     use std::io::Write as _;
     let stage = |s: &str| {
         let mut o = std::io::stdout();
@@ -430,6 +446,15 @@ pub fn probe_main(path: &Path) -> u8 {
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
         // SAFETY: restoring a default disposition; no handler of ours is relied upon here.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    if abi == Abi::Lock {
+        return match lock::probe_steps(path, &stage) {
+            Ok(bits) => {
+                println!("caps {bits}");
+                0
+            }
+            Err(e) => fail(e),
+        };
     }
     stage("loading");
     let lib = match clib::Lib::load(path) {

@@ -6,12 +6,16 @@
 //! seed 000's master/slaves — with `--kill-rate`, `--stop-rate`, the hang detector, the checks
 //! and the reports — against your implementation.
 //!
+//! Locks the same way: [`CrossLock`] and [`LockHandle`], registered with [`Registry::lock`],
+//! tortured by `torture locks --impl NAME`.
+//!
 //! ```ignore
 //! fn main() -> std::process::ExitCode {
-//!     torture::main(torture::Registry::new().mvar("mine", MyMVar))
+//!     torture::main(torture::Registry::new().mvar("mine", MyMVar).lock("mine", MyLock))
 //! }
 //! ```
 
+use super::lock::{LockCaps, LockHandle};
 use super::{Caps, MVarHandle};
 use std::sync::{Arc, OnceLock};
 
@@ -29,10 +33,24 @@ pub trait CrossMVar: Send + Sync + 'static {
     fn destroy(&self, name: &str);
 }
 
+/// A cross-process lock implementation: locks in shared memory, found by name.
+pub trait CrossLock: Send + Sync + 'static {
+    /// What it promises (a check needing a missing capability is reported as not checked).
+    fn caps(&self) -> LockCaps;
+    /// Creates the lock `name` (a POSIX shm name, "/..."), free. Called once, by the runner,
+    /// before any worker starts.
+    fn create(&self, name: &str) -> Result<(), String>;
+    /// Opens the lock `name` in this process.
+    fn open(&self, name: &str) -> Result<Box<dyn LockHandle>, String>;
+    /// Removes the lock `name` (the runner calls it once, on every exit path).
+    fn destroy(&self, name: &str);
+}
+
 /// The implementations a binary offers, by name.
 #[derive(Clone, Default)]
 pub struct Registry {
     mvars: Vec<(&'static str, Arc<dyn CrossMVar>)>,
+    locks: Vec<(&'static str, Arc<dyn CrossLock>)>,
 }
 
 impl Registry {
@@ -59,6 +77,17 @@ impl Registry {
     pub fn mvar_names(&self) -> Vec<&'static str> {
         self.mvars.iter().map(|(n, _)| *n).collect()
     }
+
+    /// Adds the lock implementation `imp` as `--impl name` (for `torture locks`).
+    pub fn lock(mut self, name: &'static str, imp: impl CrossLock) -> Registry {
+        self.locks.push((name, Arc::new(imp)));
+        self
+    }
+
+    /// The names of the lock implementations.
+    pub fn lock_names(&self) -> Vec<&'static str> {
+        self.locks.iter().map(|(n, _)| *n).collect()
+    }
 }
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -76,18 +105,33 @@ pub fn registry() -> Registry {
 /// `--impl NAME` resolved, or the one-line reason it cannot be.
 pub fn resolve(name: &str) -> Result<Arc<dyn CrossMVar>, String> {
     let r = registry();
-    r.find_mvar(name).ok_or_else(|| {
-        let names = r.mvar_names();
-        if names.is_empty() {
-            format!(
-                "no implementation named {name:?}: this binary registers none (--impl is for a \
-                 binary that calls torture::main with a Registry; a C library goes with --impl-lib)"
-            )
-        } else {
-            format!(
-                "no implementation named {name:?}; this binary registers: {}",
-                names.join(", ")
-            )
-        }
-    })
+    r.find_mvar(name)
+        .ok_or_else(|| unknown(name, "MVar", r.mvar_names()))
+}
+
+/// `torture locks --impl NAME` resolved (with the name as registered), or the one-line reason
+/// it cannot be.
+pub fn resolve_lock(name: &str) -> Result<(&'static str, Arc<dyn CrossLock>), String> {
+    let r = registry();
+    r.locks
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, i)| (*n, i.clone()))
+        .ok_or_else(|| unknown(name, "lock", r.lock_names()))
+}
+
+/// Why `--impl name` names no `kind` implementation of this binary.
+fn unknown(name: &str, kind: &str, names: Vec<&'static str>) -> String {
+    if names.is_empty() {
+        format!(
+            "no {kind} implementation named {name:?}: this binary registers none (--impl is \
+                 for a binary that calls torture::main with a Registry; a C library goes with \
+                 --impl-lib)"
+        )
+    } else {
+        format!(
+            "no {kind} implementation named {name:?}; this binary registers: {}",
+            names.join(", ")
+        )
+    }
 }

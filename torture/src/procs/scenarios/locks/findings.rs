@@ -6,9 +6,10 @@ use super::worker::{lockdep_path, Caught};
 use super::NAMES;
 use crate::procs::capture::ProcInfo;
 use crate::procs::crew::Crew;
+use crate::procs::impls::judge::holder_state;
+use crate::procs::impls::lock::{CreatedLock, LockImpl};
 use crate::procs::ledger::{self, Op, Record};
 use crate::report::{Finding, FindingKind};
-use primitives::lock::SharedReentrantLock;
 use std::fmt::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::Duration;
@@ -71,12 +72,23 @@ pub fn lock_order_finding(i: usize, ledger: &std::path::Path, pids: &[u32]) -> F
     Finding::new(FindingKind::LockOrder, s.trim_end().to_string())
 }
 
-/// DEADLOCK (a cycle in the wait-for graph) or HANG, with each worker's state.
+/// The locks of a stuck run, and what the runner knows of their past.
+pub struct Stuck<'a> {
+    /// The locks, in the global order.
+    pub locks: &'a [CreatedLock],
+    /// Their implementation.
+    pub imp: &'a LockImpl,
+    /// The pids the runner killed.
+    pub killed: &'a [u32],
+}
+
+/// DEADLOCK (a cycle in the wait-for graph), NOT ROBUST (an awaited lock held by a dead
+/// process) or HANG, with each worker's state.
 pub fn stuck_finding(
     crew: &Crew,
     pids: &[u32],
     infos: &[ProcInfo],
-    locks: &[SharedReentrantLock],
+    stuck: &Stuck<'_>,
     silent: Duration,
     ended: &[bool],
 ) -> Finding {
@@ -101,12 +113,49 @@ pub fn stuck_finding(
             },
         })
         .collect();
-    let owners: Vec<Option<u32>> = locks
+    let holders: Vec<Option<Option<u32>>> = stuck
+        .locks
         .iter()
-        .map(|l| l.owner().map(|w| w.pid).filter(|p| *p != 0))
+        .map(|l| l.handle().holder().map(|o| o.filter(|p| *p != 0)))
         .collect();
-    let d = analyse(&seen, &owners, &NAMES);
+    let known = holders.iter().all(Option::is_some);
+    let owners: Vec<Option<u32>> = holders.iter().map(|h| h.flatten()).collect();
+    let d = analyse(&seen, &owners, &NAMES, known);
     let running = ended.iter().filter(|e| !**e).count();
+    // An awaited lock held by a dead process: whoever waits, waits forever.
+    let dead = seen.iter().find_map(|w| {
+        let (x, _) = w.waits_for?;
+        let pid = owners.get(x).copied().flatten()?;
+        let state = holder_state(pid, stuck.killed);
+        state.starts_with("dead").then_some((x, pid, state))
+    });
+    if let Some((x, pid, state)) = dead {
+        return Finding::new(
+            FindingKind::NotRobust,
+            format!(
+                "not robust to kill -9: lock {} held by dead pid {pid}\n    HANG: no worker made progress for {:.1} s after {} kills; the holder of {}, pid {pid}, is {state}; {} waits in {}\n{}",
+                NAMES[x],
+                silent.as_secs_f64(),
+                stuck.killed.len(),
+                NAMES[x],
+                stuck.imp.name(),
+                stuck.imp.acquire_name(),
+                d.lines.trim_end()
+            ),
+        );
+    }
+    if !known && !stuck.killed.is_empty() && !stuck.imp.caps().robust {
+        return Finding::new(
+            FindingKind::Hang,
+            format!(
+                "HANG after a kill; {} does not name its lock holders (no HOLDER capability), so torture cannot tell whether a dead process holds one\n    no worker made progress for {:.1} s after {} kills\n{}",
+                stuck.imp.name(),
+                silent.as_secs_f64(),
+                stuck.killed.len(),
+                d.lines.trim_end()
+            ),
+        );
+    }
     match (d.headline, d.cycle) {
         (Some(h), Some(c)) => Finding::new(
             FindingKind::Deadlock,

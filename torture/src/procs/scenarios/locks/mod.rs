@@ -19,8 +19,16 @@
 //! X's owner word names the pid holding it. A cycle is a DEADLOCK; without one it is a HANG;
 //! both with each worker's state and wait channel. A stopped worker is never in a cycle.
 //!
-//! The runner creates every segment (the graph must outlive the workers) and unlinks them all
-//! on every exit path; the crew reaps the workers and removes the ledgers.
+//! **Any lock.** `--impl-lib PATH` (a C library, `torture/include/torture_lock.h`) or `--impl
+//! NAME` (a Rust [`crate::CrossLock`] registered by the running binary) replaces the reference
+//! lock through the seam of [`crate::procs::impls::lock`]; the traffic, the controls (the
+//! cycle is traffic: any lock shows it), the validator (torture's own, around the
+//! implementation's acquire), the faults and the checks stay. Without REENTRANT the traffic
+//! never re-enters; without HOLDER the wait-for graph has no edges (the report says so); a
+//! hang whose awaited lock is held by a dead process is NOT ROBUST.
+//!
+//! The runner creates every lock and the graph (which must outlive the workers) and destroys
+//! them on every exit path; the crew reaps the workers and removes the ledgers.
 //!
 //! Files: `worker.rs` (the worker process), `waitfor.rs` (the wait-for graph), `findings.rs`
 //! (LOCK ORDER, DEADLOCK and HANG findings).
@@ -29,21 +37,24 @@ mod findings;
 mod waitfor;
 mod worker;
 
-use self::findings::{describe_status, lock_order_finding, stuck_finding};
+use self::findings::{describe_status, lock_order_finding, stuck_finding, Stuck};
 use self::worker::{Spec, LOCKDEP_EXIT};
 use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock, StopArgs};
+use crate::procs::impls::lock::{self as seam, LockImpl};
+use crate::procs::impls::Status;
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{Faults, Outcome, ProcScenario, SetupError, WorkerArgs};
 use crate::report::{Finding, FindingKind};
 use crate::units::{format_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
-use primitives::lock::{Mode, SharedReentrantLock, Validator};
+use primitives::lock::{Mode, Validator};
 use primitives::shm::{Segment, ShmName, MAX_PARTICIPANTS};
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// The lock (and lock class) names, in the global order.
@@ -95,6 +106,14 @@ pub struct LocksArgs {
     /// Run a negative control: lock-cycle (validator on) or lock-cycle-no-lockdep.
     #[arg(long, value_parser = parse_control)]
     pub control: Option<String>,
+    /// Torture this C library's lock instead of the reference (the ABI of
+    /// torture/include/torture_lock.h).
+    #[arg(long = "impl-lib", value_name = "PATH")]
+    pub impl_lib: Option<PathBuf>,
+    /// Torture the lock this binary registered under NAME (a user's binary that calls
+    /// `torture::main` with a `Registry`).
+    #[arg(long = "impl", value_name = "NAME", conflicts_with = "impl_lib")]
+    pub impl_name: Option<String>,
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
@@ -136,6 +155,14 @@ impl ProcScenario for Locks {
             Ok(a) => a,
             Err(code) => return code,
         };
+        let imp =
+            match seam::from_flags("locks", args.impl_lib.as_deref(), args.impl_name.as_deref()) {
+                Ok(imp) => imp,
+                Err(e) => {
+                    crate::out::warn!("{e}");
+                    return 2;
+                }
+            };
         crate::signals::install();
         sweep::main(
             "locks",
@@ -143,7 +170,7 @@ impl ProcScenario for Locks {
             args.shard,
             args.seed,
             &args.out,
-            |n, seed| one(program, &args, n, seed),
+            |n, seed| one(program, &args, &imp, n, seed),
         )
     }
 
@@ -164,9 +191,17 @@ impl Drop for Unlink {
 }
 
 /// One run at `workers` workers: its header, its replay line, the run.
-fn one(program: &str, args: &LocksArgs, workers: u32, seed: u64) -> Single {
-    let (control_flag, what) =
+fn one(program: &str, args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Single {
+    let (mut control_flag, mut what) =
         crate::procs::control_words(args.control.as_deref(), "reference (global order)");
+    if !matches!(imp, LockImpl::Reference) {
+        control_flag.push_str(&imp.flag());
+        what = format!(
+            "{what}, {} (capabilities {})",
+            imp.name(),
+            imp.caps().words()
+        );
+    }
     let replay = format!(
         "{} locks --procs {workers} --locks {} --duration {} --hang-timeout {}{}{}{} --seed {seed}{control_flag}",
         shell_word(program),
@@ -185,11 +220,11 @@ fn one(program: &str, args: &LocksArgs, workers: u32, seed: u64) -> Single {
     Single {
         control: args.control.clone(),
         replay,
-        run: run(args, workers, seed),
+        run: run(args, imp, workers, seed),
     }
 }
 
-fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError> {
+fn run(args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Result<Outcome, SetupError> {
     let procs = workers as usize;
     let k = args.locks as usize;
     let cycle_len = procs.min(k);
@@ -216,13 +251,14 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
         None
     };
     let slots = (workers * SLOTS_PER_WORKER + SLOTS_SPARE).min(MAX_PARTICIPANTS);
+    let caps = imp.caps();
     let mut locks = Vec::new();
     let mut lock_names = Vec::new();
     for name in &NAMES[..k] {
         let shm = ShmName::unique(&format!("lock-{name}"));
-        let lock = SharedReentrantLock::create_with_participants(&shm, slots)
+        let lock = imp
+            .create(shm.as_str(), slots)
             .map_err(|e| SetupError(format!("cannot create lock {name}: {e}")))?;
-        segments.0.push(lock.segment().clone());
         lock_names.push(shm.as_str().to_string());
         locks.push(lock);
     }
@@ -238,6 +274,9 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
             seed: seeds.next_u64(),
             duration_ns: args.duration.as_nanos() as u64,
             valve_ns: (hang * VALVE).as_nanos() as u64,
+            lib: imp.lib_path(),
+            plugin: imp.plugin_name(),
+            reenter: caps.reentrant,
         };
         let m = crew.spawn(&spec)?;
         pids.push(crew.members()[m].pid());
@@ -247,6 +286,7 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
     let mut freezer = Freezer::new(&args.stops, seed);
     // Ledgers of killed workers: cut anywhere, so their acquisitions need not balance.
     let mut killed = std::collections::HashSet::new();
+    let mut killed_pids = Vec::new();
     let start = Instant::now();
     let mut findings = Vec::new();
     let mut interrupted = None;
@@ -298,6 +338,7 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
             if let Some(k) = killer.due(alive.len()) {
                 let i = alive[k];
                 killed.insert(crew.members()[i].ledger.clone());
+                killed_pids.push(pids[i]);
                 // The replacement runs for what is left of the run, with traffic of its own.
                 specs[i].duration_ns =
                     args.duration.saturating_sub(start.elapsed()).as_nanos() as u64;
@@ -349,7 +390,11 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
                 &crew,
                 &pids,
                 &after,
-                &locks,
+                &Stuck {
+                    locks: &locks,
+                    imp,
+                    killed: &killed_pids,
+                },
                 silent + window,
                 &ended,
             ));
@@ -368,7 +413,18 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
     let complete = findings.is_empty() && interrupted.is_none();
     let (acquired, released) = tally(ledgers.iter().filter(|l| !killed.contains(&l.path)));
     let all_acquired = tally(ledgers.iter()).0;
-    let recoveries: u64 = locks.iter().map(|l| l.recoveries()).sum();
+    // The implementation's own count, else the workers' OWNER_DIED acquisitions.
+    let recoveries: u64 = locks
+        .iter()
+        .map(|l| l.handle().takeovers())
+        .sum::<Option<u64>>()
+        .unwrap_or_else(|| {
+            ledgers
+                .iter()
+                .flat_map(|l| &l.records)
+                .filter(|r| matches!(r, Record::Recovered { op: Op::Lock, .. }))
+                .count() as u64
+        });
     if complete {
         for l in &ledgers {
             if let Some(b) = l.bad.first() {
@@ -386,14 +442,26 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
         }
         // Every lock is free, or held by a dead worker and taken over by the runner now.
         for (x, lock) in locks.iter().enumerate() {
-            match lock.try_lock() {
-                Ok(g) => drop(g),
-                Err(e) => findings.push(Finding::new(
+            let h = lock.handle();
+            match h.acquire(Some(Duration::ZERO)) {
+                Status::Ok | Status::OwnerDied => {
+                    if let Status::Error(e) = h.release() {
+                        findings.push(Finding::new(
+                            FindingKind::Worker,
+                            format!("lock {}: the runner's release failed: {e}", NAMES[x]),
+                        ));
+                    }
+                }
+                s => findings.push(Finding::new(
                     FindingKind::Count,
                     format!(
-                        "COUNT: lock {} cannot be taken after every worker ended ({e}): held by {:?}",
+                        "COUNT: lock {} cannot be taken after every worker ended ({s:?}): held by {}",
                         NAMES[x],
-                        lock.owner()
+                        match h.holder() {
+                            Some(Some(pid)) => format!("pid {pid}"),
+                            Some(None) => "nobody".into(),
+                            None => "? (no HOLDER capability)".into(),
+                        }
                     ),
                 )),
             }
@@ -423,8 +491,20 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
             "  every acquisition in the global order released (by every worker not killed); every lock free or taken over at the end"
         );
     }
-    let names: Vec<&str> = segments.0.iter().map(|s| s.name().as_str()).collect();
-    let _ = writeln!(summary, "  segments {} (unlinked)", names.join(" "));
+    if !matches!(imp, LockImpl::Reference) {
+        let _ = writeln!(
+            summary,
+            "  implementation: {} (capabilities {})",
+            imp.name(),
+            caps.words()
+        );
+        for n in caps.not_checked() {
+            let _ = writeln!(summary, "  not checked: {n}");
+        }
+    }
+    let mut names: Vec<&str> = segments.0.iter().map(|s| s.name().as_str()).collect();
+    names.extend(locks.iter().map(|l| l.name()));
+    let _ = writeln!(summary, "  segments {} (removed)", names.join(" "));
     let figures = serde_json::json!({
         "runner_pid": std::process::id(),
         "procs": procs, "locks": k, "lockdep": lockdep,
@@ -433,6 +513,8 @@ fn run(args: &LocksArgs, workers: u32, seed: u64) -> Result<Outcome, SetupError>
         "detect_ms": detected.map(|d| d.as_secs_f64() * 1e3),
         "hang_timeout_ms": hang.as_secs_f64() * 1e3,
         "kills": killer.kills, "stops": freezer.stops, "takeovers": recoveries,
+        "implementation": imp.name(), "capabilities": caps,
+        "not_checked": caps.not_checked(),
     });
     drop(crew);
     drop(locks);

@@ -48,8 +48,9 @@ pub struct Diagnosis {
 }
 
 /// Builds the wait-for graph of `workers` (indexed as in the run) given each lock's owner pid
-/// (`owners[x]`, `None`: free) and the lock names, and looks for a cycle.
-pub fn analyse(workers: &[Seen], owners: &[Option<u32>], names: &[&str]) -> Diagnosis {
+/// (`owners[x]`, `None`: free) and the lock names, and looks for a cycle. `known`: the owners
+/// are known (without, every lock reads as free: the lines say "holder unknown").
+pub fn analyse(workers: &[Seen], owners: &[Option<u32>], names: &[&str], known: bool) -> Diagnosis {
     let worker_of = |pid: u32| workers.iter().position(|w| w.pid == pid && !w.gone());
     // The one outgoing edge of each worker: (lock, holder).
     // A worker seen "waiting" for a lock it owns got it and has not written `done` yet: no edge.
@@ -106,6 +107,7 @@ pub fn analyse(workers: &[Seen], owners: &[Option<u32>], names: &[&str]) -> Diag
             Some((lock, ms)) => {
                 let name = names[lock];
                 match owners.get(lock).copied().flatten() {
+                    None if !known => format!("waits for {name} for {ms:.0} ms; its holder is unknown (no HOLDER capability)"),
                     None => format!("waits for {name} for {ms:.0} ms, which is free (a lost wake-up?)"),
                     Some(pid) => match worker_of(pid) {
                         Some(q) if q == i => format!(
@@ -207,7 +209,7 @@ mod tests {
             waiting(11, 2, 'S'),
             waiting(12, 0, 'S'),
         ];
-        let d = analyse(&w, &[Some(10), Some(11), Some(12)], &NAMES);
+        let d = analyse(&w, &[Some(10), Some(11), Some(12)], &NAMES, true);
         assert_eq!(d.cycle, Some(vec![0, 1, 2]));
         assert_eq!(
             d.headline.as_deref(),
@@ -229,7 +231,7 @@ mod tests {
             waiting(11, 2, 'T'),
             waiting(12, 0, 'S'),
         ];
-        let d = analyse(&w, &[Some(10), Some(11), Some(12)], &NAMES);
+        let d = analyse(&w, &[Some(10), Some(11), Some(12)], &NAMES, true);
         assert_eq!(d.cycle, None);
         assert!(
             d.lines.contains("waits on a stopped process"),
@@ -242,7 +244,7 @@ mod tests {
     #[test]
     fn a_worker_whose_ledger_lags_its_own_acquisition_waits_for_nobody() {
         let w = [waiting(10, 0, 'S'), waiting(11, 0, 'S')];
-        let d = analyse(&w, &[Some(10), None, None], &NAMES);
+        let d = analyse(&w, &[Some(10), None, None], &NAMES, true);
         assert_eq!(d.cycle, None);
         assert!(
             d.lines.contains("worker 0 pid 10: has acquired A"),
@@ -266,7 +268,7 @@ mod tests {
         };
         let w = [waiting(10, 1, 'S'), waiting(11, 0, 'S'), idle];
         // B held by worker 2 (not waiting); A free.
-        let d = analyse(&w, &[None, Some(12), None], &NAMES);
+        let d = analyse(&w, &[None, Some(12), None], &NAMES, true);
         assert_eq!(d.cycle, None);
         assert!(d.lines.contains("which is free"), "{}", d.lines);
         assert!(d

@@ -8,9 +8,11 @@
 
 use super::NAMES;
 use crate::prng::SplitMix64;
+use crate::procs::impls::lock::{LockHandle, LockImpl};
+use crate::procs::impls::Status;
 use crate::procs::ledger::{self, Op, Record, Writer};
 use crate::procs::WorkerArgs;
-use primitives::lock::{Mode, SharedGuard, SharedLockError, SharedReentrantLock, Validator};
+use primitives::lock::{LockClass, Mode, Validator};
 use primitives::shm::ShmName;
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -44,6 +46,38 @@ pub struct Spec {
     /// Each acquisition gives up after this long (a safety valve: the runner reports long
     /// before).
     pub valve_ns: u64,
+    /// The C library (absolute path) instead of the reference (`--impl-lib`).
+    pub lib: Option<PathBuf>,
+    /// The implementation this binary registered under this name (`--impl`).
+    pub plugin: Option<String>,
+    /// Whether the reference traffic re-enters locks it holds (the implementation is
+    /// REENTRANT).
+    pub reenter: bool,
+}
+
+/// One shared lock as a worker uses it: its handle, its validator class, and its identity for
+/// the validator (the handle's address: unique while it lives).
+struct Shared {
+    handle: Box<dyn LockHandle>,
+    class: LockClass,
+}
+
+impl Shared {
+    fn id(&self) -> usize {
+        &*self.handle as *const dyn LockHandle as *const () as usize
+    }
+}
+
+/// One acquisition; dropping it releases the lock (also when the validator's panic unwinds).
+struct Held<'a>(&'a Shared);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // A release the implementation refuses leaves the lock held: the run's end check
+        // (every lock free) and the hang detector see it.
+        let _ = self.0.handle.release();
+        self.0.class.released(self.0.id());
+    }
 }
 
 /// What a worker stopped by the validator leaves for the runner.
@@ -75,16 +109,14 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
         }
         None => Validator::new(Mode::Off),
     };
+    let imp = LockImpl::select(spec.lib.as_deref(), spec.plugin.as_deref())?;
     let mut locks = Vec::new();
     for (i, n) in spec.locks.iter().enumerate() {
-        let name = ShmName::parse(n).map_err(|e| format!("bad lock name: {e}"))?;
         let class = validator
             .try_class(NAMES[i], true)
             .map_err(|e| format!("cannot register lock class {}: {e}", NAMES[i]))?;
-        let lock = SharedReentrantLock::open(&name)
-            .map_err(|e| format!("cannot open {name}: {e}"))?
-            .tracked(&class);
-        locks.push(lock);
+        let handle = imp.open(n)?;
+        locks.push(Shared { handle, class });
     }
     let mut ledger = w.writer()?;
     crate::procs::lockdep::quiet_panics("locks worker");
@@ -94,7 +126,7 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
     while Instant::now() < end {
         let round = catch_unwind(AssertUnwindSafe(|| match spec.cycle {
             Some([a, b]) => cycle_round(&locks, a, b, &mut ledger, &mut rng, valve),
-            None => ordered_round(&locks, &mut ledger, &mut rng, valve),
+            None => ordered_round(&locks, &mut ledger, &mut rng, valve, spec.reenter),
         }));
         match round {
             Ok(Ok(())) => {}
@@ -132,43 +164,53 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
 }
 
 /// Acquires lock `i`, recording it; a lock not got within the valve is an error. The
-/// validator's chains name the caller's line.
+/// validator checks the acquisition before it may block; its chains name the caller's line.
 #[track_caller]
 fn acquire<'a>(
-    locks: &'a [SharedReentrantLock],
+    locks: &'a [Shared],
     i: usize,
     ledger: &mut Writer,
     valve: Duration,
-) -> Result<SharedGuard<'a>, String> {
+) -> Result<Held<'a>, String> {
+    let lock = &locks[i];
+    lock.class.before_acquire(lock.id());
     ledger.record(&Record::Begin {
         op: Op::Lock,
         id: Some(i as u64),
         start_ns: ledger::now_ns(),
         deadline_ns: Some(valve.as_nanos() as u64),
     });
-    match locks[i].lock_timeout(valve) {
-        Ok(g) => {
+    match lock.handle.acquire(Some(valve)) {
+        s @ (Status::Ok | Status::OwnerDied) => {
+            lock.class.acquired(lock.id());
+            if s == Status::OwnerDied {
+                // The dead holder's pid is the implementation's to know: 0.
+                ledger.record(&Record::Recovered {
+                    op: Op::Lock,
+                    from: 0,
+                });
+            }
             ledger.record(&Record::Done {
                 op: Op::Lock,
                 id: Some(i as u64),
                 end_ns: None,
             });
-            Ok(g)
+            Ok(Held(lock))
         }
-        Err(SharedLockError::Timeout) => {
+        Status::Timeout => {
             ledger.record(&Record::TimedOut {
                 op: Op::Lock,
                 id: Some(i as u64),
             });
             Err(format!("lock {} not acquired within {valve:?}", NAMES[i]))
         }
-        Err(e) => Err(format!("lock {}: {e}", NAMES[i])),
+        Status::Error(e) => Err(format!("lock {}: {e}", NAMES[i])),
     }
 }
 
-/// Releases `guards` innermost first, recording each release.
-fn release_all(mut guards: Vec<SharedGuard<'_>>, ledger: &mut Writer) {
-    while let Some(g) = guards.pop() {
+/// Releases `held` innermost first, recording each release.
+fn release_all(mut held: Vec<Held<'_>>, ledger: &mut Writer) {
+    while let Some(g) = held.pop() {
         drop(g);
         ledger.record(&Record::Released { op: Op::Lock });
     }
@@ -177,10 +219,11 @@ fn release_all(mut guards: Vec<SharedGuard<'_>>, ledger: &mut Writer) {
 /// The reference: a random non-empty subset of the locks, taken nested in the global order,
 /// sometimes re-entering one already held, each held briefly.
 fn ordered_round(
-    locks: &[SharedReentrantLock],
+    locks: &[Shared],
     ledger: &mut Writer,
     rng: &mut SplitMix64,
     valve: Duration,
+    reenter: bool,
 ) -> Result<(), String> {
     let k = locks.len();
     let subset = loop {
@@ -194,7 +237,7 @@ fn ordered_round(
     for i in (0..k).filter(|i| subset >> i & 1 == 1) {
         guards.push(acquire(locks, i, ledger, valve)?);
         held.push(i);
-        if rng.below(REENTER_ONE_IN) == 0 {
+        if rng.below(REENTER_ONE_IN) == 0 && reenter {
             let again = held[rng.below(held.len())];
             guards.push(acquire(locks, again, ledger, valve)?);
         }
@@ -208,7 +251,7 @@ fn ordered_round(
 
 /// One edge of the cycle: `first`, a short hold, then `second`.
 fn cycle_round(
-    locks: &[SharedReentrantLock],
+    locks: &[Shared],
     first: usize,
     second: usize,
     ledger: &mut Writer,
