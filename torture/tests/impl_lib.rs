@@ -442,12 +442,18 @@ fn sigterm_destroys_the_box() {
 /// The C examples of the README, built with its one line: `examples/c-pthread-mvar` (correct,
 /// not robust) and `examples/c-pthread-mvar-broken` (seed 000's bug).
 fn example(libs: &Libs, dir: &str, file: &str) -> PathBuf {
+    example_with(libs, dir, file, &[])
+}
+
+/// The C example `dir/file` built with `defines` (the library is named after both).
+fn example_with(libs: &Libs, dir: &str, file: &str, defines: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../examples")
         .join(dir)
         .join(file);
     let text = std::fs::read_to_string(&src).expect("the example's C source");
-    libs.build(dir, &text, &[])
+    let name = format!("{dir}{}", defines.concat().replace(['-', '='], "_"));
+    libs.build(&name, &text, defines)
 }
 
 /// The README's promise for the correct C example: `torture mvar --procs 50` passes without
@@ -569,5 +575,156 @@ fn the_storm_runs_on_the_c_example() {
         assert!(first.starts_with("not robust to kill -9: "), "{}", c.out);
     }
     eprintln!("storm on the C example: exit {:?}\n{}", c.code, c.out);
+    libs.no_process_left();
+}
+
+/// The C lock example (`examples/c-pthread-lock`: a robust, recursive, process-shared pthread
+/// mutex) passes `torture locks` without faults and under `--kill-rate` (a dead holder's lock
+/// is taken over: OWNER_DIED); built with `-DNOT_ROBUST` it is classified "not robust to kill
+/// -9: lock X held by dead pid N". Nothing is left behind.
+#[test]
+fn the_c_lock_example_is_robust_and_its_non_robust_build_is_not() {
+    let Some(libs) = Libs::new("impl-lock-example") else {
+        return;
+    };
+    let lib = example(&libs, "c-pthread-lock", "pthread_lock.c");
+    for faults in [&[][..], &["--kill-rate", "20"][..]] {
+        let mut args = vec!["--impl-lib", s(&lib), "--procs", "6", "--duration", "2s"];
+        args.extend_from_slice(faults);
+        let c = run_clean("locks", "impl-lock-run", &args, Duration::from_secs(120));
+        assert_eq!(c.code, Some(0), "{}", c.out);
+        assert!(
+            c.report["figures"]["acquisitions"].as_u64() > Some(1000),
+            "{}",
+            c.out
+        );
+        assert_eq!(
+            c.report["figures"]["capabilities"]["robust"].as_bool(),
+            Some(true),
+            "{}",
+            c.out
+        );
+    }
+    let weak = example_with(&libs, "c-pthread-lock", "pthread_lock.c", &["-DNOT_ROBUST"]);
+    let mut classified = None;
+    for seed in ["1", "2", "3"] {
+        let c = run_clean(
+            "locks",
+            "impl-lock-weak",
+            &[
+                "--impl-lib",
+                s(&weak),
+                "--procs",
+                "8",
+                "--kill-rate",
+                "20",
+                "--seed",
+                seed,
+            ],
+            Duration::from_secs(120),
+        );
+        assert!(matches!(c.code, Some(0 | 1)), "{}", c.out);
+        assert!(!c.out.contains("panicked"), "{}", c.out);
+        let first = c.report["findings"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if first.starts_with("not robust to kill -9: lock ") && first.contains(" held by dead pid ")
+        {
+            assert_eq!(c.code, Some(1), "{}", c.out);
+            classified = Some(first);
+            break;
+        }
+        eprintln!("seed {seed}: no classification: {first:?}");
+    }
+    eprintln!(
+        "classified: {}",
+        classified.expect("the non-robust build was not classified in 3 runs")
+    );
+    libs.no_process_left();
+}
+
+/// The lock-order controls are traffic: on a C library's locks the shared validator (torture's,
+/// around the library's acquire) still catches the cycle before anything deadlocks, and without
+/// the validator the hang detector draws the DEADLOCK cycle from the library's HOLDER.
+#[test]
+fn the_lock_cycle_is_caught_on_a_c_library() {
+    let Some(libs) = Libs::new("impl-lock-cycle") else {
+        return;
+    };
+    let lib = example(&libs, "c-pthread-lock", "pthread_lock.c");
+    for (control, kind) in [
+        ("lock-cycle", "lock-order"),
+        ("lock-cycle-no-lockdep", "deadlock"),
+    ] {
+        let c = run_clean(
+            "locks",
+            "impl-lock-cycle-run",
+            &[
+                "--impl-lib",
+                s(&lib),
+                "--procs",
+                "3",
+                "--control",
+                control,
+                "--hang-timeout",
+                "1s",
+            ],
+            Duration::from_secs(120),
+        );
+        assert_eq!(c.code, Some(1), "{}", c.out);
+        assert_eq!(
+            c.report["findings"][0]["kind"].as_str(),
+            Some(kind),
+            "{}",
+            c.out
+        );
+    }
+    libs.no_process_left();
+}
+
+/// A lock library torture cannot use (a symbol missing, another ABI version, an MVar-only
+/// library) is one line and exit 2 before any worker starts.
+#[test]
+fn a_bad_lock_library_is_one_line_and_exit_2() {
+    let Some(libs) = Libs::new("impl-lock-bad") else {
+        return;
+    };
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/c-pthread-lock/pthread_lock.c"),
+    )
+    .expect("the example's C source");
+    let missing = libs.build(
+        "lock_missing",
+        &src.replace("int torture_lock_release(", "int not_torture_lock_release("),
+        &[],
+    );
+    let abi7 = libs.build(
+        "lock_abi7",
+        &src.replace("{ return TORTURE_LOCK_ABI_VERSION; }", "{ return 7; }"),
+        &[],
+    );
+    let mvar_only = example(&libs, "c-pthread-mvar", "pthread_mvar.c");
+    for (lib, says) in [
+        (&missing, "missing symbol torture_lock_release"),
+        (&abi7, "lock ABI version 7, this torture speaks 1"),
+        (&mvar_only, "missing symbol torture_lock_abi_version"),
+    ] {
+        let r = torture(
+            &["locks", "--impl-lib", s(lib), "--procs", "2"],
+            Duration::from_secs(30),
+        );
+        assert_eq!(r.code, Some(2), "{}", r.all());
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        let want = format!("torture locks: --impl-lib {}: {says}", s(lib));
+        assert!(
+            lines.len() == 1 && lines[0].starts_with(&want),
+            "expected one line {want:?}\n{}",
+            r.all()
+        );
+    }
     libs.no_process_left();
 }

@@ -87,3 +87,62 @@ fn raw_sync_passes_and_a_hang_after_kills_is_classified() {
         );
     }
 }
+
+/// The suite's robust `SharedReentrantLock` through the public `CrossLock` trait passes
+/// `torture locks` while workers are killed (a dead holder's lock is taken over).
+#[test]
+fn the_shared_lock_is_robust_to_kill_9() {
+    let (code, out) = run(&[
+        "locks",
+        "--impl",
+        "shared",
+        "--procs",
+        "6",
+        "--duration",
+        "2s",
+        "--kill-rate",
+        "20",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("implementation \"shared\""), "{out}");
+    assert!(out.contains("workers killed and replaced"), "{out}");
+}
+
+/// raw_sync's `Mutex` (not robust, no HOLDER, not reentrant) passes `torture locks` without
+/// faults (re-entry listed as not checked); after kills a hang is the classified one that says
+/// why torture cannot name a dead holder — never a crash of the runner.
+#[test]
+fn the_raw_sync_lock_passes_and_a_hang_after_kills_is_classified() {
+    let (code, out) = run(&[
+        "locks",
+        "--impl",
+        "raw-sync",
+        "--procs",
+        "6",
+        "--duration",
+        "2s",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("not checked: re-entry"), "{out}");
+    let (code, out) = run(&[
+        "locks",
+        "--impl",
+        "raw-sync",
+        "--procs",
+        "8",
+        "--kill-rate",
+        "20",
+        "--seed",
+        "2",
+    ]);
+    assert!(matches!(code, Some(0 | 1)), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    if code == Some(1) {
+        assert!(
+            out.contains(
+                "HANG after a kill; implementation \"raw-sync\" does not name its lock holders"
+            ),
+            "{out}"
+        );
+    }
+}
