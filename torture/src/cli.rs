@@ -87,6 +87,14 @@ pub struct AllArgs {
     /// Also write a JUnit XML report to PATH (one test case per run).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// Torture this C library in every scenario that takes one: mvar and storm if it exports
+    /// torture_mvar.h, locks if it exports torture_lock.h; the others are listed as skipped.
+    #[arg(long = "impl-lib", value_name = "PATH")]
+    pub impl_lib: Option<PathBuf>,
+    /// Torture the implementations this binary registered under NAME (MVar: mvar and storm;
+    /// lock: locks); the others are listed as skipped.
+    #[arg(long = "impl", value_name = "NAME", conflicts_with = "impl_lib")]
+    pub impl_name: Option<String>,
 }
 
 /// `torture list` flags.

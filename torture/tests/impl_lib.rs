@@ -728,3 +728,50 @@ fn a_bad_lock_library_is_one_line_and_exit_2() {
     }
     libs.no_process_left();
 }
+
+/// `torture all --impl-lib`: every scenario that can take the library runs on it (the MVar
+/// example: mvar and storm), the others are listed as skipped with the reason (locks: the lock
+/// ABI's symbol is missing); a library no scenario can use is one line and exit 2.
+#[test]
+fn all_runs_every_scenario_that_can_take_the_library() {
+    let Some(libs) = Libs::new("impl-lib-all") else {
+        return;
+    };
+    let lib = example(&libs, "c-pthread-mvar", "pthread_mvar.c");
+    let r = torture(
+        &["all", "--impl-lib", s(&lib), "--seed", "1"],
+        Duration::from_secs(120),
+    );
+    // The storm kills: the example is not robust, so it may fail (1), never 2.
+    assert!(matches!(r.code, Some(0 | 1)), "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("torture all: locks skipped: missing symbol torture_lock_abi_version"),
+        "{}",
+        r.all()
+    );
+    for scenario in ["churn", "pipe", "fork"] {
+        assert!(
+            r.stdout.contains(&format!(
+                "torture all: {scenario} skipped: it does not take a user's implementation"
+            )),
+            "{}",
+            r.all()
+        );
+    }
+    assert!(
+        r.stdout
+            .contains(&format!("== torture mvar --seed 1 --impl-lib {}", s(&lib))),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("| mvar | 10 | 1 | 220 |"), "{}", r.all());
+    assert!(r.stdout.contains("| storm |"), "{}", r.all());
+    let text = libs.0 .0.join("not-a-library.so");
+    std::fs::write(&text, "hello").expect("write");
+    let r = torture(&["all", "--impl-lib", s(&text)], Duration::from_secs(30));
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.all());
+    assert!(r.stderr.contains("no scenario can use it"), "{}", r.all());
+    libs.no_process_left();
+}

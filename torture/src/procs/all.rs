@@ -21,12 +21,72 @@ pub fn has_procs(s: &dyn ProcScenario) -> bool {
         .any(|a| a.get_id() == "procs" && !a.is_hide_set())
 }
 
+/// With `--impl-lib` / `--impl`: the flags each ABI's scenarios get, or why they are skipped.
+struct Plugged {
+    mvar: Result<Vec<String>, String>,
+    lock: Result<Vec<String>, String>,
+}
+
+impl Plugged {
+    fn of(args: &AllArgs) -> Option<Plugged> {
+        use crate::procs::impls::{plugin, probe, Abi};
+        if let Some(lib) = &args.impl_lib {
+            let abs = std::fs::canonicalize(lib);
+            let check = |abi| match &abs {
+                Ok(p) => probe(p, abi)
+                    .map(|_| vec!["--impl-lib".to_string(), p.to_string_lossy().into_owned()]),
+                Err(e) => Err(format!("cannot open: {e}")),
+            };
+            return Some(Plugged {
+                mvar: check(Abi::MVar),
+                lock: check(Abi::Lock),
+            });
+        }
+        let name = args.impl_name.as_deref()?;
+        let flags = vec!["--impl".to_string(), name.to_string()];
+        Some(Plugged {
+            mvar: plugin::resolve(name).map(|_| flags.clone()),
+            lock: plugin::resolve_lock(name).map(|_| flags),
+        })
+    }
+
+    fn for_scenario(&self, s: &dyn ProcScenario) -> Result<Vec<String>, String> {
+        use crate::procs::impls::Abi;
+        match s.plugs() {
+            Some(Abi::MVar) => self.mvar.clone(),
+            Some(Abi::Lock) => self.lock.clone(),
+            None => Err("it does not take a user's implementation".into()),
+        }
+    }
+}
+
 /// Runs `torture all`.
 pub fn main(program: &str, args: &AllArgs) -> u8 {
     let base = args.seed.unwrap_or_else(crate::prng::fresh_seed);
+    let plugged = Plugged::of(args);
+    if let Some(p) = &plugged {
+        if let (Err(m), Err(l)) = (&p.mvar, &p.lock) {
+            let what = match (&args.impl_lib, &args.impl_name) {
+                (Some(lib), _) => format!("--impl-lib {}", lib.display()),
+                (_, n) => format!("--impl {}", n.as_deref().unwrap_or("")),
+            };
+            crate::out::warn!(
+                "torture all: {what}: no scenario can use it (as an MVar: {m}; as a lock: {l})"
+            );
+            return 2;
+        }
+    }
     // The whole list, every command line checked first.
     let mut list = Vec::new();
     for s in CATALOGUE.iter().copied() {
+        let extra = match plugged.as_ref().map(|p| p.for_scenario(s)) {
+            None => Vec::new(),
+            Some(Ok(flags)) => flags,
+            Some(Err(why)) => {
+                crate::out::say!("torture all: {} skipped: {why}", s.name());
+                continue;
+            }
+        };
         let counts: Vec<Option<u32>> = match &args.procs {
             Some(sw) if has_procs(s) => sw.counts().iter().copied().map(Some).collect(),
             _ => vec![None],
@@ -41,6 +101,7 @@ pub fn main(program: &str, args: &AllArgs) -> u8 {
                 _ => base,
             };
             argv.extend(["--seed".to_string(), seed.to_string()]);
+            argv.extend(extra.iter().cloned());
             let flags = match s.command().try_get_matches_from(&argv) {
                 Ok(m) => m,
                 Err(e) => {

@@ -137,6 +137,10 @@ pub trait ProcScenario: Sync {
     fn main(&self, program: &str, flags: &ArgMatches) -> u8;
     /// The worker side (in a re-executed child); returns its exit code.
     fn worker(&self, w: &WorkerArgs) -> u8;
+    /// The kind of user implementation it can torture (`--impl-lib` / `--impl`), if any.
+    fn plugs(&self) -> Option<impls::Abi> {
+        None
+    }
 }
 
 /// The hidden worker entry's flags (`torture __worker SCENARIO ...`), written by [`crew`].

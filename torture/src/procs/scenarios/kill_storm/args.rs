@@ -230,4 +230,8 @@ impl ProcScenario for KillStorm {
     fn worker(&self, w: &WorkerArgs) -> u8 {
         super::worker::run(w)
     }
+
+    fn plugs(&self) -> Option<crate::procs::impls::Abi> {
+        Some(crate::procs::impls::Abi::MVar)
+    }
 }

@@ -177,6 +177,10 @@ impl ProcScenario for Locks {
     fn worker(&self, w: &WorkerArgs) -> u8 {
         crate::procs::worker_exit("locks worker", w.id, worker::worker(w))
     }
+
+    fn plugs(&self) -> Option<crate::procs::impls::Abi> {
+        Some(crate::procs::impls::Abi::Lock)
+    }
 }
 
 /// Unlinks every segment of the run when dropped (every exit path).

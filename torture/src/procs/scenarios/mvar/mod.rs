@@ -169,6 +169,10 @@ impl ProcScenario for MasterSlaves {
     fn worker(&self, w: &WorkerArgs) -> u8 {
         crate::procs::worker_exit("mvar worker", w.id, worker(w))
     }
+
+    fn plugs(&self) -> Option<crate::procs::impls::Abi> {
+        Some(crate::procs::impls::Abi::MVar)
+    }
 }
 
 /// What an operation's status means to a worker: done, or the error that stops it.
