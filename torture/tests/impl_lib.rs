@@ -730,8 +730,8 @@ fn a_bad_lock_library_is_one_line_and_exit_2() {
 }
 
 /// `torture all --impl-lib`: every scenario that can take the library runs on it (the MVar
-/// example: mvar and storm), the others are listed as skipped with the reason (locks: the lock
-/// ABI's symbol is missing); a library no scenario can use is one line and exit 2.
+/// example: mvar and storm), the others are listed as skipped with the reason (locks, churn:
+/// the lock ABI's symbol is missing); a library no scenario can use is one line and exit 2.
 #[test]
 fn all_runs_every_scenario_that_can_take_the_library() {
     let Some(libs) = Libs::new("impl-lib-all") else {
@@ -744,13 +744,16 @@ fn all_runs_every_scenario_that_can_take_the_library() {
     );
     // The storm kills: the example is not robust, so it may fail (1), never 2.
     assert!(matches!(r.code, Some(0 | 1)), "{}", r.all());
-    assert!(
-        r.stdout
-            .contains("torture all: locks skipped: missing symbol torture_lock_abi_version"),
-        "{}",
-        r.all()
-    );
-    for scenario in ["churn", "pipe", "fork"] {
+    for scenario in ["locks", "churn"] {
+        assert!(
+            r.stdout.contains(&format!(
+                "torture all: {scenario} skipped: missing symbol torture_lock_abi_version"
+            )),
+            "{}",
+            r.all()
+        );
+    }
+    for scenario in ["pipe", "fork"] {
         assert!(
             r.stdout.contains(&format!(
                 "torture all: {scenario} skipped: it does not take a user's implementation"
@@ -773,5 +776,41 @@ fn all_runs_every_scenario_that_can_take_the_library() {
     assert_eq!(r.code, Some(2), "{}", r.all());
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.all());
     assert!(r.stderr.contains("no scenario can use it"), "{}", r.all());
+    libs.no_process_left();
+}
+
+/// `torture churn --impl-lib`: the C lock example as the table and database locks survives
+/// the churn's kills and crashes inside both locks (every message delivered, the table
+/// consistent); its non-robust build is classified "not robust to kill -9".
+#[test]
+fn the_churn_runs_on_the_c_lock_example() {
+    let Some(libs) = Libs::new("impl-lock-churn") else {
+        return;
+    };
+    let lib = example(&libs, "c-pthread-lock", "pthread_lock.c");
+    let c = run_clean(
+        "churn",
+        "impl-lock-churn-run",
+        &["--impl-lib", s(&lib), "--seed", "3"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(c.code, Some(0), "{}", c.out);
+    let f = &c.report["figures"];
+    assert!(f["kills"].as_u64() > Some(0), "{}", c.out);
+    assert_eq!(f["messages_logged"], f["messages_delivered"], "{}", c.out);
+    let weak = example_with(&libs, "c-pthread-lock", "pthread_lock.c", &["-DNOT_ROBUST"]);
+    let c = run_clean(
+        "churn",
+        "impl-lock-churn-weak",
+        &["--impl-lib", s(&weak), "--seed", "3"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(c.code, Some(1), "{}", c.out);
+    let text = c.report["findings"][0]["text"].as_str().unwrap_or("");
+    assert!(
+        text.starts_with("not robust to kill -9: the ") && text.contains(" held by dead pid "),
+        "{}",
+        c.out
+    );
     libs.no_process_left();
 }

@@ -146,3 +146,12 @@ fn the_raw_sync_lock_passes_and_a_hang_after_kills_is_classified() {
         );
     }
 }
+
+/// The churn (client processes registering, crashing inside both locks, killed) on the suite's
+/// lock through the public trait: everything delivered, nothing stale.
+#[test]
+fn the_churn_passes_on_the_shared_lock() {
+    let (code, out) = run(&["churn", "--impl", "shared", "--seed", "3"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("locks: implementation \"shared\""), "{out}");
+}

@@ -17,6 +17,7 @@
 
 pub mod clib;
 pub mod reference;
+pub mod tracked;
 
 use super::{plugin, Status, Wait};
 use serde::Serialize;

@@ -30,6 +30,14 @@
 //! the **watchdog's cost per tick** against the number of entries it checked, with its slope
 //! (ns per entry: the cost is O(N) per tick, where MIDAS's was O(N×N)).
 //!
+//! **Any lock.** `--impl-lib PATH` (a C library, `torture/include/torture_lock.h`) or `--impl
+//! NAME` (a registered [`crate::CrossLock`]) makes the table lock and the database lock the
+//! implementation's, through [`crate::procs::impls::lock`]; the table, the log (and its own
+//! ring lock) stay the reference's. Torture's validator and the log's delivery at the outermost
+//! release work around any lock; without REENTRANT the database lock is not nested; a crash or
+//! kill inside the locks of a lock that is not ROBUST wedges the churn, and the hang report
+//! names the dead holder when the implementation has HOLDER.
+//!
 //! Controls (registry): `churn-stale-handle` (delete by slot without checking the serial),
 //! `churn-abba` (the watchdog takes the database lock before the table lock),
 //! `ring-private-staging` (messages staged under a lock in process memory: lost on a crash).
@@ -39,11 +47,13 @@ mod table;
 mod worker;
 
 use crate::procs::faults::StopArgs;
+use crate::procs::impls::lock::LockImpl;
 use crate::procs::sweep::{self, Shard, Single, Sweep};
 use crate::procs::{ProcScenario, WorkerArgs};
 use crate::units::{format_duration, parse_duration, parse_positive, shell_word};
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The engine name the registry's controls of this scenario list in `caught_by`.
@@ -96,6 +106,13 @@ pub struct ChurnArgs {
     /// Run a negative control instead of the reference (it should be caught).
     #[arg(long, value_parser = parse_control)]
     pub control: Option<String>,
+    /// Torture this C library's lock as the table and database locks (the ABI of
+    /// torture/include/torture_lock.h).
+    #[arg(long = "impl-lib", value_name = "PATH")]
+    pub impl_lib: Option<PathBuf>,
+    /// Torture the lock this binary registered under NAME as the table and database locks.
+    #[arg(long = "impl", value_name = "NAME", conflicts_with = "impl_lib")]
+    pub impl_name: Option<String>,
     /// Reports to write.
     #[command(flatten)]
     pub out: crate::report::Outputs,
@@ -108,9 +125,9 @@ pub struct ChurnArgs {
 }
 
 impl ChurnArgs {
-    fn replay(&self, program: &str, clients: u32, seed: u64) -> String {
+    fn replay(&self, program: &str, imp: &LockImpl, clients: u32, seed: u64) -> String {
         format!(
-            "{} churn --procs {clients} --duration {} --kill-rate {} --crashes {} --watchdog {} --confirm {} --hang-timeout {}{}{} --seed {seed}{}",
+            "{} churn --procs {clients} --duration {} --kill-rate {} --crashes {} --watchdog {} --confirm {} --hang-timeout {}{}{} --seed {seed}{}{}",
             shell_word(program),
             format_duration(self.duration),
             self.kill_rate,
@@ -121,6 +138,7 @@ impl ChurnArgs {
             self.stops.replay(),
             self.chaos.replay(),
             crate::procs::control_words(self.control.as_deref(), "").0,
+            imp.flag(),
         )
     }
 }
@@ -139,6 +157,12 @@ pub struct Spec {
     confirm_ns: u64,
     op_timeout_ns: u64,
     control: Option<String>,
+    /// The C library (absolute path) of the locks (`--impl-lib`).
+    lib: Option<PathBuf>,
+    /// The registered lock implementation (`--impl`).
+    plugin: Option<String>,
+    /// Whether the database lock is nested (the implementation is REENTRANT).
+    reenter: bool,
 }
 
 /// Seed 001's client churn.
@@ -166,6 +190,17 @@ impl ProcScenario for Churn {
             Ok(a) => a,
             Err(code) => return code,
         };
+        let imp = match crate::procs::impls::lock::from_flags(
+            "churn",
+            args.impl_lib.as_deref(),
+            args.impl_name.as_deref(),
+        ) {
+            Ok(imp) => imp,
+            Err(e) => {
+                crate::out::warn!("{e}");
+                return 2;
+            }
+        };
         crate::signals::install();
         sweep::main(
             "churn",
@@ -173,18 +208,29 @@ impl ProcScenario for Churn {
             args.shard,
             args.seed,
             &args.out,
-            |n, seed| one(program, &args, n, seed),
+            |n, seed| one(program, &args, &imp, n, seed),
         )
     }
 
     fn worker(&self, w: &WorkerArgs) -> u8 {
         crate::procs::worker_exit("churn client", w.id, worker::run(w))
     }
+
+    fn plugs(&self) -> Option<crate::procs::impls::Abi> {
+        Some(crate::procs::impls::Abi::Lock)
+    }
 }
 
 /// One run at `clients` clients alive at once: its header, its replay line, the run.
-fn one(program: &str, args: &ChurnArgs, clients: u32, seed: u64) -> Single {
-    let what = crate::procs::control_words(args.control.as_deref(), "reference").1;
+fn one(program: &str, args: &ChurnArgs, imp: &LockImpl, clients: u32, seed: u64) -> Single {
+    let mut what = crate::procs::control_words(args.control.as_deref(), "reference").1;
+    if !matches!(imp, LockImpl::Reference) {
+        what = format!(
+            "{what}, locks: {} (capabilities {})",
+            imp.name(),
+            imp.caps().words()
+        );
+    }
     crate::out::say!(
         "churn: {clients} clients alive at once for {}, {} kills/s, {}% crash, watchdog every {}, seed {seed}, {what}",
         format_duration(args.duration),
@@ -194,7 +240,7 @@ fn one(program: &str, args: &ChurnArgs, clients: u32, seed: u64) -> Single {
     );
     Single {
         control: args.control.clone(),
-        replay: args.replay(program, clients, seed),
-        run: run::run(args, clients, seed),
+        replay: args.replay(program, imp, clients, seed),
+        run: run::run(args, imp, clients, seed),
     }
 }

@@ -9,10 +9,13 @@ use crate::prng::SplitMix64;
 use crate::procs::capture::{self, ProcInfo};
 use crate::procs::crew::Crew;
 use crate::procs::faults::{Freezer, KillArgs, Killer, StallClock};
+use crate::procs::impls::judge::holder_state;
+use crate::procs::impls::lock::{CreatedLock, LockImpl};
+use crate::procs::impls::Status;
 use crate::procs::ledger::{self, Ledger, Op, Record};
 use crate::procs::{Faults, Outcome, SetupError};
 use crate::report::{Finding, FindingKind};
-use primitives::lock::{Mode, SharedReentrantLock, Validator};
+use primitives::lock::{Mode, Validator};
 use primitives::msg::ring::{RingError, RingMessage, SharedLog};
 use primitives::shm::{Segment, ShmName, MAX_PARTICIPANTS};
 use std::collections::HashMap;
@@ -36,20 +39,20 @@ const BUSY_DRAINS_IN_A_ROW: u32 = 3;
 /// Workers alike beyond this many are one line with a count in a hang report.
 const SHOWN_ONE_BY_ONE: usize = 4;
 
-/// Every segment of a run, unlinked when dropped (every exit path).
+/// Every segment of a run, removed when dropped (every exit path; the locks by their
+/// implementation).
 struct Segments {
     table: Table,
-    table_lock: SharedReentrantLock,
-    db: SharedReentrantLock,
+    table_lock: CreatedLock,
+    db: CreatedLock,
     log: SharedLog,
     graph: Option<Segment>,
+    imp: LockImpl,
 }
 
 impl Drop for Segments {
     fn drop(&mut self) {
         let _ = self.table.segment().unlink();
-        let _ = self.table_lock.segment().unlink();
-        let _ = self.db.segment().unlink();
         let _ = self.log.segment().unlink();
         if let Some(g) = &self.graph {
             let _ = g.unlink();
@@ -77,6 +80,7 @@ fn setup_err(what: &str) -> impl Fn(primitives::shm::ShmError) -> SetupError + '
 
 fn create(
     args: &ChurnArgs,
+    imp: &LockImpl,
     procs: u32,
     seed: u64,
 ) -> Result<(Segments, Validator, Spec), SetupError> {
@@ -97,27 +101,25 @@ fn create(
     ];
     // Each object is unlinked by `Segments` once it exists; build them in order.
     let table = Table::create(&names[0], capacity, participants).map_err(setup_err("table"))?;
-    let table_lock = match SharedReentrantLock::create_with_participants(&names[1], participants) {
+    // A lock that could not be made drops those made before it (they destroy themselves).
+    let table_lock = match imp.create(names[1].as_str(), participants) {
         Ok(l) => l,
         Err(e) => {
             let _ = table.segment().unlink();
-            return Err(setup_err("table lock")(e));
+            return Err(SetupError(format!("cannot create the table lock: {e}")));
         }
     };
-    let db = match SharedReentrantLock::create_with_participants(&names[2], participants) {
+    let db = match imp.create(names[2].as_str(), participants) {
         Ok(l) => l,
         Err(e) => {
             let _ = table.segment().unlink();
-            let _ = table_lock.segment().unlink();
-            return Err(setup_err("database lock")(e));
+            return Err(SetupError(format!("cannot create the database lock: {e}")));
         }
     };
     let log = match SharedLog::create_with(&names[3], LOG_RING, LOG_TEXT, LOG_STAGE, participants) {
         Ok(l) => l,
         Err(e) => {
             let _ = table.segment().unlink();
-            let _ = table_lock.segment().unlink();
-            let _ = db.segment().unlink();
             return Err(SetupError(format!("cannot create the log: {e}")));
         }
     };
@@ -127,6 +129,7 @@ fn create(
         db,
         log,
         graph: None,
+        imp: imp.clone(),
     };
     let validator =
         Validator::shared(Mode::Report, &names[4]).map_err(setup_err("shared lock-order graph"))?;
@@ -143,17 +146,25 @@ fn create(
         confirm_ns: args.confirm.as_nanos() as u64,
         op_timeout_ns: 0,
         control: args.control.clone(),
+        lib: imp.lib_path(),
+        plugin: imp.plugin_name(),
+        reenter: imp.caps().reentrant,
     };
     Ok((segs, validator, spec))
 }
 
 /// Runs the churn; see the module docs.
-pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupError> {
+pub fn run(
+    args: &ChurnArgs,
+    imp: &LockImpl,
+    clients: u32,
+    seed: u64,
+) -> Result<Outcome, SetupError> {
     let procs = clients as usize;
     crate::procs::crew::check_nproc(procs)?;
     let mut crew = Crew::new("churn")?;
     crew.set_chaos(args.chaos.seed(seed));
-    let (segs, _validator, mut spec) = create(args, clients, seed)?;
+    let (segs, _validator, mut spec) = create(args, imp, clients, seed)?;
     let load = capture::load_factor(procs + 1, 8);
     let hang = args.hang_timeout * load;
     // A wait on a frozen holder gives up well before the hang timeout.
@@ -275,14 +286,7 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         seen_delivered = t.delivered.len();
         let stalled = stall.tick(moved, freezer.any_frozen());
         if stalled > hang {
-            findings.push(Finding::new(
-                FindingKind::Hang,
-                format!(
-                    "HANG: no client registered, logged or recorded anything for {:.1} s\n{}",
-                    stalled.as_secs_f64(),
-                    diagnose(&segs, &crew)
-                ),
-            ));
+            findings.push(stall_finding(&segs, &crew, stalled, killer.kills));
             break;
         }
     }
@@ -320,13 +324,24 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         summary,
         "  table: {registered} registrations, {removed} dead clients removed by watchdogs, {repaired} half-done registrations repaired; {table_text}"
     );
+    let (table_takeovers, db_takeovers) = takeovers(&segs, &ledgers);
     let _ = writeln!(
         summary,
-        "  locks: {} table-lock and {} database-lock takeovers from dead holders; {} freezes",
-        segs.table_lock.recoveries(),
-        segs.db.recoveries(),
+        "  locks: {table_takeovers} table-lock and {db_takeovers} database-lock takeovers from dead holders; {} freezes",
         freezer.stops
     );
+    if !matches!(segs.imp, LockImpl::Reference) {
+        let caps = segs.imp.caps();
+        let _ = writeln!(
+            summary,
+            "  locks: {} (capabilities {})",
+            segs.imp.name(),
+            caps.words()
+        );
+        for n in caps.not_checked() {
+            let _ = writeln!(summary, "  not checked: {n}");
+        }
+    }
     let _ = writeln!(
         summary,
         "  log: {} messages logged, {} delivered ({} rescued from dead clients' staging), {} cut by a kill",
@@ -346,8 +361,10 @@ pub fn run(args: &ChurnArgs, clients: u32, seed: u64) -> Result<Outcome, SetupEr
         "removed_by_watchdogs": removed,
         "repaired": repaired,
         "table": table_figures,
-        "table_lock_takeovers": segs.table_lock.recoveries(),
-        "db_lock_takeovers": segs.db.recoveries(),
+        "table_lock_takeovers": table_takeovers,
+        "db_lock_takeovers": db_takeovers,
+        "lock_implementation": segs.imp.name(),
+        "lock_capabilities": segs.imp.caps(),
         "messages_logged": d.logged,
         "messages_delivered": d.delivered,
         "messages_rescued": d.rescued,
@@ -416,19 +433,88 @@ fn describe_status(s: std::process::ExitStatus) -> String {
     }
 }
 
+/// Takeovers from dead holders of the table and the database lock: the implementation's own
+/// counts, else the clients' OWNER_DIED acquisitions from their ledgers (a `recovered` record
+/// followed by the `done lock` naming the lock).
+fn takeovers(segs: &Segments, ledgers: &[Ledger]) -> (u64, u64) {
+    let own = (
+        segs.table_lock.handle().takeovers(),
+        segs.db.handle().takeovers(),
+    );
+    if let (Some(t), Some(d)) = own {
+        return (t, d);
+    }
+    let mut n = (0, 0);
+    for l in ledgers {
+        for w in l.records.windows(2) {
+            if let [Record::Recovered { op: Op::Lock, .. }, Record::Done {
+                op: Op::Lock,
+                id: Some(which),
+                ..
+            }] = w
+            {
+                match *which {
+                    super::worker::TABLE => n.0 += 1,
+                    _ => n.1 += 1,
+                }
+            }
+        }
+    }
+    n
+}
+
+/// The run's locks with their names.
+fn locks(segs: &Segments) -> [(&'static str, &CreatedLock); 2] {
+    [
+        ("table lock", &segs.table_lock),
+        ("database lock", &segs.db),
+    ]
+}
+
+/// Nothing moved for `stalled`: NOT ROBUST if a lock is held by a dead process, else a HANG.
+fn stall_finding(segs: &Segments, crew: &Crew, stalled: Duration, kills: usize) -> Finding {
+    for (name, lock) in locks(segs) {
+        if let Some(Some(pid)) = lock.handle().holder() {
+            let state = holder_state(pid, &[]);
+            if state.starts_with("dead") {
+                return Finding::new(
+                    FindingKind::NotRobust,
+                    format!(
+                        "not robust to kill -9: the {name} held by dead pid {pid}\n    HANG: no client registered, logged or recorded anything for {:.1} s ({kills} kills, and clients crashing with both locks held); {} waits in {}\n{}",
+                        stalled.as_secs_f64(),
+                        segs.imp.name(),
+                        segs.imp.acquire_name(),
+                        diagnose(segs, crew)
+                    ),
+                );
+            }
+        }
+    }
+    Finding::new(
+        FindingKind::Hang,
+        format!(
+            "HANG: no client registered, logged or recorded anything for {:.1} s\n{}",
+            stalled.as_secs_f64(),
+            diagnose(segs, crew)
+        ),
+    )
+}
+
 /// Who holds the locks and what every client is doing, for a hang report.
 fn diagnose(segs: &Segments, crew: &Crew) -> String {
     let mut s = String::new();
-    for (name, lock) in [
-        ("table lock", &segs.table_lock),
-        ("database lock", &segs.db),
-    ] {
-        let _ = match lock.owner() {
-            None => writeln!(s, "    {name}: free"),
-            Some(w) => writeln!(
+    for (name, lock) in locks(segs) {
+        let _ = match lock.handle().holder() {
+            None => writeln!(
                 s,
-                "    {name}: held by {w} ({})",
-                ProcInfo::of(w.pid).describe()
+                "    {name}: holder unknown ({} has no HOLDER capability)",
+                segs.imp.name()
+            ),
+            Some(None) => writeln!(s, "    {name}: free"),
+            Some(Some(pid)) => writeln!(
+                s,
+                "    {name}: held by pid {pid} ({})",
+                ProcInfo::of(pid).describe()
             ),
         };
     }
@@ -445,19 +531,38 @@ fn check_table(
     findings: &mut Vec<Finding>,
 ) -> (String, serde_json::Value) {
     let table = &segs.table;
-    let guard = match segs.table_lock.lock_timeout(Duration::from_secs(2)) {
-        Ok(g) => g,
-        Err(e) => {
+    let lock = segs.table_lock.handle();
+    match lock.acquire(Some(Duration::from_secs(2))) {
+        Status::Ok | Status::OwnerDied => {}
+        s => {
+            if let Some(Some(pid)) = lock.holder() {
+                let state = holder_state(pid, &[]);
+                if state.starts_with("dead") {
+                    findings.push(Finding::new(
+                        FindingKind::NotRobust,
+                        format!(
+                            "not robust to kill -9: the table lock held by dead pid {pid}\n    the runner cannot take it after the run ({s:?} after 2 s): {} left it locked when its holder died",
+                            segs.imp.name()
+                        ),
+                    ));
+                    return ("not checked".into(), serde_json::Value::Null);
+                }
+            }
             findings.push(Finding::new(
                 FindingKind::Unusable,
                 format!(
-                    "the table lock is unusable after the run: {e} (held by {:?})",
-                    segs.table_lock.owner()
+                    "the table lock is unusable after the run: {s:?} (held by {})",
+                    match lock.holder() {
+                        Some(Some(pid)) => format!("pid {pid}"),
+                        Some(None) => "nobody".into(),
+                        None if !segs.imp.caps().robust => "? (no HOLDER capability; the lock is not ROBUST either: a client killed or crashed holding it leaves it so)".into(),
+                        None => "? (no HOLDER capability)".into(),
+                    }
                 ),
             ));
             return ("not checked".into(), serde_json::Value::Null);
         }
-    };
+    }
     let repaired = table.repair();
     // Who left, per the ledgers (client id = the ledger's worker id, from its file name).
     let mut left: HashMap<u64, usize> = HashMap::new();
@@ -516,7 +621,7 @@ fn check_table(
             ));
         }
     }
-    drop(guard);
+    let _ = lock.release();
     (
         format!("{registered} killed clients still registered at the end (removed by the runner), {repaired} repaired then"),
         serde_json::json!({"left_registered_at_end": registered, "repaired_at_end": repaired}),

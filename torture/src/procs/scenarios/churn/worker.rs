@@ -4,9 +4,11 @@
 use super::table::{Handle, Seen, Table};
 use super::{Spec, CRASH_EXIT, LOCKDEP_EXIT, STALE_EXIT};
 use crate::prng::SplitMix64;
+use crate::procs::impls::lock::tracked::{Got, Held, Tracked};
+use crate::procs::impls::lock::LockImpl;
 use crate::procs::ledger::{now_ns, Op, Record, Writer};
 use crate::procs::WorkerArgs;
-use primitives::lock::{Mode, SharedGuard, SharedLockError, SharedReentrantLock, Validator};
+use primitives::lock::{Mode, Validator};
 use primitives::msg::ring::SharedLog;
 use primitives::shm::ShmName;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,8 +32,8 @@ pub fn finding_path(ledger: &Path) -> PathBuf {
 /// The shared objects a client uses.
 struct Shared {
     table: Table,
-    table_lock: SharedReentrantLock,
-    db: SharedReentrantLock,
+    table_lock: Tracked,
+    db: Tracked,
     log: SharedLog,
 }
 
@@ -70,8 +72,10 @@ pub fn run(w: &WorkerArgs) -> Result<u8, String> {
             .map_err(|e| format!("cannot register lock class {n}: {e}"))
     };
     let (table_class, db_class) = (class("client table")?, class("database")?);
+    let imp = LockImpl::select(spec.lib.as_deref(), spec.plugin.as_deref())?;
     let open_lock = |n: &str| {
-        SharedReentrantLock::open(&name(n)?).map_err(|e| format!("cannot open lock {n}: {e}"))
+        imp.open(n)
+            .map_err(|e| format!("cannot open lock {n}: {e}"))
     };
     let mut log =
         SharedLog::open(&name(&spec.log)?).map_err(|e| format!("cannot open the log: {e}"))?;
@@ -81,8 +85,8 @@ pub fn run(w: &WorkerArgs) -> Result<u8, String> {
     let sh = Shared {
         table: Table::open(&name(&spec.table)?)
             .map_err(|e| format!("cannot open the client table: {e}"))?,
-        table_lock: open_lock(&spec.table_lock)?.tracked(&table_class),
-        db: open_lock(&spec.db_lock)?.tracked(&db_class),
+        table_lock: Tracked::new(open_lock(&spec.table_lock)?, table_class),
+        db: Tracked::new(open_lock(&spec.db_lock)?, db_class),
         log,
     };
     let mut c = Client {
@@ -126,22 +130,23 @@ impl Client<'_> {
     #[track_caller]
     fn lock<'l>(
         &mut self,
-        lock: &'l SharedReentrantLock,
+        lock: &'l Tracked,
         which: u64,
         table: &Table,
-    ) -> Result<Option<SharedGuard<'l>>, Stop> {
+    ) -> Result<Option<Held<'l>>, Stop> {
         self.record(Record::Begin {
             op: Op::Lock,
             id: Some(which),
             start_ns: now_ns(),
             deadline_ns: Some(self.timeout.as_nanos() as u64),
         });
-        match lock.lock_timeout(self.timeout) {
-            Ok(g) => {
-                if let Some(who) = g.recovered() {
+        match lock.acquire(Some(self.timeout)) {
+            Ok(Got::Held(g, died)) => {
+                if died {
+                    // The dead holder's pid is the implementation's to know: 0.
                     self.record(Record::Recovered {
                         op: Op::Lock,
-                        from: who.pid,
+                        from: 0,
                     });
                     if which == TABLE {
                         table.repair();
@@ -154,7 +159,7 @@ impl Client<'_> {
                 });
                 Ok(Some(g))
             }
-            Err(SharedLockError::Timeout) => {
+            Ok(Got::TimedOut) => {
                 self.record(Record::TimedOut {
                     op: Op::Lock,
                     id: Some(which),
@@ -224,10 +229,18 @@ impl Client<'_> {
                 self.released();
                 continue;
             };
-            let nested = sh
-                .db
-                .lock()
-                .map_err(|e| Stop::Err(format!("nested lock: {e}")))?;
+            // Nested (when the implementation is reentrant).
+            let nested = if self.spec.reenter {
+                match sh.db.acquire(None) {
+                    Ok(Got::Held(g, _)) => Some(g),
+                    Ok(Got::TimedOut) => {
+                        return Err(Stop::Err("nested lock: timed out without a timeout".into()))
+                    }
+                    Err(e) => return Err(Stop::Err(format!("nested lock: {e}"))),
+                }
+            } else {
+                None
+            };
             if sh.table.get(h).is_none() {
                 return Err(self.stale(&sh.table, h, "at work"));
             }

@@ -8,11 +8,11 @@
 
 use super::NAMES;
 use crate::prng::SplitMix64;
-use crate::procs::impls::lock::{LockHandle, LockImpl};
-use crate::procs::impls::Status;
+use crate::procs::impls::lock::tracked::{Got, Held, Tracked};
+use crate::procs::impls::lock::LockImpl;
 use crate::procs::ledger::{self, Op, Record, Writer};
 use crate::procs::WorkerArgs;
-use primitives::lock::{LockClass, Mode, Validator};
+use primitives::lock::{Mode, Validator};
 use primitives::shm::ShmName;
 use serde::{Deserialize, Serialize};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -55,31 +55,6 @@ pub struct Spec {
     pub reenter: bool,
 }
 
-/// One shared lock as a worker uses it: its handle, its validator class, and its identity for
-/// the validator (the handle's address: unique while it lives).
-struct Shared {
-    handle: Box<dyn LockHandle>,
-    class: LockClass,
-}
-
-impl Shared {
-    fn id(&self) -> usize {
-        &*self.handle as *const dyn LockHandle as *const () as usize
-    }
-}
-
-/// One acquisition; dropping it releases the lock (also when the validator's panic unwinds).
-struct Held<'a>(&'a Shared);
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        // A release the implementation refuses leaves the lock held: the run's end check
-        // (every lock free) and the hang detector see it.
-        let _ = self.0.handle.release();
-        self.0.class.released(self.0.id());
-    }
-}
-
 /// What a worker stopped by the validator leaves for the runner.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Caught {
@@ -115,8 +90,7 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
         let class = validator
             .try_class(NAMES[i], true)
             .map_err(|e| format!("cannot register lock class {}: {e}", NAMES[i]))?;
-        let handle = imp.open(n)?;
-        locks.push(Shared { handle, class });
+        locks.push(Tracked::new(imp.open(n)?, class));
     }
     let mut ledger = w.writer()?;
     crate::procs::lockdep::quiet_panics("locks worker");
@@ -167,23 +141,20 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
 /// validator checks the acquisition before it may block; its chains name the caller's line.
 #[track_caller]
 fn acquire<'a>(
-    locks: &'a [Shared],
+    locks: &'a [Tracked],
     i: usize,
     ledger: &mut Writer,
     valve: Duration,
 ) -> Result<Held<'a>, String> {
-    let lock = &locks[i];
-    lock.class.before_acquire(lock.id());
     ledger.record(&Record::Begin {
         op: Op::Lock,
         id: Some(i as u64),
         start_ns: ledger::now_ns(),
         deadline_ns: Some(valve.as_nanos() as u64),
     });
-    match lock.handle.acquire(Some(valve)) {
-        s @ (Status::Ok | Status::OwnerDied) => {
-            lock.class.acquired(lock.id());
-            if s == Status::OwnerDied {
+    match locks[i].acquire(Some(valve)) {
+        Ok(Got::Held(held, died)) => {
+            if died {
                 // The dead holder's pid is the implementation's to know: 0.
                 ledger.record(&Record::Recovered {
                     op: Op::Lock,
@@ -195,16 +166,16 @@ fn acquire<'a>(
                 id: Some(i as u64),
                 end_ns: None,
             });
-            Ok(Held(lock))
+            Ok(held)
         }
-        Status::Timeout => {
+        Ok(Got::TimedOut) => {
             ledger.record(&Record::TimedOut {
                 op: Op::Lock,
                 id: Some(i as u64),
             });
             Err(format!("lock {} not acquired within {valve:?}", NAMES[i]))
         }
-        Status::Error(e) => Err(format!("lock {}: {e}", NAMES[i])),
+        Err(e) => Err(format!("lock {}: {e}", NAMES[i])),
     }
 }
 
@@ -219,7 +190,7 @@ fn release_all(mut held: Vec<Held<'_>>, ledger: &mut Writer) {
 /// The reference: a random non-empty subset of the locks, taken nested in the global order,
 /// sometimes re-entering one already held, each held briefly.
 fn ordered_round(
-    locks: &[Shared],
+    locks: &[Tracked],
     ledger: &mut Writer,
     rng: &mut SplitMix64,
     valve: Duration,
@@ -251,7 +222,7 @@ fn ordered_round(
 
 /// One edge of the cycle: `first`, a short hold, then `second`.
 fn cycle_round(
-    locks: &[Shared],
+    locks: &[Tracked],
     first: usize,
     second: usize,
     ledger: &mut Writer,
