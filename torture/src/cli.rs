@@ -63,6 +63,9 @@ pub struct ProbeLibArgs {
     /// Which ABI to probe.
     #[arg(long, value_enum, default_value = "mvar")]
     pub abi: crate::procs::impls::Abi,
+    /// The object to create (the runner removes it afterwards, whatever happened).
+    #[arg(long)]
+    pub name: String,
     /// The library.
     pub path: PathBuf,
 }

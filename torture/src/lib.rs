@@ -95,7 +95,7 @@ where
             Command::Fixed(Fixed::All(args)) => Exit::code(procs::all::main(&program, &args)),
             Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::scenarios::worker_main(&w)),
             Command::Fixed(Fixed::ProbeLib(p)) => {
-                Exit::code(procs::impls::probe_main(&p.path, p.abi))
+                Exit::code(procs::impls::probe_main(&p.path, p.abi, &p.name))
             }
             Command::Proc(scenario, flags) => Exit::code(scenario.main(&program, &flags)),
         },

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{live_processes_mentioning, run_clean, segments_of, torture, TempDir};
+use common::{live_processes_mentioning, run_clean, segments_of, torture, torture_env, TempDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -229,10 +229,18 @@ fn a_bad_library_is_one_line_and_exit_2() {
         "create",
         &stub("1").replace(
             "int torture_mvar_create(const char *n, size_t l) { return 0; }",
-            "int torture_mvar_create(const char *n, size_t l) { return *(volatile int *)0; }",
+            "#include <fcntl.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <sys/mman.h>\n\
+             int torture_mvar_create(const char *n, size_t l) {\n\
+                 /* Makes its segment, says its name, then crashes: torture must remove it. */\n\
+                 shm_open(n, O_CREAT | O_RDWR, 0600);\n\
+                 FILE *f = fopen(getenv(\"PROBE_NAME_FILE\"), \"w\");\n\
+                 if (f) { fputs(n, f); fclose(f); }\n\
+                 return *(volatile int *)0;\n\
+             }",
         ),
         &[],
     );
+    let name_file = libs.0 .0.join("probe-name");
     let text = libs.0 .0.join("not-a-library.so");
     std::fs::write(&text, "hello").expect("write");
     for (lib, says) in [
@@ -245,11 +253,23 @@ fn a_bad_library_is_one_line_and_exit_2() {
         ),
         (&text, "cannot load: ".to_string()),
     ] {
-        let r = torture(
+        let r = torture_env(
             &["mvar", "--impl-lib", s(lib), "--procs", "2"],
+            &[("PROBE_NAME_FILE", s(&name_file))],
             Duration::from_secs(30),
         );
         assert_eq!(r.code, Some(2), "{}", r.all());
+        if let Ok(name) = std::fs::read_to_string(&name_file) {
+            // The crash in create: the segment it made is gone.
+            let path = Path::new("/dev/shm").join(name.trim_start_matches('/'));
+            assert!(
+                !path.exists(),
+                "{} left behind\n{}",
+                path.display(),
+                r.all()
+            );
+            let _ = std::fs::remove_file(&name_file);
+        }
         let lines: Vec<&str> = r.stderr.lines().collect();
         let want = format!("torture mvar: --impl-lib {}: {says}", s(lib));
         assert!(

@@ -345,8 +345,14 @@ pub fn probe(path: &Path, abi: Abi) -> Result<u32, String> {
     use std::process::{Command, Stdio};
     let exe = std::env::current_exe()
         .map_err(|e| format!("cannot find this binary to re-execute it: {e}"))?;
+    // The object's name is chosen here, so that what a library crashing between making its
+    // segment and returning leaves behind is removed (if it named its segment after it).
+    let name = ShmName::unique("probe");
+    let _unlink = UnlinkName(name.as_str().to_string());
     let mut cmd = Command::new(exe);
     cmd.arg("__probe-lib")
+        .arg("--name")
+        .arg(name.as_str())
         .arg("--abi")
         .arg(match abi {
             Abi::MVar => "mvar",
@@ -422,6 +428,18 @@ pub fn probe(path: &Path, abi: Abi) -> Result<u32, String> {
     }
 }
 
+/// Removes the shared-memory object of this name when dropped (what a probe left, if any).
+struct UnlinkName(String);
+
+impl Drop for UnlinkName {
+    fn drop(&mut self) {
+        if let Ok(c) = std::ffi::CString::new(self.0.as_str()) {
+            // SAFETY: a valid C string; nothing there (the usual case) changes nothing.
+            unsafe { libc::shm_unlink(c.as_ptr()) };
+        }
+    }
+}
+
 /// How long the probe may take.
 const PROBE_LIMIT: Duration = Duration::from_secs(5);
 /// The prefix of the probe's reason on its stderr.
@@ -430,7 +448,7 @@ const PROBE_SAYS: &str = "probe: ";
 /// `torture __probe-lib --abi ABI PATH` (in the child [`probe`] starts): prints `stage WHAT`
 /// before each step and `caps BITS` at the end (exit 0), or `probe: REASON` on stderr (exit 3).
 /// A crash is the runner's to name, from the last stage.
-pub fn probe_main(path: &Path, abi: Abi) -> u8 {
+pub fn probe_main(path: &Path, abi: Abi, name: &str) -> u8 {
     use std::io::Write as _;
     let stage = |s: &str| {
         let mut o = std::io::stdout();
@@ -448,7 +466,7 @@ pub fn probe_main(path: &Path, abi: Abi) -> u8 {
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
     if abi == Abi::Lock {
-        return match lock::probe_steps(path, &stage) {
+        return match lock::probe_steps(path, name, &stage) {
             Ok(bits) => {
                 println!("caps {bits}");
                 0
@@ -462,24 +480,23 @@ pub fn probe_main(path: &Path, abi: Abi) -> u8 {
         Err(e) => return fail(e),
     };
     stage("creating a box");
-    let name = ShmName::unique("probe");
-    if let Err(e) = lib.create(name.as_str(), 64) {
+    if let Err(e) = lib.create(name, 64) {
         return fail(e);
     }
     stage("opening a box");
     let lib = Arc::new(lib);
-    match clib::Handle::open(&lib, name.as_str(), 64) {
+    match clib::Handle::open(&lib, name, 64) {
         Ok(h) => {
             stage("closing a box");
             drop(h);
         }
         Err(e) => {
-            lib.destroy(name.as_str());
+            lib.destroy(name);
             return fail(e);
         }
     }
     stage("destroying a box");
-    lib.destroy(name.as_str());
+    lib.destroy(name);
     println!("caps {}", lib.caps_bits());
     0
 }

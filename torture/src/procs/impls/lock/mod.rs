@@ -282,15 +282,14 @@ pub fn load(path: &Path) -> Result<LockImpl, String> {
 
 /// The lock half of `torture __probe-lib --abi lock PATH`: loads the library, creates, opens,
 /// acquires, releases, closes and destroys a lock, announcing each stage with `stage`.
-pub fn probe_steps(path: &Path, stage: &dyn Fn(&str)) -> Result<u32, String> {
+pub fn probe_steps(path: &Path, name: &str, stage: &dyn Fn(&str)) -> Result<u32, String> {
     stage("loading");
     let lib = Arc::new(clib::LockLib::load(path)?);
     stage("creating a lock");
-    let name = primitives::shm::ShmName::unique("probe-lock");
-    lib.create(name.as_str())?;
+    lib.create(name)?;
     let used = (|| {
         stage("opening a lock");
-        let h = clib::LockHandleC::open(&lib, name.as_str())?;
+        let h = clib::LockHandleC::open(&lib, name)?;
         stage("acquiring a free lock");
         match h.acquire(Some(std::time::Duration::ZERO)) {
             Status::Ok => {}
@@ -309,6 +308,6 @@ pub fn probe_steps(path: &Path, stage: &dyn Fn(&str)) -> Result<u32, String> {
         Ok(())
     })();
     stage("destroying a lock");
-    lib.destroy(name.as_str());
+    lib.destroy(name);
     used.map(|()| lib.caps_bits())
 }
