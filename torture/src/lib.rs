@@ -29,8 +29,8 @@ pub mod units;
 use std::ffi::OsString;
 
 pub use procs::impls::lock::reference::RefLock as ReferenceLock;
-pub use procs::impls::lock::{LockCaps, LockHandle};
-pub use procs::impls::plugin::{CrossLock, CrossMVar, Registry};
+pub use procs::impls::lock::{CrossLock, LockCaps, LockHandle};
+pub use procs::impls::plugin::{CrossMVar, Registry};
 pub use procs::impls::{Caps, MVarHandle, Status, Wait};
 
 /// The torture program inside a user's own binary, with that binary's implementations

@@ -46,7 +46,7 @@ impl Plugged {
         let flags = vec!["--impl".to_string(), name.to_string()];
         Some(Plugged {
             mvar: plugin::resolve(name).map(|_| flags.clone()),
-            lock: plugin::resolve_lock(name).map(|_| flags),
+            lock: crate::procs::impls::lock::resolve(name).map(|_| flags),
         })
     }
 

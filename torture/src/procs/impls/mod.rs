@@ -300,6 +300,22 @@ impl Drop for Created {
     }
 }
 
+/// Why `--impl name` names no `kind` implementation of this binary.
+pub fn unknown(name: &str, kind: &str, names: Vec<&'static str>) -> String {
+    if names.is_empty() {
+        format!(
+            "no {kind} implementation named {name:?}: this binary registers none (--impl is \
+                 for a binary that calls torture::main with a Registry; a C library goes with \
+                 --impl-lib)"
+        )
+    } else {
+        format!(
+            "no {kind} implementation named {name:?}; this binary registers: {}",
+            names.join(", ")
+        )
+    }
+}
+
 /// The library at `path`, validated in a child process first (see [`probe`]), then loaded
 /// here; the error is the rest of one line.
 pub fn load_lib(path: &Path) -> Result<Implementation, String> {

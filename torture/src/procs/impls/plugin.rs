@@ -15,7 +15,7 @@
 //! }
 //! ```
 
-use super::lock::{LockCaps, LockHandle};
+use super::lock::CrossLock;
 use super::{Caps, MVarHandle};
 use std::sync::{Arc, OnceLock};
 
@@ -30,19 +30,6 @@ pub trait CrossMVar: Send + Sync + 'static {
     /// Opens the box `name` in this process.
     fn open(&self, name: &str) -> Result<Box<dyn MVarHandle>, String>;
     /// Removes the box `name` (the runner calls it once, on every exit path).
-    fn destroy(&self, name: &str);
-}
-
-/// A cross-process lock implementation: locks in shared memory, found by name.
-pub trait CrossLock: Send + Sync + 'static {
-    /// What it promises (a check needing a missing capability is reported as not checked).
-    fn caps(&self) -> LockCaps;
-    /// Creates the lock `name` (a POSIX shm name, "/..."), free. Called once, by the runner,
-    /// before any worker starts.
-    fn create(&self, name: &str) -> Result<(), String>;
-    /// Opens the lock `name` in this process.
-    fn open(&self, name: &str) -> Result<Box<dyn LockHandle>, String>;
-    /// Removes the lock `name` (the runner calls it once, on every exit path).
     fn destroy(&self, name: &str);
 }
 
@@ -92,8 +79,10 @@ impl Registry {
 
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
 
-/// Installs this process's registry (once; [`crate::main`] does it).
+/// Installs this process's registry (once; [`crate::main`] does it); its locks go to
+/// [`super::lock`], which resolves `--impl` for the lock scenarios.
 pub fn install(r: Registry) {
+    super::lock::install(r.locks.clone());
     let _ = REGISTRY.set(r);
 }
 
@@ -106,32 +95,5 @@ pub fn registry() -> Registry {
 pub fn resolve(name: &str) -> Result<Arc<dyn CrossMVar>, String> {
     let r = registry();
     r.find_mvar(name)
-        .ok_or_else(|| unknown(name, "MVar", r.mvar_names()))
-}
-
-/// `torture locks --impl NAME` resolved (with the name as registered), or the one-line reason
-/// it cannot be.
-pub fn resolve_lock(name: &str) -> Result<(&'static str, Arc<dyn CrossLock>), String> {
-    let r = registry();
-    r.locks
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(n, i)| (*n, i.clone()))
-        .ok_or_else(|| unknown(name, "lock", r.lock_names()))
-}
-
-/// Why `--impl name` names no `kind` implementation of this binary.
-fn unknown(name: &str, kind: &str, names: Vec<&'static str>) -> String {
-    if names.is_empty() {
-        format!(
-            "no {kind} implementation named {name:?}: this binary registers none (--impl is \
-                 for a binary that calls torture::main with a Registry; a C library goes with \
-                 --impl-lib)"
-        )
-    } else {
-        format!(
-            "no {kind} implementation named {name:?}; this binary registers: {}",
-            names.join(", ")
-        )
-    }
+        .ok_or_else(|| super::unknown(name, "MVar", r.mvar_names()))
 }

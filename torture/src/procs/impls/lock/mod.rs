@@ -1,7 +1,7 @@
 //! The seam between `torture locks` and the cross-process lock it tortures: the reference
 //! ([`reference`](mod@reference), `primitives::lock::SharedReentrantLock`), a user's C library
 //! loaded with `--impl-lib` ([`clib`], the ABI of `torture/include/torture_lock.h`), or a Rust
-//! implementation registered by the running binary (`--impl NAME`, [`super::plugin::CrossLock`]).
+//! implementation registered by the running binary (`--impl NAME`, [`CrossLock`]).
 //!
 //! - [`LockHandle`]: one process's handle on a lock — acquire with a timeout ([`Status`]),
 //!   release, and its holder's pid when the implementation can say it;
@@ -19,10 +19,10 @@ pub mod clib;
 pub mod reference;
 pub mod tracked;
 
-use super::{plugin, Status, Wait};
+use super::{Status, Wait};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a lock implementation promises (`TORTURE_LOCK_CAP_*`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -83,6 +83,39 @@ impl LockCaps {
     }
 }
 
+/// A cross-process lock implementation: locks in shared memory, found by name.
+pub trait CrossLock: Send + Sync + 'static {
+    /// What it promises (a check needing a missing capability is reported as not checked).
+    fn caps(&self) -> LockCaps;
+    /// Creates the lock `name` (a POSIX shm name, "/..."), free. Called once, by the runner,
+    /// before any worker starts.
+    fn create(&self, name: &str) -> Result<(), String>;
+    /// Opens the lock `name` in this process.
+    fn open(&self, name: &str) -> Result<Box<dyn LockHandle>, String>;
+    /// Removes the lock `name` (the runner calls it once, on every exit path).
+    fn destroy(&self, name: &str);
+}
+
+/// The lock implementations the running binary registered (see [`super::plugin::Registry`]).
+type Registered = Vec<(&'static str, Arc<dyn CrossLock>)>;
+
+static REGISTERED: OnceLock<Registered> = OnceLock::new();
+
+/// Installs the registered lock implementations (once; [`super::plugin::install`] does it).
+pub fn install(locks: Registered) {
+    let _ = REGISTERED.set(locks);
+}
+
+/// `--impl NAME` for the lock scenarios resolved (with the name as registered), or the
+/// one-line reason it cannot be.
+pub fn resolve(name: &str) -> Result<(&'static str, Arc<dyn CrossLock>), String> {
+    let all = REGISTERED.get().map(Vec::as_slice).unwrap_or_default();
+    all.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, i)| (*n, i.clone()))
+        .ok_or_else(|| super::unknown(name, "lock", all.iter().map(|(n, _)| *n).collect()))
+}
+
 /// One process's handle on a shared lock (used from one thread).
 pub trait LockHandle {
     /// Acquires the lock: `Ok`, `OwnerDied` (held now, taken over from a dead holder),
@@ -106,7 +139,7 @@ pub enum LockImpl {
     /// A C library (`--impl-lib`).
     Lib(Arc<clib::LockLib>),
     /// A Rust implementation registered by the running binary (`--impl NAME`).
-    Plugin(&'static str, Arc<dyn plugin::CrossLock>),
+    Plugin(&'static str, Arc<dyn CrossLock>),
 }
 
 impl LockImpl {
@@ -123,7 +156,7 @@ impl LockImpl {
 
     /// The registered lock implementation `name` of this binary (`--impl`).
     pub fn plugin(name: &str) -> Result<LockImpl, String> {
-        let (name, imp) = plugin::resolve_lock(name)?;
+        let (name, imp) = resolve(name)?;
         Ok(LockImpl::Plugin(name, imp))
     }
 
