@@ -162,8 +162,9 @@ impl Lib {
     }
 }
 
-fn cname(name: &str) -> Result<CString, String> {
-    CString::new(name).map_err(|_| format!("bad box name {name:?}"))
+/// `name` as a C string (a name with a NUL byte cannot be passed).
+pub fn cname(name: &str) -> Result<CString, String> {
+    CString::new(name).map_err(|_| format!("bad name {name:?}"))
 }
 
 /// A process's handle (`torture_mvar_open`), closed when dropped.

@@ -78,21 +78,22 @@ impl Caps {
 
     /// `ROBUST|HOLDER` (or `none`).
     pub fn words(&self) -> String {
-        let w: Vec<&str> = [
+        cap_words(&[
             (self.robust, "ROBUST"),
             (self.holder, "HOLDER"),
             (self.commits, "COMMITS"),
             (self.read, "READ"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, w)| *w)
-        .collect();
-        if w.is_empty() {
-            "none".into()
-        } else {
-            w.join("|")
-        }
+        ])
+    }
+}
+
+/// The capabilities that are on, as `A|B` (or `none`).
+pub fn cap_words(caps: &[(bool, &str)]) -> String {
+    let on: Vec<&str> = caps.iter().filter(|(on, _)| *on).map(|(_, w)| *w).collect();
+    if on.is_empty() {
+        "none".into()
+    } else {
+        on.join("|")
     }
 }
 

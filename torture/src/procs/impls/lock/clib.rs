@@ -4,8 +4,9 @@
 //! ([`super::super::probe`]).
 
 use super::{LockCaps, LockHandle};
-use crate::procs::impls::{clib::status, Status, Wait};
-use std::ffi::{c_char, c_int, c_void, CString};
+use crate::procs::impls::clib::{cname, status};
+use crate::procs::impls::{Status, Wait};
+use std::ffi::{c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -131,10 +132,6 @@ impl LockLib {
             unsafe { (self.destroy)(c.as_ptr()) };
         }
     }
-}
-
-fn cname(name: &str) -> Result<CString, String> {
-    CString::new(name).map_err(|_| format!("bad lock name {name:?}"))
 }
 
 /// A process's handle (`torture_lock_open`), closed when dropped.

@@ -54,20 +54,11 @@ impl LockCaps {
 
     /// `ROBUST|HOLDER` (or `none`).
     pub fn words(&self) -> String {
-        let w: Vec<&str> = [
+        super::cap_words(&[
             (self.robust, "ROBUST"),
             (self.holder, "HOLDER"),
             (self.reentrant, "REENTRANT"),
-        ]
-        .iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, w)| *w)
-        .collect();
-        if w.is_empty() {
-            "none".into()
-        } else {
-            w.join("|")
-        }
+        ])
     }
 
     /// What torture cannot check without the missing capabilities (empty: everything).
