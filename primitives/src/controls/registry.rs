@@ -299,7 +299,7 @@ const ALL: &[Control] = &[
         defect: "SharedReentrantLock::without_recovery: a robust lock whose dead owner is never \
                  taken over",
         home: Home::Process,
-        caught_by: &["tests/shm_lock"],
+        caught_by: &["torture locks", "tests/shm_lock"],
         blind_spots: "",
     },
     Control {

@@ -42,6 +42,15 @@ impl RefLock {
             .map_err(|e| format!("cannot open {n}: {e}"))
     }
 
+    /// Opens the lock `name` as the control `lock-no-recovery` does: a dead holder's lock is
+    /// never taken over.
+    pub fn open_without_recovery(name: &str) -> Result<RefLock, String> {
+        let n = parse(name)?;
+        SharedReentrantLock::open(&n)
+            .map(|l| RefLock::new(l.without_recovery()))
+            .map_err(|e| format!("cannot open {n}: {e}"))
+    }
+
     /// Unlinks the lock `name`'s segment.
     pub fn destroy(name: &str) {
         if let Ok(c) = std::ffi::CString::new(name) {

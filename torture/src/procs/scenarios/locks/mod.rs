@@ -66,6 +66,11 @@ const NAMES: [&str; 26] = [
 const CYCLE: &str = "lock-cycle";
 /// The cycle with the validator off, caught as a deadlock.
 const CYCLE_NO_LOCKDEP: &str = "lock-cycle-no-lockdep";
+/// The reference lock without takeover of a dead holder's lock: killed holders wedge everyone
+/// (the run gets kills even without `--kill-rate`), caught as NOT ROBUST.
+const NO_RECOVERY: &str = "lock-no-recovery";
+/// The kill rate of a `lock-no-recovery` run given none.
+const NO_RECOVERY_KILL_RATE: f64 = 20.0;
 /// A worker's acquisition gives up after this many hang timeouts (a safety valve only).
 const VALVE: u32 = 20;
 /// How often the runner looks at the ledgers.
@@ -78,7 +83,7 @@ const SLOTS_PER_WORKER: u32 = 2;
 const SLOTS_SPARE: u32 = 16;
 
 fn parse_control(s: &str) -> Result<String, String> {
-    crate::procs::pick_control(s, &[CYCLE, CYCLE_NO_LOCKDEP])
+    crate::procs::pick_control(s, &[CYCLE, CYCLE_NO_LOCKDEP, NO_RECOVERY])
 }
 
 /// `torture locks` flags.
@@ -143,7 +148,7 @@ impl ProcScenario for Locks {
     }
 
     fn controls(&self) -> Vec<(&'static str, &'static str)> {
-        [CYCLE, CYCLE_NO_LOCKDEP]
+        [CYCLE, CYCLE_NO_LOCKDEP, NO_RECOVERY]
             .into_iter()
             .filter_map(primitives::controls::find)
             .map(|c| (c.name, c.defect))
@@ -232,7 +237,15 @@ fn run(args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Result<Outc
     let procs = workers as usize;
     let k = args.locks as usize;
     let cycle_len = procs.min(k);
-    if args.control.is_some() && cycle_len < 2 {
+    let cycling = matches!(args.control.as_deref(), Some(CYCLE | CYCLE_NO_LOCKDEP));
+    let no_recovery = args.control.as_deref() == Some(NO_RECOVERY);
+    if no_recovery && !matches!(imp, LockImpl::Reference) {
+        return Err(SetupError(format!(
+            "--control {NO_RECOVERY} is a flavour of the reference lock, not of {}",
+            imp.name()
+        )));
+    }
+    if cycling && cycle_len < 2 {
         return Err(SetupError(
             "a lock cycle needs at least 2 workers (--procs)".into(),
         ));
@@ -274,19 +287,27 @@ fn run(args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Result<Outc
         let spec = Spec {
             locks: lock_names.clone(),
             graph: graph.as_ref().map(|(n, _)| n.as_str().to_string()),
-            cycle: (args.control.is_some() && i < cycle_len).then_some([i, (i + 1) % cycle_len]),
+            cycle: (cycling && i < cycle_len).then_some([i, (i + 1) % cycle_len]),
             seed: seeds.next_u64(),
             duration_ns: args.duration.as_nanos() as u64,
             valve_ns: (hang * VALVE).as_nanos() as u64,
             lib: imp.lib_path(),
             plugin: imp.plugin_name(),
             reenter: caps.reentrant,
+            no_recovery,
         };
         let m = crew.spawn(&spec)?;
         pids.push(crew.members()[m].pid());
         specs.push(spec);
     }
-    let mut killer = Killer::new(&args.kills, seed);
+    let kills = if no_recovery && args.kills.kill_rate == 0.0 {
+        KillArgs {
+            kill_rate: NO_RECOVERY_KILL_RATE,
+        }
+    } else {
+        args.kills.clone()
+    };
+    let mut killer = Killer::new(&kills, seed);
     let mut freezer = Freezer::new(&args.stops, seed);
     // Ledgers of killed workers: cut anywhere, so their acquisitions need not balance.
     let mut killed = std::collections::HashSet::new();

@@ -53,6 +53,9 @@ pub struct Spec {
     /// Whether the reference traffic re-enters locks it holds (the implementation is
     /// REENTRANT).
     pub reenter: bool,
+    /// The control `lock-no-recovery`: the reference lock never takes a dead holder's lock
+    /// over.
+    pub no_recovery: bool,
 }
 
 /// What a worker stopped by the validator leaves for the runner.
@@ -90,7 +93,13 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
         let class = validator
             .try_class(NAMES[i], true)
             .map_err(|e| format!("cannot register lock class {}: {e}", NAMES[i]))?;
-        locks.push(Tracked::new(imp.open(n)?, class));
+        let handle = if spec.no_recovery {
+            crate::procs::impls::lock::reference::RefLock::open_without_recovery(n)
+                .map(|l| Box::new(l) as Box<dyn crate::procs::impls::lock::LockHandle>)?
+        } else {
+            imp.open(n)?
+        };
+        locks.push(Tracked::new(handle, class));
     }
     let mut ledger = w.writer()?;
     crate::procs::lockdep::quiet_panics("locks worker");
