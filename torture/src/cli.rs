@@ -48,6 +48,10 @@ pub enum Fixed {
     All(AllArgs),
     /// List every command, scenario and negative control (with its story and blind spots).
     List(ListArgs),
+    /// The detection matrix: every engine against every negative control and the correct
+    /// implementations (time and executions to first detection, false positives); JSON,
+    /// Markdown and an SVG heat map.
+    Matrix(crate::matrix::MatrixArgs),
     /// Internal: a worker process of a process scenario (started by the runner).
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),

@@ -19,6 +19,7 @@ pub mod out;
 
 pub mod cli;
 pub mod list;
+pub mod matrix;
 pub mod prng;
 pub mod procs;
 pub mod report;
@@ -92,6 +93,7 @@ where
         Parsed::Run(cmd) => match *cmd {
             Command::Fixed(Fixed::Threads(args)) => threads::main(&program, &args),
             Command::Fixed(Fixed::List(args)) => Exit::code(list::main(&args)),
+            Command::Fixed(Fixed::Matrix(args)) => Exit::code(matrix::main(&args)),
             Command::Fixed(Fixed::All(args)) => Exit::code(procs::all::main(&program, &args)),
             Command::Fixed(Fixed::Worker(w)) => Exit::code(procs::scenarios::worker_main(&w)),
             Command::Fixed(Fixed::ProbeLib(p)) => {
