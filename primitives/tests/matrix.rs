@@ -11,7 +11,7 @@
 //!   types and on the mutants that have a type of their own.
 //!
 //! Environment: `MATRIX_SEEDS` (comma-separated, default `1`), `MATRIX_ITERATIONS` (executions
-//! per cell, default 1000), `MATRIX_SECS` (wall-clock cap per cell, default 30),
+//! per cell, default 1000; loom: `MATRIX_LOOM_ITERATIONS`, default 100,000), `MATRIX_SECS` (wall-clock cap per cell, default 30),
 //! `MATRIX_REFERENCES=0` (controls only), `LOOM_PREEMPTION_BOUND` (default 3).
 
 mod common;
@@ -25,6 +25,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+#[cfg_attr(loom, allow(dead_code))] // loom is exhaustive: one run, no seed
 fn seeds() -> Vec<u64> {
     std::env::var("MATRIX_SEEDS")
         .unwrap_or_else(|_| "1".into())
@@ -37,6 +38,11 @@ fn iterations() -> usize {
     env_or("MATRIX_ITERATIONS", 1000)
 }
 
+#[cfg(loom)]
+fn loom_iterations() -> usize {
+    env_or("MATRIX_LOOM_ITERATIONS", 100_000)
+}
+
 fn cap() -> Duration {
     Duration::from_secs(env_or("MATRIX_SECS", 30))
 }
@@ -47,33 +53,17 @@ fn references() -> bool {
 
 /// Prints one cell.
 fn cell(engine: &str, subject: &str, seed: u64, caught: bool, executions: u64, seconds: f64) {
-    let line = format!(
-        "MATRIX {{\"engine\":{engine:?},\"subject\":{subject:?},\"seed\":{seed},\"caught\":{caught},\"executions\":{executions},\"seconds\":{seconds:.4}}}"
+    println!(
+        "{}",
+        primitives::check::matrix_line(engine, subject, seed, caught, executions, seconds)
     );
-    println!("{line}");
 }
 
-/// The cells of an engine's report on a reference (every row a scenario of the catalogue; a
-/// finding is a false positive, which the matrix counts).
+/// The cells of an engine's report on a reference (a finding is a false positive).
 #[cfg(not(loom))]
-fn report_cells(engine_of: impl Fn(&str) -> String, seed: u64, r: &primitives::check::Report) {
-    use primitives::check::Outcome;
-    for row in &r.rows {
-        let (caught, executions) = match &row.outcome {
-            Outcome::Passed { executions } => (false, *executions),
-            Outcome::Failed { executions, .. } | Outcome::Hang { executions, .. } => {
-                (true, *executions)
-            }
-            Outcome::Skipped(_) => continue,
-        };
-        cell(
-            &engine_of(&row.engine),
-            &format!("reference/{}", row.scenario),
-            seed,
-            caught,
-            executions,
-            row.elapsed.as_secs_f64(),
-        );
+fn report_cells(seed: u64, r: &primitives::check::Report) {
+    for l in r.matrix_lines("reference", seed) {
+        println!("{l}");
     }
 }
 
@@ -89,11 +79,6 @@ mod shuttle_driver {
     use primitives::MVar;
     use std::sync::Arc;
     use std::time::Instant;
-
-    /// `shuttle pct` (a report's engine) as the matrix names it: `shuttle-pct`.
-    fn name(engine: &str) -> String {
-        engine.replace(' ', "-")
-    }
 
     #[test]
     #[ignore = "a detection-matrix driver: run by `torture matrix`"]
@@ -134,13 +119,12 @@ mod shuttle_driver {
                     .iterations(iterations())
                     .time(cap())
                     .seed(seed);
-                report_cells(name, seed, &check::mvar(MVar::<u64>::new_empty, b));
+                report_cells(seed, &check::mvar(MVar::<u64>::new_empty, b));
                 report_cells(
-                    name,
                     seed,
                     &check::lock(|c: &LockClass| ReentrantLock::tracked((), c), b),
                 );
-                report_cells(name, seed, &check::log(reference_log, b));
+                report_cells(seed, &check::log(reference_log, b));
             }
         }
     }
@@ -151,7 +135,7 @@ mod loom_driver {
     use super::*;
     use common::{install_reporting_hook, run_child, CONFIG_ENV, CONTROL_ENV};
     use primitives::check::loom as check;
-    use primitives::check::{Budget, Outcome, Report};
+    use primitives::check::{Budget, Report};
     use primitives::lock::{LockClass, Mode, ReentrantLock};
     use primitives::scenarios::catalogue::{control, reference_log, CONTROLS};
     use primitives::scenarios::Params;
@@ -181,7 +165,7 @@ mod loom_driver {
         let mut b = loom::model::Builder::new();
         b.preemption_bound = Some(bound());
         b.max_branches = 10_000;
-        b.max_permutations = Some(iterations());
+        b.max_permutations = Some(loom_iterations());
         b.max_duration = Some(cap());
         let run = c.run;
         b.check(move || {
@@ -195,22 +179,8 @@ mod loom_driver {
     }
 
     fn reference_cells(r: &Report) {
-        for row in &r.rows {
-            let (caught, executions) = match &row.outcome {
-                Outcome::Passed { executions } => (false, *executions),
-                Outcome::Failed { executions, .. } | Outcome::Hang { executions, .. } => {
-                    (true, *executions)
-                }
-                Outcome::Skipped(_) => continue,
-            };
-            cell(
-                "loom",
-                &format!("reference/{}", row.scenario),
-                0,
-                caught,
-                executions,
-                row.elapsed.as_secs_f64(),
-            );
+        for l in r.matrix_lines("reference", 0) {
+            println!("{l}");
         }
     }
 
@@ -221,7 +191,7 @@ mod loom_driver {
         for c in CONTROLS {
             let start = Instant::now();
             // The cap is the child's; a child past it (and a grace) is a hang of the child.
-            let o = run_child("matrix_loom_child", c.name, "panic", cap() * 2);
+            let o = run_child("loom_driver::matrix_loom_child", c.name, "panic", cap() * 2);
             cell(
                 "loom",
                 c.name,
@@ -232,7 +202,7 @@ mod loom_driver {
             );
         }
         if references() {
-            let b = Budget::default().iterations(iterations()).time(cap());
+            let b = Budget::default().iterations(loom_iterations()).time(cap());
             reference_cells(&check::mvar(MVar::<u64>::new_empty, b, bound()));
             reference_cells(&check::lock(
                 |c: &LockClass| ReentrantLock::tracked((), c),
@@ -280,7 +250,7 @@ mod proptest_driver {
     fn proptest() {
         for seed in seeds() {
             let b = Budget::default()
-                .iterations(iterations().min(300))
+                .iterations(loom_iterations().min(300))
                 .time(cap())
                 .seed(seed);
             control_cell(
@@ -326,14 +296,12 @@ mod proptest_driver {
                 );
             }
             if references() {
-                let p = |e: &str| e.to_string();
-                report_cells(p, seed, &model::mvar(MVar::<u64>::new_empty, b));
+                report_cells(seed, &model::mvar(MVar::<u64>::new_empty, b));
                 report_cells(
-                    p,
                     seed,
                     &model::lock(|c: &LockClass| ReentrantLock::tracked((), c), b),
                 );
-                report_cells(p, seed, &model::log(reference_log, b));
+                report_cells(seed, &model::log(reference_log, b));
             }
         }
     }

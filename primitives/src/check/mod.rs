@@ -155,7 +155,53 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
+/// One cell of the detection matrix in the format `torture matrix` reads from its drivers'
+/// output: `MATRIX {"engine":…,"subject":…,"seed":…,"caught":…,"executions":…,"seconds":…}`.
+pub fn matrix_line(
+    engine: &str,
+    subject: &str,
+    seed: u64,
+    caught: bool,
+    executions: u64,
+    seconds: f64,
+) -> String {
+    format!(
+        "MATRIX {{\"engine\":{engine:?},\"subject\":{subject:?},\"seed\":{seed},\"caught\":{caught},\"executions\":{executions},\"seconds\":{seconds:.4}}}"
+    )
+}
+
 impl Report {
+    /// The report's checked rows as detection-matrix cells ([`matrix_line`]): subject
+    /// `{prefix}/{scenario}`, engine as the row names it without its configuration in
+    /// parentheses and with dashes for spaces (`shuttle-pct`, `loom`); skipped rows are not
+    /// cells.
+    pub fn matrix_lines(&self, prefix: &str, seed: u64) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter_map(|row| {
+                let (caught, executions) = match &row.outcome {
+                    Outcome::Passed { executions } => (false, *executions),
+                    Outcome::Failed { executions, .. } | Outcome::Hang { executions, .. } => {
+                        (true, *executions)
+                    }
+                    Outcome::Skipped(_) => return None,
+                };
+                Some(matrix_line(
+                    &row.engine
+                        .split(" (")
+                        .next()
+                        .unwrap_or_default()
+                        .replace(' ', "-"),
+                    &format!("{prefix}/{}", row.scenario),
+                    seed,
+                    caught,
+                    executions,
+                    row.elapsed.as_secs_f64(),
+                ))
+            })
+            .collect()
+    }
+
     /// An empty report on `subject`.
     pub fn new(subject: impl Into<String>, declared: Vec<&'static str>) -> Report {
         Report {

@@ -47,10 +47,7 @@ pub enum Judge {
         json: Option<PathBuf>,
     },
     /// One cell from libFuzzer: caught when it stops on a crash; executions from its output.
-    Fuzz {
-        subject: String,
-        seed: u64,
-    },
+    Fuzz { subject: String, seed: u64 },
 }
 
 /// One process to run.
@@ -116,11 +113,16 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                 .to_string(),
         ),
         Some(ws) => {
-            let driver = |engines: Vec<&'static str>, cfg: Option<&str>, target: &str| {
+            let driver = |engines: Vec<&'static str>,
+                          cfg: Option<&str>,
+                          target: &str,
+                          package: &str| {
                 let mut env = vec![
                     ("MATRIX_SEEDS".to_string(), seed_list.clone()),
                     ("MATRIX_ITERATIONS".into(), p.iterations.to_string()),
+                    ("MATRIX_LOOM_ITERATIONS".into(), p.loom_iterations.to_string()),
                     ("MATRIX_SECS".into(), p.cell_time.as_secs().to_string()),
+                    // The std drivers share the workspace's own target folder.
                     (
                         "CARGO_TARGET_DIR".into(),
                         s(&ws.join("target").join(target)),
@@ -132,14 +134,17 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                     env.push(("RUSTFLAGS".into(), format!("--cfg {c}")));
                 }
                 Job {
-                    label: format!("cargo test --test matrix ({})", engines.join(", ")),
+                    label: format!(
+                        "cargo test -p {package} --test matrix ({})",
+                        engines.join(", ")
+                    ),
                     engines,
                     argv: [
                         "cargo",
                         "test",
                         "-q",
                         "-p",
-                        "primitives",
+                        package,
                         "--release",
                         "--test",
                         "matrix",
@@ -157,13 +162,18 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                     judge: Judge::Lines,
                 }
             };
-            jobs.push(driver(vec!["loom"], Some("loom"), "loom"));
+            let shuttle = || vec!["shuttle-random", "shuttle-pct", "shuttle-urw", "shuttle-dfs"];
+            for package in ["primitives", "third-party-checks"] {
+                jobs.push(driver(vec!["loom"], Some("loom"), "loom", package));
+                jobs.push(driver(shuttle(), Some("shuttle"), "shuttle", package));
+            }
+            jobs.push(driver(vec!["proptest"], None, "", "primitives"));
             jobs.push(driver(
-                vec!["shuttle-random", "shuttle-pct", "shuttle-urw", "shuttle-dfs"],
-                Some("shuttle"),
-                "shuttle",
+                vec!["threads", "proptest"],
+                None,
+                "",
+                "third-party-checks",
             ));
-            jobs.push(driver(vec!["proptest"], None, "release-matrix"));
             for c in REGISTRY {
                 if let Some(target) = fuzz_target(c.name, &catalogue) {
                     for &seed in &seeds {
@@ -248,7 +258,8 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                     limit: p.threads_time * 2 + Duration::from_secs(30),
                     judge: Judge::Exit {
                         engine,
-                        subject: control.map_or("reference/threads catalogue".into(), str::to_string),
+                        subject: control
+                            .map_or("reference/threads catalogue".into(), str::to_string),
                         seed,
                         json: Some(json),
                     },
@@ -266,7 +277,12 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
             .collect();
         for control in controls {
             for &seed in seeds.iter().take(p.process_seeds as usize) {
-                let mut argv = vec![s(i.exe), sc.name().to_string(), "--seed".into(), seed.to_string()];
+                let mut argv = vec![
+                    s(i.exe),
+                    sc.name().to_string(),
+                    "--seed".into(),
+                    seed.to_string(),
+                ];
                 argv.extend(process_flags(sc.name(), control));
                 if let Some(c) = control {
                     argv.extend(["--control".into(), c.to_string()]);
@@ -280,10 +296,8 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                     limit: Duration::from_secs(180),
                     judge: Judge::Exit {
                         engine: "process",
-                        subject: control.map_or_else(
-                            || format!("reference/{}", sc.name()),
-                            str::to_string,
-                        ),
+                        subject: control
+                            .map_or_else(|| format!("reference/{}", sc.name()), str::to_string),
                         seed,
                         json: None,
                     },
@@ -294,12 +308,24 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
     // The correct C examples, without kills (the MVar) and with them (the robust lock).
     for (label, lib, scenarios) in i.c_libs {
         for sc in scenarios {
-            let mut argv = vec![s(i.exe), sc.to_string(), "--impl-lib".into(), s(lib), "--seed".into(), "1".into()];
+            let mut argv = vec![
+                s(i.exe),
+                sc.to_string(),
+                "--impl-lib".into(),
+                s(lib),
+                "--seed".into(),
+                "1".into(),
+            ];
             if *sc == "mvar" {
                 argv.extend(["--procs".into(), "50".into()]);
             }
             if *sc == "locks" {
-                argv.extend(["--procs".into(), "8".into(), "--kill-rate".into(), "20".into()]);
+                argv.extend([
+                    "--procs".into(),
+                    "8".into(),
+                    "--kill-rate".into(),
+                    "20".into(),
+                ]);
             }
             jobs.push(Job {
                 engines: vec!["process"],

@@ -252,7 +252,12 @@ pub fn svg(m: &Matrix) -> String {
     // Legend.
     let ly = y + cell_h + 18.0;
     let mut lx = 8.0;
-    for (t, name) in [(1e-3, "1 ms"), (0.1, "100 ms"), (3.0, "3 s"), (60.0, "60 s")] {
+    for (t, name) in [
+        (1e-3, "1 ms"),
+        (0.1, "100 ms"),
+        (3.0, "3 s"),
+        (60.0, "60 s"),
+    ] {
         cell_rect(&mut s, lx, ly, &colour(t));
         let _ = writeln!(
             s,

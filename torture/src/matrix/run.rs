@@ -20,8 +20,7 @@ impl Scratch {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let dir = root.join(format!("torture-{label}-{}-{nanos:x}", std::process::id()));
-        std::fs::create_dir(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         Ok(Scratch(dir))
     }
 
@@ -70,7 +69,8 @@ fn spawn(job: &Job) -> Result<Ran, String> {
         cmd.current_dir(d);
     }
     let start = Instant::now();
-    let mut child = Tied::spawn(&mut cmd).map_err(|e| format!("cannot start {}: {e}", job.argv[0]))?;
+    let mut child =
+        Tied::spawn(&mut cmd).map_err(|e| format!("cannot start {}: {e}", job.argv[0]))?;
     let out = reader(child.child().stdout.take());
     let err = reader(child.child().stderr.take());
     let mut status = None;
@@ -145,16 +145,10 @@ pub fn job(job: &Job) -> Vec<Cell> {
                 (true, _) => (false, Some(format!("timed out after {:.0} s", ran.seconds))),
                 (false, Some(0)) => (false, None),
                 (false, Some(1)) => (true, None),
-                (false, c) => (
-                    false,
-                    Some(format!("exit {c:?}: {}", tail(&ran.stderr, 2))),
-                ),
+                (false, c) => (false, Some(format!("exit {c:?}: {}", tail(&ran.stderr, 2)))),
             };
             // The thread runner says in which run it caught; a process run is one execution.
-            let executions = json
-                .as_deref()
-                .and_then(threads_runs)
-                .unwrap_or(1);
+            let executions = json.as_deref().and_then(threads_runs).unwrap_or(1);
             vec![Cell {
                 engine: engine.to_string(),
                 subject: subject.clone(),
@@ -203,7 +197,11 @@ fn error_cell(job: &Job, why: String) -> Cell {
             ..
         } => (engine.to_string(), subject.clone(), *seed),
         Judge::Fuzz { subject, seed } => ("fuzz".into(), subject.clone(), *seed),
-        Judge::Lines => (job.engines.join("+"), format!("(driver) {}", job.label), 0),
+        Judge::Lines => (
+            job.engines.join("+"),
+            format!("{}{}", super::DRIVER, job.label),
+            0,
+        ),
     };
     Cell {
         engine,
