@@ -178,6 +178,8 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                 if let Some(target) = fuzz_target(c.name, &catalogue) {
                     for &seed in &seeds {
                         let corpus = i.scratch.join(format!("corpus-{target}-{}-{seed}", c.name));
+                        // libFuzzer writes new inputs to the first folder: it must exist.
+                        let _ = std::fs::create_dir_all(&corpus);
                         let seeds_dir = ws.join("fuzz/seeds").join(target);
                         let mut argv: Vec<String> = ["cargo", "fuzz", "run", "-s", "none", target]
                             .iter()
