@@ -1,22 +1,14 @@
 #!/usr/bin/env bash
-# Detection matrix, torture column: each negative control on real threads, side by side in one
-# script, with the validator on (panic) and, for lock controls, off. Prints torture's verdict
-# line per control. Usage: ci/matrix.sh [DURATION] [THREADS]. Loom and shuttle figures come
-# from ci/loom.sh and ci/shuttle.sh, which print "caught after N executions" per control.
+# The detection matrix: every engine (loom, shuttle's four schedulers, proptest, libFuzzer, real
+# threads with and without chaos, every process scenario) against every negative control and
+# the correct implementations; `torture matrix` runs it all and writes matrix.json, matrix.md
+# and matrix.svg to --out (default target/matrix). Installs cargo-fuzz if missing.
+# Usage: ci/matrix.sh [torture matrix flags]   e.g. ci/matrix.sh --small
+#        ci/matrix.sh --full --shard 2/4 --out matrix/2; ci/matrix.sh --merge shards/*/matrix.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
-duration="${1:-20s}"
-threads="${2:-4}"
-cargo build -q -p torture --release
-bin=target/release/torture
-controls=$("$bin" list | awk '/^  on threads:/ {c=1; next} /^  [a-z]/ {c=0} c && /^    [a-z]/ {print $1}')
-for c in $controls; do
-  for lockdep in panic off; do
-    case "$c:$lockdep" in
-      mvar-*:off | midas-*:off) continue ;;
-    esac
-    line=$("$bin" threads --control "$c" --lockdep "$lockdep" --threads "$threads" --deadline 1s \
-      --duration "$duration" 2>&1 | grep -E '^torture: control .* (caught|NOT CAUGHT)' || true)
-    printf '%-24s lockdep=%-5s %s\n' "$c" "$lockdep" "${line#torture: control $c }"
-  done
-done
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+cargo build -q --release -p torture
+exec "${CARGO_TARGET_DIR:-target}/release/torture" matrix "$@"

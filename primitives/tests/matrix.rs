@@ -250,7 +250,7 @@ mod proptest_driver {
     fn proptest() {
         for seed in seeds() {
             let b = Budget::default()
-                .iterations(loom_iterations().min(300))
+                .iterations(iterations().min(300))
                 .time(cap())
                 .seed(seed);
             control_cell(

@@ -41,7 +41,8 @@ pub struct MatrixArgs {
     /// Only these engines (comma-separated; see the table's columns).
     #[arg(long, value_delimiter = ',')]
     pub engines: Vec<String>,
-    /// Only the jobs whose subject or label contains one of these (comma-separated).
+    /// Only the jobs whose subject is one of these, or whose label contains one
+    /// (comma-separated; e.g. `mvar-if-not-while,reference/mvar,loom`).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Of the jobs, run those whose index is i-1 mod n (1-based).
@@ -400,7 +401,7 @@ pub fn main(args: &MatrixArgs) -> u8 {
                     .iter()
                     .any(|e| args.engines.iter().any(|a| a == e))
         })
-        .filter(|j| args.only.is_empty() || args.only.iter().any(|o| j.label.contains(o.as_str())))
+        .filter(|j| args.only.is_empty() || args.only.iter().any(|o| j.matches(o)))
         .enumerate()
         .filter(|(i, _)| args.shard.map_or(true, |s| s.selects(*i)))
         .map(|(_, j)| j)
