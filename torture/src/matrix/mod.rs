@@ -462,6 +462,7 @@ fn merge(args: &MatrixArgs) -> u8 {
     let mut cells = Vec::new();
     let mut not_run = Vec::new();
     let mut seconds = 0.0;
+    let mut profiles = Vec::new();
     for p in &args.merge {
         let m: Matrix = match std::fs::read_to_string(p)
             .map_err(|e| e.to_string())
@@ -476,14 +477,21 @@ fn merge(args: &MatrixArgs) -> u8 {
         cells.extend(m.cells);
         not_run.extend(m.not_run);
         seconds += m.seconds;
+        profiles.push(m.profile);
     }
+    profiles.sort();
+    profiles.dedup();
+    let profile = match profiles.as_slice() {
+        [one] => format!("{one}, merged"),
+        _ => "merged".to_string(),
+    };
     not_run.sort();
     not_run.dedup();
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         crate::out::warn!("torture matrix: --out {}: {e}", args.out.display());
         return 2;
     }
-    write_and_judge(&Matrix::of("merged", cells, not_run, seconds), &args.out)
+    write_and_judge(&Matrix::of(&profile, cells, not_run, seconds), &args.out)
 }
 
 /// Writes the report's files and prints the table; the exit code.

@@ -143,9 +143,16 @@ fn esc(t: &str) -> String {
 /// on a log scale.
 fn colour(secs: f64) -> String {
     let x = ((secs.max(1e-3).log10() + 3.0) / (60f64.log10() + 3.0)).clamp(0.0, 1.0);
-    // Hue 120 (green) to 0 (red).
-    let hue = 120.0 * (1.0 - x);
-    format!("hsl({hue:.0},70%,55%)")
+    // Hue 120 (green) to 0 (red) at saturation 70 %, lightness 60 %, as #rrggbb (every SVG
+    // renderer reads it; not all read hsl()).
+    let (h, sat, l) = (120.0 * (1.0 - x), 0.7, 0.6);
+    let c = (1.0 - (2.0 * l - 1.0f64).abs()) * sat;
+    let hp = h / 60.0;
+    let xx = c * (1.0 - (hp % 2.0 - 1.0f64).abs());
+    let (r, g, b) = if hp < 1.0 { (c, xx, 0.0) } else { (xx, c, 0.0) };
+    let m = l - c / 2.0;
+    let byte = |v: f64| ((v + m) * 255.0).round().clamp(0.0, 255.0) as u8;
+    format!("#{:02x}{:02x}{:02x}", byte(r), byte(g), byte(b))
 }
 
 /// The SVG heat map.
