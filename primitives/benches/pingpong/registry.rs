@@ -5,7 +5,7 @@ use crate::fdkinds::{Pipe, Socket};
 use crate::kinds::{Kind, ProcessKind};
 use crate::ours::{OURS_PRIVATE_FUTEX, OURS_SHARED_MVAR};
 use crate::pshared::PthreadPshared;
-use crate::threads::{CrossbeamBounded1, ParkingLotMVar, StdMVar};
+use crate::threads::{CrossbeamBounded1, OursMVar, ParkingLotMVar, StdMVar};
 
 /// Every kind, in table order.
 pub static REGISTRY: &[Kind] = &[
@@ -14,6 +14,7 @@ pub static REGISTRY: &[Kind] = &[
     Kind::Process(&OURS_PRIVATE_FUTEX),
     Kind::Process(&Pipe),
     Kind::Process(&Socket),
+    Kind::Thread(&OursMVar),
     Kind::Thread(&StdMVar),
     Kind::Thread(&CrossbeamBounded1),
     Kind::Thread(&ParkingLotMVar),

@@ -1,5 +1,5 @@
-//! In-process kinds (two threads): std `Mutex` + `Condvar` MVar, `crossbeam_channel`
-//! `bounded(1)` pair, parking_lot `Mutex` + `Condvar` MVar. The MVars have the same shape
+//! In-process kinds (two threads): this crate's `MVar`, std `Mutex` + `Condvar` MVar,
+//! `crossbeam_channel` `bounded(1)` pair, parking_lot `Mutex` + `Condvar` MVar. The MVars have the same shape
 //! as the pthread one: one mutex, "not full" and "not empty" condition variables, a full
 //! flag and a `u64` payload.
 
@@ -175,6 +175,68 @@ impl<M: MVarOps> ThreadSleepers for MVarSleepers<M> {
         let limit = Instant::now() + WAKE_LIMIT;
         let in_time = || Instant::now() < limit;
         (0..n).all(|_| self.mvar.put(0, Some(&in_time)).is_ok())
+    }
+}
+
+/// This crate's in-process `MVar` (FIFO service, direct hand-off).
+struct OursImpl(primitives::MVar<u64>);
+
+impl Default for OursImpl {
+    fn default() -> Self {
+        OursImpl(primitives::MVar::new_empty())
+    }
+}
+
+impl MVarOps for OursImpl {
+    fn put(&self, v: u64, peer_alive: Alive) -> Res<()> {
+        match peer_alive {
+            None => {
+                self.0.put(v);
+                Ok(())
+            }
+            Some(alive) => {
+                let mut v = v;
+                loop {
+                    match self.0.put_timeout(v, SLICE) {
+                        Ok(()) => return Ok(()),
+                        Err(e) if alive() => v = e.into_inner(),
+                        Err(_) => return Err(gone()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&self, peer_alive: Alive) -> Res<u64> {
+        match peer_alive {
+            None => Ok(self.0.take()),
+            Some(alive) => loop {
+                match self.0.take_timeout(SLICE) {
+                    Ok(v) => return Ok(v),
+                    Err(_) if alive() => {}
+                    Err(_) => return Err(gone()),
+                }
+            },
+        }
+    }
+}
+
+/// This crate's in-process `MVar`.
+pub struct OursMVar;
+
+impl ThreadKind for OursMVar {
+    fn label(&self) -> &'static str {
+        "ours: MVar (in-process)"
+    }
+
+    fn setup(&self) -> (Box<dyn ParentSide>, EchoLoop) {
+        mvar_setup::<OursImpl>()
+    }
+
+    fn sleepers(&self) -> Option<Box<dyn ThreadSleepers>> {
+        Some(Box::new(MVarSleepers {
+            mvar: Arc::new(OursImpl::default()),
+        }))
     }
 }
 
