@@ -43,7 +43,9 @@ fn main() {
     let n = flag("--iterations", 1000.0) as usize;
     println!("Shuttle, random scheduler, {n} executions per scenario, seed 1, same body:");
     println!();
-    println!("| scenario | bare `check_random` exec/s | through `engine::shuttle` exec/s | overhead |");
+    println!(
+        "| scenario | bare `check_random` exec/s | through `engine::shuttle` exec/s | overhead |"
+    );
     println!("|---|--:|--:|--:|");
     let (mut bare_all, mut ours_all) = (0.0, 0.0);
     for e in SCENARIOS {

@@ -13,14 +13,13 @@
 mod common;
 
 use common::broken::OneCondvarMVar;
-use common::{install_reporting_hook, run_child, CONFIG_ENV, CONTROL_ENV};
+use common::run_child;
 use primitives::check::loom as engine_check;
 use primitives::check::{Budget, Outcome, Report};
-use primitives::lock::{LockClass, Mode, ReentrantLock};
-use primitives::scenarios::catalogue::{control, reference_log, CONTROLS};
-use primitives::scenarios::Params;
+use primitives::lock::{LockClass, ReentrantLock};
+use primitives::scenarios::catalogue::{reference_log, CONTROLS};
 use primitives::MVar;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
@@ -94,32 +93,10 @@ fn broken_third_party_mvar_is_caught_by_loom() {
     );
 }
 
-fn explore(f: fn(&Params), params: Params) -> usize {
-    EXECUTIONS.store(0, Ordering::Relaxed);
-    let mut b = loom::model::Builder::new();
-    b.preemption_bound = Some(bound());
-    b.max_branches = 10_000;
-    b.check(move || {
-        EXECUTIONS.fetch_add(1, Ordering::Relaxed);
-        f(&params)
-    });
-    EXECUTIONS.load(Ordering::Relaxed)
-}
-
 /// Runs one control (chosen by the parent through the environment); a no-op otherwise.
 #[test]
 fn child() {
-    let Ok(name) = std::env::var(CONTROL_ENV) else {
-        return;
-    };
-    let mode = match std::env::var(CONFIG_ENV).as_deref() {
-        Ok("off") => Mode::Off,
-        _ => Mode::Panic,
-    };
-    let c = control(&name).expect("control exists");
-    install_reporting_hook(&EXECUTIONS);
-    let n = explore(c.run, Params::for_engine().with_lockdep(mode));
-    eprintln!("ENGINE-PASSED executions={n}");
+    common::loom_child(&EXECUTIONS, bound(), None);
 }
 
 fn expect_caught(name: &str, lockdep: &str) {

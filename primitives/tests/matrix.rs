@@ -34,6 +34,7 @@ fn seeds() -> Vec<u64> {
         .collect()
 }
 
+#[cfg_attr(loom, allow(dead_code))] // loom has its own budget
 fn iterations() -> usize {
     env_or("MATRIX_ITERATIONS", 1000)
 }
@@ -133,14 +134,13 @@ mod shuttle_driver {
 #[cfg(loom)]
 mod loom_driver {
     use super::*;
-    use common::{install_reporting_hook, run_child, CONFIG_ENV, CONTROL_ENV};
+    use common::run_child;
     use primitives::check::loom as check;
     use primitives::check::{Budget, Report};
-    use primitives::lock::{LockClass, Mode, ReentrantLock};
-    use primitives::scenarios::catalogue::{control, reference_log, CONTROLS};
-    use primitives::scenarios::Params;
+    use primitives::lock::{LockClass, ReentrantLock};
+    use primitives::scenarios::catalogue::{reference_log, CONTROLS};
     use primitives::MVar;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use std::time::Instant;
 
     static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
@@ -152,30 +152,7 @@ mod loom_driver {
     /// Runs one control (chosen by the parent through the environment); a no-op otherwise.
     #[test]
     fn matrix_loom_child() {
-        let Ok(name) = std::env::var(CONTROL_ENV) else {
-            return;
-        };
-        let mode = match std::env::var(CONFIG_ENV).as_deref() {
-            Ok("off") => Mode::Off,
-            _ => Mode::Panic,
-        };
-        let c = control(&name).expect("control exists");
-        install_reporting_hook(&EXECUTIONS);
-        let params = Params::for_engine().with_lockdep(mode);
-        let mut b = loom::model::Builder::new();
-        b.preemption_bound = Some(bound());
-        b.max_branches = 10_000;
-        b.max_permutations = Some(loom_iterations());
-        b.max_duration = Some(cap());
-        let run = c.run;
-        b.check(move || {
-            EXECUTIONS.fetch_add(1, Ordering::Relaxed);
-            run(&params)
-        });
-        eprintln!(
-            "ENGINE-PASSED executions={}",
-            EXECUTIONS.load(Ordering::Relaxed)
-        );
+        common::loom_child(&EXECUTIONS, bound(), Some((loom_iterations(), cap())));
     }
 
     fn reference_cells(r: &Report) {

@@ -100,3 +100,43 @@ pub fn run_child(child_test: &str, control: &str, config: &str, limit: Duration)
         stderr,
     }
 }
+
+/// The `child` side of [`run_child`] under loom: runs the control named by [`CONTROL_ENV`]
+/// (lockdep from [`CONFIG_ENV`]: `off` or panic) at `bound`, within `max` permutations and
+/// `time` when given, counting executions in `counter`; reports `ENGINE-PASSED` (a failure is
+/// reported and exits through [`install_reporting_hook`]). A no-op when no control is named.
+#[cfg(loom)]
+pub fn loom_child(
+    counter: &'static std::sync::atomic::AtomicUsize,
+    bound: usize,
+    limits: Option<(usize, Duration)>,
+) {
+    use std::sync::atomic::Ordering;
+    let Ok(name) = std::env::var(CONTROL_ENV) else {
+        return;
+    };
+    let mode = match std::env::var(CONFIG_ENV).as_deref() {
+        Ok("off") => primitives::lock::Mode::Off,
+        _ => primitives::lock::Mode::Panic,
+    };
+    let c = primitives::scenarios::catalogue::control(&name).expect("control exists");
+    install_reporting_hook(counter);
+    let params = primitives::scenarios::Params::for_engine().with_lockdep(mode);
+    let mut b = loom::model::Builder::new();
+    b.preemption_bound = Some(bound);
+    b.max_branches = 10_000;
+    if let Some((max, time)) = limits {
+        b.max_permutations = Some(max);
+        b.max_duration = Some(time);
+    }
+    let run = c.run;
+    counter.store(0, Ordering::Relaxed);
+    b.check(move || {
+        counter.fetch_add(1, Ordering::Relaxed);
+        run(&params)
+    });
+    eprintln!(
+        "ENGINE-PASSED executions={}",
+        counter.load(Ordering::Relaxed)
+    );
+}
