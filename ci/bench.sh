@@ -19,7 +19,7 @@ echo "## shuttle: our driver vs bare shuttle"
 CARGO_TARGET_DIR=target/shuttle RUSTFLAGS="--cfg shuttle" cargo bench -q -p primitives --bench engines -- --iterations 1000
 echo
 echo "## loom: executions per scenario"
-CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo bench -q -p primitives --bench engines -- --secs 20
+CARGO_TARGET_DIR=target/loom RUSTFLAGS="--cfg loom" cargo bench -q -p primitives --bench engines -- --secs 10
 echo
 echo "## fuzz targets: executions per second (cargo fuzz run -s none TARGET, ${fuzz_secs} s from the seeds)"
 if ! cargo fuzz --version >/dev/null 2>&1; then cargo install cargo-fuzz --locked; fi
