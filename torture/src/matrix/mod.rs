@@ -85,6 +85,8 @@ pub struct Profile {
     pub threads_time: Duration,
     /// libFuzzer's `-max_total_time` per cell.
     pub fuzz_time: Duration,
+    /// The same for the `schedule` target.
+    pub schedule_time: Duration,
     /// Time limit of one cargo driver (all its cells, and its build).
     pub driver_limit: Duration,
 }
@@ -101,6 +103,7 @@ impl Profile {
             loom_iterations: 100_000,
             threads_time: Duration::from_secs(2),
             fuzz_time: Duration::from_secs(20),
+            schedule_time: Duration::from_secs(10),
             driver_limit: Duration::from_secs(900),
         }
     }
@@ -116,6 +119,7 @@ impl Profile {
             loom_iterations: 1_000_000,
             threads_time: Duration::from_secs(20),
             fuzz_time: Duration::from_secs(120),
+            schedule_time: Duration::from_secs(60),
             driver_limit: Duration::from_secs(5400),
         }
     }

@@ -11,11 +11,13 @@
 //!   every control it runs, and its reference run, with its faults (kills where it has them);
 //!   the C examples through `--impl-lib` (when `cc` is there);
 //! - `fuzz`: libFuzzer (`cargo fuzz run -s none`) on the op-sequence target that has the
-//!   control (`FUZZ_CONTROL`), from the target's seed corpus.
+//!   control (`FUZZ_CONTROL`), from the target's seed corpus;
+//! - `fuzz-schedule`: libFuzzer choosing shuttle's interleavings (the `schedule` target, built
+//!   with `--cfg shuttle`) on every catalogue control.
 
 use super::Profile;
 use crate::procs::scenarios::CATALOGUE;
-use primitives::controls::{Home, CONTROLS as REGISTRY};
+use primitives::controls::CONTROLS as REGISTRY;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,6 +30,7 @@ pub const ENGINES: &[&str] = &[
     "shuttle-dfs",
     "proptest",
     "fuzz",
+    "fuzz-schedule",
     "threads",
     "threads-chaos",
     "storm",
@@ -52,8 +55,15 @@ pub enum Judge {
         seed: u64,
         json: Option<PathBuf>,
     },
+    /// A build, so that no cell's time includes one: no cells (one without a verdict if it
+    /// fails).
+    Build,
     /// One cell from libFuzzer: caught when it stops on a crash; executions from its output.
-    Fuzz { subject: String, seed: u64 },
+    Fuzz {
+        engine: &'static str,
+        subject: String,
+        seed: u64,
+    },
 }
 
 /// One process to run.
@@ -80,7 +90,7 @@ impl Job {
     pub fn matches(&self, what: &str) -> bool {
         let subject = match &self.judge {
             Judge::Exit { subject, .. } | Judge::Fuzz { subject, .. } => Some(subject.as_str()),
-            Judge::Lines => None,
+            Judge::Lines | Judge::Build => None,
         };
         subject == Some(what) || self.label.contains(what)
     }
@@ -191,8 +201,46 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                 "",
                 "third-party-checks",
             ));
+            // The fuzz targets are built first: a cell's seconds are libFuzzer's, not cargo's.
+            let targets: Vec<&str> = REGISTRY
+                .iter()
+                .filter_map(|c| fuzz_target(c.name))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let build = |engine: &'static str, extra: &[String], env: Vec<(String, String)>| {
+                let mut argv: Vec<String> = ["cargo", "fuzz", "build", "-s", "none"]
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                argv.extend(extra.iter().cloned());
+                Job {
+                    engines: vec![engine],
+                    label: format!("cargo fuzz build {}", extra.join(" "))
+                        .trim_end()
+                        .to_string(),
+                    argv,
+                    env,
+                    dir: Some(ws.to_path_buf()),
+                    limit: Duration::from_secs(1800),
+                    judge: Judge::Build,
+                }
+            };
+            // (`cargo fuzz build` takes one target or all of them: all.)
+            if !targets.is_empty() {
+                jobs.push(build("fuzz", &[], Vec::new()));
+            }
+            jobs.push(build(
+                "fuzz-schedule",
+                &[
+                    "--target-dir".into(),
+                    s(&ws.join("fuzz/target-shuttle")),
+                    "schedule".into(),
+                ],
+                vec![("RUSTFLAGS".into(), "--cfg shuttle".into())],
+            ));
             for c in REGISTRY {
-                if let Some(target) = fuzz_target(c.name, &catalogue) {
+                if let Some(target) = fuzz_target(c.name) {
                     for &seed in &seeds {
                         let corpus = i.scratch.join(format!("corpus-{target}-{}-{seed}", c.name));
                         // libFuzzer writes new inputs to the first folder: it must exist.
@@ -224,11 +272,50 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                             dir: Some(ws.join("fuzz")),
                             limit: p.fuzz_time * 3 + Duration::from_secs(600),
                             judge: Judge::Fuzz {
+                                engine: "fuzz",
                                 subject: c.name.to_string(),
                                 seed,
                             },
                         });
                     }
+                }
+            }
+            for c in &catalogue {
+                for &seed in &seeds {
+                    let corpus = i.scratch.join(format!("corpus-schedule-{c}-{seed}"));
+                    let _ = std::fs::create_dir_all(&corpus);
+                    let mut argv: Vec<String> = ["cargo", "fuzz", "run", "-s", "none", "--target-dir"]
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect();
+                    argv.extend([
+                        s(&ws.join("fuzz/target-shuttle")),
+                        "schedule".into(),
+                        s(&corpus),
+                        "--".into(),
+                        format!("-seed={seed}"),
+                        format!("-max_total_time={}", p.schedule_time.as_secs()),
+                        format!("-artifact_prefix={}/", s(i.scratch)),
+                        "-print_final_stats=1".into(),
+                    ]);
+                    jobs.push(Job {
+                        engines: vec!["fuzz-schedule"],
+                        label: format!("fuzz schedule FUZZ_CONTROL={c} seed {seed}"),
+                        argv,
+                        env: vec![
+                            ("FUZZ_CONTROL".into(), c.to_string()),
+                            ("RUSTFLAGS".into(), "--cfg shuttle".into()),
+                            ("RUST_BACKTRACE".into(), "0".into()),
+                            ("CARGO_TERM_COLOR".into(), "never".into()),
+                        ],
+                        dir: Some(ws.to_path_buf()),
+                        limit: p.schedule_time * 3 + Duration::from_secs(600),
+                        judge: Judge::Fuzz {
+                            engine: "fuzz-schedule",
+                            subject: c.to_string(),
+                            seed,
+                        },
+                    });
                 }
             }
         }
@@ -382,9 +469,9 @@ fn process_flags(scenario: &str, control: Option<&str>) -> Vec<String> {
 
 /// The op-sequence fuzz target that runs `control` with `FUZZ_CONTROL`, if one does: the
 /// fuzz-home controls (their `caught_by` names the target) and the MVar controls of
-/// `mvar_ops`. (The `schedule` target runs every catalogue control too: a full matrix's job
-/// for later; see the issue.)
-fn fuzz_target(control: &str, _catalogue: &[&str]) -> Option<&'static str> {
+/// `mvar_ops` (the `schedule` target, which runs every catalogue control, is the
+/// `fuzz-schedule` engine).
+fn fuzz_target(control: &str) -> Option<&'static str> {
     let c = REGISTRY.iter().find(|c| c.name == control)?;
     for by in c.caught_by {
         if let Some(t) = by.strip_prefix("fuzz:") {
@@ -397,6 +484,5 @@ fn fuzz_target(control: &str, _catalogue: &[&str]) -> Option<&'static str> {
             };
         }
     }
-    let _ = Home::Fuzz;
     None
 }

@@ -116,6 +116,17 @@ pub fn job(job: &Job) -> Vec<Cell> {
         return Vec::new();
     }
     match &job.judge {
+        Judge::Build => match (ran.timed_out, ran.code) {
+            (false, Some(0)) => Vec::new(),
+            (true, _) => vec![error_cell(
+                job,
+                format!("timed out after {:.0} s", ran.seconds),
+            )],
+            (false, c) => vec![error_cell(
+                job,
+                format!("exit {c:?}: {}", tail(&ran.stderr, 3)),
+            )],
+        },
         Judge::Lines => {
             let cells: Vec<Cell> = ran
                 .stdout
@@ -159,7 +170,11 @@ pub fn job(job: &Job) -> Vec<Cell> {
                 error,
             }]
         }
-        Judge::Fuzz { subject, seed } => {
+        Judge::Fuzz {
+            engine,
+            subject,
+            seed,
+        } => {
             // libFuzzer: a crash (or a timeout/oom) ends the run with "==N== ERROR" / a
             // deadly signal and exit 1 from cargo-fuzz; a clean run prints its stats.
             let text = format!("{}\n{}", ran.stdout, ran.stderr);
@@ -175,7 +190,7 @@ pub fn job(job: &Job) -> Vec<Cell> {
                 (false, c, false) => (false, Some(format!("exit {c:?}: {}", tail(&text, 3)))),
             };
             vec![Cell {
-                engine: "fuzz".into(),
+                engine: engine.to_string(),
                 subject: subject.clone(),
                 seed: *seed,
                 caught,
@@ -196,8 +211,12 @@ fn error_cell(job: &Job, why: String) -> Cell {
             seed,
             ..
         } => (engine.to_string(), subject.clone(), *seed),
-        Judge::Fuzz { subject, seed } => ("fuzz".into(), subject.clone(), *seed),
-        Judge::Lines => (
+        Judge::Fuzz {
+            engine,
+            subject,
+            seed,
+        } => (engine.to_string(), subject.clone(), *seed),
+        Judge::Lines | Judge::Build => (
             job.engines.join("+"),
             format!("{}{}", super::DRIVER, job.label),
             0,
