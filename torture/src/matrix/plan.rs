@@ -202,23 +202,18 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                 "third-party-checks",
             ));
             // The fuzz targets are built first: a cell's seconds are libFuzzer's, not cargo's.
-            let targets: Vec<&str> = REGISTRY
-                .iter()
-                .filter_map(|c| fuzz_target(c.name))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            let build = |engine: &'static str, extra: &[String], env: Vec<(String, String)>| {
+            // (`cargo fuzz build` takes one target or all of them: all.)
+            let shuttle_dir = s(&ws.join("fuzz/target-shuttle"));
+            let build = |engine: &'static str, extra: Vec<String>, env: Vec<(String, String)>| {
                 let mut argv: Vec<String> = ["cargo", "fuzz", "build", "-s", "none"]
                     .iter()
                     .map(|a| a.to_string())
                     .collect();
-                argv.extend(extra.iter().cloned());
+                let label = format!("cargo fuzz build {}", extra.join(" "));
+                argv.extend(extra);
                 Job {
                     engines: vec![engine],
-                    label: format!("cargo fuzz build {}", extra.join(" "))
-                        .trim_end()
-                        .to_string(),
+                    label: label.trim_end().to_string(),
                     argv,
                     env,
                     dir: Some(ws.to_path_buf()),
@@ -226,98 +221,91 @@ pub fn jobs(i: &Inputs<'_>) -> (Vec<Job>, Vec<String>) {
                     judge: Judge::Build,
                 }
             };
-            // (`cargo fuzz build` takes one target or all of them: all.)
-            if !targets.is_empty() {
-                jobs.push(build("fuzz", &[], Vec::new()));
-            }
+            let shuttle_env = || vec![("RUSTFLAGS".to_string(), "--cfg shuttle".to_string())];
+            jobs.push(build("fuzz", Vec::new(), Vec::new()));
             jobs.push(build(
                 "fuzz-schedule",
-                &[
-                    "--target-dir".into(),
-                    s(&ws.join("fuzz/target-shuttle")),
-                    "schedule".into(),
-                ],
-                vec![("RUSTFLAGS".into(), "--cfg shuttle".into())],
+                vec!["--target-dir".into(), shuttle_dir.clone(), "schedule".into()],
+                shuttle_env(),
             ));
+            // One libFuzzer run: `target` on `control` (the reference without one: a finding
+            // there is a false positive), from the target's seeds if it has some.
+            let run = |engine: &'static str, target: &str, control: Option<&str>, seed: u64| {
+                let schedule = engine == "fuzz-schedule";
+                let time = if schedule || control.is_none() {
+                    p.schedule_time
+                } else {
+                    p.fuzz_time
+                };
+                let name = control.unwrap_or("reference");
+                let corpus = i.scratch.join(format!("corpus-{target}-{name}-{seed}"));
+                // libFuzzer writes new inputs to the first folder: it must exist.
+                let _ = std::fs::create_dir_all(&corpus);
+                let mut argv: Vec<String> = ["cargo", "fuzz", "run", "-s", "none"]
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect();
+                if schedule {
+                    argv.extend(["--target-dir".to_string(), shuttle_dir.clone()]);
+                }
+                argv.extend([target.to_string(), s(&corpus)]);
+                let seeds_dir = ws.join("fuzz/seeds").join(target);
+                if !schedule && seeds_dir.is_dir() {
+                    argv.push(s(&seeds_dir));
+                }
+                argv.extend([
+                    "--".to_string(),
+                    format!("-seed={seed}"),
+                    format!("-max_total_time={}", time.as_secs()),
+                    format!("-artifact_prefix={}/", s(i.scratch)),
+                    "-print_final_stats=1".into(),
+                ]);
+                let mut env = vec![
+                    ("RUST_BACKTRACE".to_string(), "0".to_string()),
+                    ("CARGO_TERM_COLOR".into(), "never".into()),
+                ];
+                if let Some(c) = control {
+                    env.push(("FUZZ_CONTROL".into(), c.to_string()));
+                }
+                if schedule {
+                    env.extend(shuttle_env());
+                }
+                Job {
+                    engines: vec![engine],
+                    label: match control {
+                        Some(c) => format!("fuzz {target} FUZZ_CONTROL={c} seed {seed}"),
+                        None => format!("fuzz {target} (reference) seed {seed}"),
+                    },
+                    argv,
+                    env,
+                    dir: Some(ws.to_path_buf()),
+                    limit: time * 3 + Duration::from_secs(600),
+                    judge: Judge::Fuzz {
+                        engine,
+                        subject: control
+                            .map_or_else(|| format!("reference/fuzz {target}"), str::to_string),
+                        seed,
+                    },
+                }
+            };
+            let mut op_targets = std::collections::BTreeSet::new();
             for c in REGISTRY {
                 if let Some(target) = fuzz_target(c.name) {
+                    op_targets.insert(target);
                     for &seed in &seeds {
-                        let corpus = i.scratch.join(format!("corpus-{target}-{}-{seed}", c.name));
-                        // libFuzzer writes new inputs to the first folder: it must exist.
-                        let _ = std::fs::create_dir_all(&corpus);
-                        let seeds_dir = ws.join("fuzz/seeds").join(target);
-                        let mut argv: Vec<String> = ["cargo", "fuzz", "run", "-s", "none", target]
-                            .iter()
-                            .map(|a| a.to_string())
-                            .collect();
-                        argv.push(s(&corpus));
-                        if seeds_dir.is_dir() {
-                            argv.push(s(&seeds_dir));
-                        }
-                        argv.extend([
-                            "--".to_string(),
-                            format!("-seed={seed}"),
-                            format!("-max_total_time={}", p.fuzz_time.as_secs()),
-                            format!("-artifact_prefix={}/", s(i.scratch)),
-                            "-print_final_stats=1".into(),
-                        ]);
-                        jobs.push(Job {
-                            engines: vec!["fuzz"],
-                            label: format!("fuzz {target} FUZZ_CONTROL={} seed {seed}", c.name),
-                            argv,
-                            env: vec![
-                                ("FUZZ_CONTROL".into(), c.name.to_string()),
-                                ("CARGO_TERM_COLOR".into(), "never".into()),
-                            ],
-                            dir: Some(ws.join("fuzz")),
-                            limit: p.fuzz_time * 3 + Duration::from_secs(600),
-                            judge: Judge::Fuzz {
-                                engine: "fuzz",
-                                subject: c.name.to_string(),
-                                seed,
-                            },
-                        });
+                        jobs.push(run("fuzz", target, Some(c.name), seed));
                     }
                 }
             }
             for c in &catalogue {
                 for &seed in &seeds {
-                    let corpus = i.scratch.join(format!("corpus-schedule-{c}-{seed}"));
-                    let _ = std::fs::create_dir_all(&corpus);
-                    let mut argv: Vec<String> = ["cargo", "fuzz", "run", "-s", "none", "--target-dir"]
-                        .iter()
-                        .map(|a| a.to_string())
-                        .collect();
-                    argv.extend([
-                        s(&ws.join("fuzz/target-shuttle")),
-                        "schedule".into(),
-                        s(&corpus),
-                        "--".into(),
-                        format!("-seed={seed}"),
-                        format!("-max_total_time={}", p.schedule_time.as_secs()),
-                        format!("-artifact_prefix={}/", s(i.scratch)),
-                        "-print_final_stats=1".into(),
-                    ]);
-                    jobs.push(Job {
-                        engines: vec!["fuzz-schedule"],
-                        label: format!("fuzz schedule FUZZ_CONTROL={c} seed {seed}"),
-                        argv,
-                        env: vec![
-                            ("FUZZ_CONTROL".into(), c.to_string()),
-                            ("RUSTFLAGS".into(), "--cfg shuttle".into()),
-                            ("RUST_BACKTRACE".into(), "0".into()),
-                            ("CARGO_TERM_COLOR".into(), "never".into()),
-                        ],
-                        dir: Some(ws.to_path_buf()),
-                        limit: p.schedule_time * 3 + Duration::from_secs(600),
-                        judge: Judge::Fuzz {
-                            engine: "fuzz-schedule",
-                            subject: c.to_string(),
-                            seed,
-                        },
-                    });
+                    jobs.push(run("fuzz-schedule", "schedule", Some(c), seed));
                 }
             }
+            for t in op_targets {
+                jobs.push(run("fuzz", t, None, 1));
+            }
+            jobs.push(run("fuzz-schedule", "schedule", None, 1));
         }
     }
     // torture threads, with and without chaos: each catalogue control, and the references.
