@@ -130,6 +130,23 @@ fn merged_reports_are_judged_whole() {
             cell("threads", "reference/threads catalogue", 1, true),
         ]),
     );
+    // A control the registry documents as found only by chance, missed: reported, not failing.
+    let d = write(
+        "d.json",
+        report(vec![
+            cell("fuzz", "unvalidated-header", 1, false),
+            cell("fuzz", "lockdep-off", 1, true),
+        ]),
+    );
+    let r = run(&[&d]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(
+        r.stdout.contains(
+            "documented as found only by chance (not failing the run): unvalidated-header"
+        ),
+        "{}",
+        r.all()
+    );
     let r = run(&[&c]);
     assert_eq!(r.code, Some(1), "{}", r.all());
     assert!(

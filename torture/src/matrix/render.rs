@@ -111,6 +111,13 @@ pub fn markdown(m: &Matrix) -> String {
     if !m.missed.is_empty() {
         let _ = writeln!(s, "\nNot caught by any engine: {}.", m.missed.join(", "));
     }
+    if !m.by_chance.is_empty() {
+        let _ = writeln!(
+            s,
+            "(Documented as found only by chance, so not failing the run: {}.)",
+            m.by_chance.join(", ")
+        );
+    }
     for n in &m.not_run {
         let _ = writeln!(s, "\nNot run: {n}.");
     }
