@@ -100,6 +100,18 @@ fn spawn(job: &Job) -> Result<Ran, String> {
     })
 }
 
+impl Ran {
+    /// Why it gave no verdict: it timed out, or it ended with an unexpected code (and the
+    /// last `n` lines of `text` say why).
+    fn why(&self, text: &str, n: usize) -> String {
+        if self.timed_out {
+            format!("timed out after {:.0} s", self.seconds)
+        } else {
+            format!("exit {:?}: {}", self.code, tail(text, n))
+        }
+    }
+}
+
 /// The last lines of `text`, for an error.
 fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -118,14 +130,7 @@ pub fn job(job: &Job) -> Vec<Cell> {
     match &job.judge {
         Judge::Build => match (ran.timed_out, ran.code) {
             (false, Some(0)) => Vec::new(),
-            (true, _) => vec![error_cell(
-                job,
-                format!("timed out after {:.0} s", ran.seconds),
-            )],
-            (false, c) => vec![error_cell(
-                job,
-                format!("exit {c:?}: {}", tail(&ran.stderr, 3)),
-            )],
+            _ => vec![error_cell(job, ran.why(&ran.stderr, 3))],
         },
         Judge::Lines => {
             let cells: Vec<Cell> = ran
@@ -134,15 +139,9 @@ pub fn job(job: &Job) -> Vec<Cell> {
                 .filter_map(|l| l.strip_prefix("MATRIX "))
                 .filter_map(|j| serde_json::from_str(j).ok())
                 .collect();
+            let mut cells = cells;
             if cells.is_empty() || ran.code != Some(0) {
-                let why = if ran.timed_out {
-                    format!("timed out after {:.0} s", ran.seconds)
-                } else {
-                    format!("exit {:?}: {}", ran.code, tail(&ran.stderr, 3))
-                };
-                let mut cells = cells;
-                cells.push(error_cell(job, why));
-                return cells;
+                cells.push(error_cell(job, ran.why(&ran.stderr, 3)));
             }
             cells
         }
@@ -153,22 +152,15 @@ pub fn job(job: &Job) -> Vec<Cell> {
             json,
         } => {
             let (caught, error) = match (ran.timed_out, ran.code) {
-                (true, _) => (false, Some(format!("timed out after {:.0} s", ran.seconds))),
                 (false, Some(0)) => (false, None),
                 (false, Some(1)) => (true, None),
-                (false, c) => (false, Some(format!("exit {c:?}: {}", tail(&ran.stderr, 2)))),
+                _ => (false, Some(ran.why(&ran.stderr, 2))),
             };
             // The thread runner says in which run it caught; a process run is one execution.
             let executions = json.as_deref().and_then(threads_runs).unwrap_or(1);
-            vec![Cell {
-                engine: engine.to_string(),
-                subject: subject.clone(),
-                seed: *seed,
-                caught,
-                executions,
-                seconds: ran.seconds,
-                error,
-            }]
+            vec![verdict(
+                engine, subject, *seed, caught, executions, &ran, error,
+            )]
         }
         Judge::Fuzz {
             engine,
@@ -184,21 +176,35 @@ pub fn job(job: &Job) -> Vec<Cell> {
                 || text.contains("deadly signal")
                 || text.contains("SUMMARY: libFuzzer");
             let (caught, error) = match (ran.timed_out, ran.code, crashed) {
-                (true, ..) => (false, Some(format!("timed out after {:.0} s", ran.seconds))),
                 (false, _, true) => (true, None),
                 (false, Some(0), false) => (false, None),
-                (false, c, false) => (false, Some(format!("exit {c:?}: {}", tail(&text, 3)))),
+                _ => (false, Some(ran.why(&text, 3))),
             };
-            vec![Cell {
-                engine: engine.to_string(),
-                subject: subject.clone(),
-                seed: *seed,
-                caught,
-                executions,
-                seconds: ran.seconds,
-                error,
-            }]
+            vec![verdict(
+                engine, subject, *seed, caught, executions, &ran, error,
+            )]
         }
+    }
+}
+
+/// The one cell of a run judged by its exit (or libFuzzer's output).
+fn verdict(
+    engine: &str,
+    subject: &str,
+    seed: u64,
+    caught: bool,
+    executions: u64,
+    ran: &Ran,
+    error: Option<String>,
+) -> Cell {
+    Cell {
+        engine: engine.to_string(),
+        subject: subject.to_string(),
+        seed,
+        caught,
+        executions,
+        seconds: ran.seconds,
+        error,
     }
 }
 

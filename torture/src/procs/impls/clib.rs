@@ -52,21 +52,26 @@ pub const REQUIRED: [&str; 8] = [
     "torture_mvar_destroy",
 ];
 
+/// Loads the library at `path` (of either ABI) and checks that it exports every symbol of
+/// `required`; the error is the rest of one line.
+pub fn load_with(path: &Path, required: &[&str]) -> Result<libloading::Library, String> {
+    // SAFETY: loading a library runs its constructors: that is the user's code we are here to
+    // torture; the runner only does it after a child process survived doing it.
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| format!("cannot load: {}", e.to_string().trim()))?;
+    for s in required {
+        // SAFETY: only looked up, not called.
+        if unsafe { lib.get::<*const c_void>(s.as_bytes()) }.is_err() {
+            return Err(format!("missing symbol {s}"));
+        }
+    }
+    Ok(lib)
+}
+
 impl Lib {
     /// Loads the library at `path` and checks its symbols, ABI version and capabilities.
     pub fn load(path: &Path) -> Result<Lib, String> {
-        // SAFETY: loading a library runs its constructors: that is the user's code we are here
-        // to torture; the runner only does it after a child process survived doing it.
-        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| {
-            let e = e.to_string();
-            format!("cannot load: {}", e.trim())
-        })?;
-        for s in REQUIRED {
-            // SAFETY: only looked up, not called.
-            if unsafe { lib.get::<*const c_void>(s.as_bytes()) }.is_err() {
-                return Err(format!("missing symbol {s}"));
-            }
-        }
+        let lib = load_with(path, &REQUIRED)?;
         // SAFETY: each symbol has the type the header declares (the ABI this torture speaks);
         // the copied function pointers stay valid while `lib` is loaded, which `Lib` keeps.
         unsafe {

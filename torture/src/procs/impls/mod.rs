@@ -153,12 +153,7 @@ impl Implementation {
 
     /// The registered implementation `name` of this binary (`--impl`).
     pub fn plugin(name: &str) -> Result<Implementation, String> {
-        let imp = plugin::resolve(name)?;
-        let name = plugin::registry()
-            .mvar_names()
-            .into_iter()
-            .find(|n| *n == name)
-            .unwrap_or("?");
+        let (name, imp) = plugin::resolve(name)?;
         Ok(Implementation::Plugin(name, imp))
     }
 

@@ -86,14 +86,11 @@ pub fn install(r: Registry) {
     let _ = REGISTRY.set(r);
 }
 
-/// This process's registry (empty in the plain `torture` binary).
-pub fn registry() -> Registry {
-    REGISTRY.get().cloned().unwrap_or_default()
-}
-
-/// `--impl NAME` resolved, or the one-line reason it cannot be.
-pub fn resolve(name: &str) -> Result<Arc<dyn CrossMVar>, String> {
-    let r = registry();
-    r.find_mvar(name)
-        .ok_or_else(|| super::unknown(name, "MVar", r.mvar_names()))
+/// `--impl NAME` resolved (with the name as registered), or the one-line reason it cannot be.
+pub fn resolve(name: &str) -> Result<(&'static str, Arc<dyn CrossMVar>), String> {
+    let r = REGISTRY.get().map_or(&[][..], |r| r.mvars.as_slice());
+    r.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, i)| (*n, i.clone()))
+        .ok_or_else(|| super::unknown(name, "MVar", r.iter().map(|(n, _)| *n).collect()))
 }

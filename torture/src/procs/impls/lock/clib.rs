@@ -52,16 +52,7 @@ pub struct LockLib {
 impl LockLib {
     /// Loads the library at `path` and checks its symbols, ABI version and capabilities.
     pub fn load(path: &Path) -> Result<LockLib, String> {
-        // SAFETY: loading a library runs its constructors: the user's code we are here to
-        // torture; the runner only does it after a child process survived doing it.
-        let lib = unsafe { libloading::Library::new(path) }
-            .map_err(|e| format!("cannot load: {}", e.to_string().trim()))?;
-        for s in REQUIRED {
-            // SAFETY: only looked up, not called.
-            if unsafe { lib.get::<*const c_void>(s.as_bytes()) }.is_err() {
-                return Err(format!("missing symbol {s}"));
-            }
-        }
+        let lib = crate::procs::impls::clib::load_with(path, &REQUIRED)?;
         // SAFETY: each symbol has the type the header declares; the copied function pointers
         // stay valid while `lib` is loaded, which `LockLib` keeps.
         unsafe {

@@ -125,8 +125,12 @@ pub trait LockHandle {
 /// The lock a run tortures.
 #[derive(Clone)]
 pub enum LockImpl {
-    /// `primitives::lock::SharedReentrantLock`.
-    Reference,
+    /// `primitives::lock::SharedReentrantLock`; `recover: false` is the control
+    /// `lock-no-recovery` (a dead holder's lock is never taken over).
+    Reference {
+        /// Whether a dead holder's lock is taken over (the reference) or not (the control).
+        recover: bool,
+    },
     /// A C library (`--impl-lib`).
     Lib(Arc<clib::LockLib>),
     /// A Rust implementation registered by the running binary (`--impl NAME`).
@@ -134,14 +138,19 @@ pub enum LockImpl {
 }
 
 impl LockImpl {
-    /// The one a worker's spec names: a library's path, a registered name, or the reference.
-    pub fn select(lib: Option<&Path>, plugin: Option<&str>) -> Result<LockImpl, String> {
+    /// The one a worker's spec names: a library's path, a registered name, or the reference
+    /// (`recover: false`: the control `lock-no-recovery`).
+    pub fn select(
+        lib: Option<&Path>,
+        plugin: Option<&str>,
+        recover: bool,
+    ) -> Result<LockImpl, String> {
         if let Some(name) = plugin {
             return LockImpl::plugin(name);
         }
         match lib {
             Some(p) => Ok(LockImpl::Lib(Arc::new(clib::LockLib::load(p)?))),
-            None => Ok(LockImpl::Reference),
+            None => Ok(LockImpl::Reference { recover }),
         }
     }
 
@@ -170,7 +179,7 @@ impl LockImpl {
     /// The flag that selects it again in a replay line (empty for the reference).
     pub fn flag(&self) -> String {
         match self {
-            LockImpl::Reference => String::new(),
+            LockImpl::Reference { .. } => String::new(),
             LockImpl::Lib(l) => format!(
                 " --impl-lib {}",
                 crate::units::shell_word(&l.path().to_string_lossy())
@@ -182,7 +191,10 @@ impl LockImpl {
     /// Its name in reports.
     pub fn name(&self) -> String {
         match self {
-            LockImpl::Reference => "reference SharedReentrantLock".into(),
+            LockImpl::Reference { recover: true } => "reference SharedReentrantLock".into(),
+            LockImpl::Reference { recover: false } => {
+                "SharedReentrantLock without recovery (CONTROL lock-no-recovery)".into()
+            }
             LockImpl::Lib(l) => format!("C library {}", l.path().display()),
             LockImpl::Plugin(n, _) => format!("implementation {n:?}"),
         }
@@ -191,7 +203,7 @@ impl LockImpl {
     /// What it promises.
     pub fn caps(&self) -> LockCaps {
         match self {
-            LockImpl::Reference => LockCaps::ALL,
+            LockImpl::Reference { .. } => LockCaps::ALL,
             LockImpl::Lib(l) => l.caps(),
             LockImpl::Plugin(_, p) => p.caps(),
         }
@@ -200,7 +212,7 @@ impl LockImpl {
     /// Its acquire, as a hang report names it.
     pub fn acquire_name(&self) -> String {
         match self {
-            LockImpl::Reference => "SharedReentrantLock::lock".into(),
+            LockImpl::Reference { .. } => "SharedReentrantLock::lock".into(),
             LockImpl::Lib(_) => "torture_lock_acquire".into(),
             LockImpl::Plugin(n, _) => format!("{n}::acquire"),
         }
@@ -210,7 +222,7 @@ impl LockImpl {
     /// opens the runner's handle on it; destroyed when dropped.
     pub fn create(&self, name: &str, participants: u32) -> Result<CreatedLock, String> {
         let handle: Box<dyn LockHandle> = match self {
-            LockImpl::Reference => Box::new(reference::RefLock::create(name, participants)?),
+            LockImpl::Reference { .. } => Box::new(reference::RefLock::create(name, participants)?),
             LockImpl::Lib(l) => {
                 l.create(name)?;
                 match clib::LockHandleC::open(l, name) {
@@ -242,7 +254,10 @@ impl LockImpl {
     /// Opens the lock `name` in this process.
     pub fn open(&self, name: &str) -> Result<Box<dyn LockHandle>, String> {
         Ok(match self {
-            LockImpl::Reference => Box::new(reference::RefLock::open(name)?),
+            LockImpl::Reference { recover: true } => Box::new(reference::RefLock::open(name)?),
+            LockImpl::Reference { recover: false } => {
+                Box::new(reference::RefLock::open_without_recovery(name)?)
+            }
             LockImpl::Lib(l) => Box::new(clib::LockHandleC::open(l, name)?),
             LockImpl::Plugin(_, p) => p.open(name)?,
         })
@@ -250,7 +265,7 @@ impl LockImpl {
 
     fn destroy(&self, name: &str) {
         match self {
-            LockImpl::Reference => reference::RefLock::destroy(name),
+            LockImpl::Reference { .. } => reference::RefLock::destroy(name),
             LockImpl::Lib(l) => l.destroy(name),
             LockImpl::Plugin(_, p) => p.destroy(name),
         }
@@ -290,7 +305,7 @@ pub fn from_flags(cmd: &str, lib: Option<&Path>, name: Option<&str>) -> Result<L
         (_, Some(name)) => {
             LockImpl::plugin(name).map_err(|e| format!("torture {cmd}: --impl {name}: {e}"))
         }
-        (None, None) => Ok(LockImpl::Reference),
+        (None, None) => Ok(LockImpl::Reference { recover: true }),
         (Some(path), None) => {
             load(path).map_err(|e| format!("torture {cmd}: --impl-lib {}: {e}", path.display()))
         }
@@ -301,7 +316,7 @@ pub fn from_flags(cmd: &str, lib: Option<&Path>, name: Option<&str>) -> Result<L
 pub fn load(path: &Path) -> Result<LockImpl, String> {
     let abs = std::fs::canonicalize(path).map_err(|e| format!("cannot open: {e}"))?;
     super::probe(&abs, super::Abi::Lock)?;
-    LockImpl::select(Some(&abs), None)
+    LockImpl::select(Some(&abs), None, true)
 }
 
 /// The lock half of `torture __probe-lib --abi lock PATH`: loads the library, creates, opens,

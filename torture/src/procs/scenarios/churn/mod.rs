@@ -224,7 +224,7 @@ impl ProcScenario for Churn {
 /// One run at `clients` clients alive at once: its header, its replay line, the run.
 fn one(program: &str, args: &ChurnArgs, imp: &LockImpl, clients: u32, seed: u64) -> Single {
     let mut what = crate::procs::control_words(args.control.as_deref(), "reference").1;
-    if !matches!(imp, LockImpl::Reference) {
+    if !matches!(imp, LockImpl::Reference { .. }) {
         what = format!(
             "{what}, locks: {} (capabilities {})",
             imp.name(),

@@ -330,7 +330,7 @@ pub fn run(
         "  locks: {table_takeovers} table-lock and {db_takeovers} database-lock takeovers from dead holders; {} freezes",
         freezer.stops
     );
-    if !matches!(segs.imp, LockImpl::Reference) {
+    if !matches!(segs.imp, LockImpl::Reference { .. }) {
         let caps = segs.imp.caps();
         let _ = writeln!(
             summary,

@@ -72,7 +72,7 @@ pub fn run(w: &WorkerArgs) -> Result<u8, String> {
             .map_err(|e| format!("cannot register lock class {n}: {e}"))
     };
     let (table_class, db_class) = (class("client table")?, class("database")?);
-    let imp = LockImpl::select(spec.lib.as_deref(), spec.plugin.as_deref())?;
+    let imp = LockImpl::select(spec.lib.as_deref(), spec.plugin.as_deref(), true)?;
     let open_lock = |n: &str| {
         imp.open(n)
             .map_err(|e| format!("cannot open lock {n}: {e}"))

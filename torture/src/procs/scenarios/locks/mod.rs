@@ -203,7 +203,7 @@ impl Drop for Unlink {
 fn one(program: &str, args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Single {
     let (mut control_flag, mut what) =
         crate::procs::control_words(args.control.as_deref(), "reference (global order)");
-    if !matches!(imp, LockImpl::Reference) {
+    if !matches!(imp, LockImpl::Reference { .. }) {
         control_flag.push_str(&imp.flag());
         what = format!(
             "{what}, {} (capabilities {})",
@@ -239,7 +239,7 @@ fn run(args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Result<Outc
     let cycle_len = procs.min(k);
     let cycling = matches!(args.control.as_deref(), Some(CYCLE | CYCLE_NO_LOCKDEP));
     let no_recovery = args.control.as_deref() == Some(NO_RECOVERY);
-    if no_recovery && !matches!(imp, LockImpl::Reference) {
+    if no_recovery && !matches!(imp, LockImpl::Reference { .. }) {
         return Err(SetupError(format!(
             "--control {NO_RECOVERY} is a flavour of the reference lock, not of {}",
             imp.name()
@@ -516,7 +516,7 @@ fn run(args: &LocksArgs, imp: &LockImpl, workers: u32, seed: u64) -> Result<Outc
             "  every acquisition in the global order released (by every worker not killed); every lock free or taken over at the end"
         );
     }
-    if !matches!(imp, LockImpl::Reference) {
+    if !matches!(imp, LockImpl::Reference { .. }) {
         let _ = writeln!(
             summary,
             "  implementation: {} (capabilities {})",

@@ -87,19 +87,17 @@ pub fn worker(w: &WorkerArgs) -> Result<u8, String> {
         }
         None => Validator::new(Mode::Off),
     };
-    let imp = LockImpl::select(spec.lib.as_deref(), spec.plugin.as_deref())?;
+    let imp = LockImpl::select(
+        spec.lib.as_deref(),
+        spec.plugin.as_deref(),
+        !spec.no_recovery,
+    )?;
     let mut locks = Vec::new();
     for (i, n) in spec.locks.iter().enumerate() {
         let class = validator
             .try_class(NAMES[i], true)
             .map_err(|e| format!("cannot register lock class {}: {e}", NAMES[i]))?;
-        let handle = if spec.no_recovery {
-            crate::procs::impls::lock::reference::RefLock::open_without_recovery(n)
-                .map(|l| Box::new(l) as Box<dyn crate::procs::impls::lock::LockHandle>)?
-        } else {
-            imp.open(n)?
-        };
-        locks.push(Tracked::new(handle, class));
+        locks.push(Tracked::new(imp.open(n)?, class));
     }
     let mut ledger = w.writer()?;
     crate::procs::lockdep::quiet_panics("locks worker");
