@@ -311,7 +311,8 @@ pub struct Ledger {
     pub path: PathBuf,
     /// Its records, in order.
     pub records: Vec<Record>,
-    /// Lines that are not records (a worker bug: a kill cuts only between records).
+    /// Lines that are not records (a worker bug: a kill cuts only the last, unterminated line,
+    /// which is dropped, not reported).
     pub bad: Vec<BadRecord>,
 }
 
@@ -320,9 +321,16 @@ impl Ledger {
     /// record).
     pub fn read(path: &Path) -> Option<Ledger> {
         let text = std::fs::read_to_string(path).ok()?;
+        // Every record ends with a newline. A kill can still cut the last one: a write that
+        // crosses a page boundary is stopped between pages by SIGKILL (seen: "relea"). An
+        // unterminated tail is that cut record, never a bad one.
+        let whole = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
         let mut records = Vec::new();
         let mut bad = Vec::new();
-        for line in text.lines() {
+        for line in whole.lines() {
             match line.parse() {
                 Ok(r) => records.push(r),
                 Err(b) => bad.push(b),
@@ -452,6 +460,21 @@ mod tests {
         ] {
             assert!(bad.parse::<Record>().is_err(), "{bad:?}");
         }
+    }
+
+    /// A record cut by a kill (no newline yet) is dropped; a bad whole line is still bad.
+    #[test]
+    fn a_cut_last_record_is_not_a_bad_one() {
+        let dir = std::env::temp_dir().join(format!("ledger-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let p = dir.join("w.ledger");
+        std::fs::write(&p, "done take 42\nrelea").expect("write");
+        let l = Ledger::read(&p).expect("read");
+        assert_eq!((l.records.len(), l.bad.len()), (1, 0));
+        std::fs::write(&p, "done take 42\nrelea\n").expect("write");
+        let l = Ledger::read(&p).expect("read");
+        assert_eq!((l.records.len(), l.bad.len()), (1, 1));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
