@@ -4,11 +4,18 @@
 //! is removed exactly once by the end (takes, swaps, the resolver and the final drain), a value
 //! refused by a failed put never appears, and no thread takes a value it puts only later.
 //!
-//! Untimed operations may block legitimately (a lone `take` on an empty box); when every
-//! unfinished thread is blocked and nothing moved for a few milliseconds, the harness resolves
-//! the wait with a value of its own (or takes one) — exactly what a real program's other
-//! participants would do. A wait it cannot resolve (takers asleep on a full box) is a hang, and
-//! the deadline watchdog reports it.
+//! The threads are a pool reused across inputs, attached to a [`Sim`]: their deadlines run on a
+//! virtual clock, and the harness sees when they all sleep. When every unfinished thread sleeps,
+//! the harness acts at once, as the input's `env` list says (then by default): **serve** a
+//! legitimate wait with a value of its own, or take one (exactly what a real program's other
+//! participants would do); **expire** the earliest timed wait (the virtual clock jumps to its
+//! deadline); both at once (the timeout races the grant); or wake a sleeper **spuriously**
+//! (every wait must re-check its condition: this is how `mvar-if-not-while` is found). Every
+//! thread, the harness included, may also spin 2–40 µs after each wake it issues (the input's
+//! `wake_delay`), so that the woken thread runs before its waker goes on: the window in which a
+//! waker that wakes before it publishes (`mvar-wake-before-grant`) loses the wake-up. A wait
+//! nobody can end (takers asleep on a full box) is a hang, and the deadline watchdog reports it
+//! after `FUZZ_DEADLINE_MS` of real time.
 //!
 //! `FUZZ_CONTROL`: `mvar-wake-before-grant`, `mvar-if-not-while`, `mvar-one-waiter-class` run
 //! the same case on that negative control.
@@ -16,9 +23,11 @@
 use arbitrary::Arbitrary;
 use primitives::controls::{TakersOnly, WaitOnce, WakeBeforeGrant};
 use primitives::mvar::{MVar, Policy, Reference};
+use primitives::sync::sim::Sim;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Most threads and operations per thread a case runs.
@@ -27,7 +36,7 @@ const MAX_OPS: usize = 12;
 /// Values the harness itself puts to resolve a legitimate wait.
 const RESOLVER: u32 = 0xf000_0000;
 
-/// A short deadline, 0–3 ms.
+/// A short deadline, 0–3 ms (of the sim's virtual clock).
 #[derive(Arbitrary, Clone, Copy)]
 pub struct Ms(u8);
 
@@ -57,10 +66,42 @@ pub enum Op {
     Swap,
 }
 
-/// The case: one operation list per thread.
+/// What the harness does the next time every unfinished thread sleeps.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub enum Env {
+    /// Serve a waiter: put a value of its own for a taker/reader/swapper, or take the value for
+    /// a putter.
+    Serve,
+    /// Time out the earliest timed wait.
+    Expire,
+    /// Time out the earliest timed wait and serve at once: the timeout races the grant.
+    ExpireAndServe,
+    /// Wake the k-th sleeper spuriously.
+    Spurious(u8),
+}
+
+/// How long every thread (and the harness) spins after each wake it issues: 0, 2, 10 or 40 µs.
+#[derive(Arbitrary, Clone, Copy)]
+pub struct WakeDelay(u8);
+
+impl WakeDelay {
+    fn get(self) -> Duration {
+        Duration::from_micros([0, 2, 10, 40][usize::from(self.0 % 4)])
+    }
+}
+
+impl std::fmt::Debug for WakeDelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}us", self.get().as_micros())
+    }
+}
+
+/// The case: the delay after wakes, one operation list per thread, then the harness's choices.
 #[derive(Arbitrary, Debug)]
 pub struct Case {
+    pub wake_delay: WakeDelay,
     pub threads: Vec<Vec<Op>>,
+    pub env: Vec<Env>,
 }
 
 /// What one operation did.
@@ -104,109 +145,232 @@ fn id(thread: usize, op: usize) -> u32 {
     ((thread as u32 + 1) << 8) | op as u32
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The worker threads, reused across inputs (spawning 1–4 threads per input costs more than
+/// most inputs' operations).
+fn pool() -> &'static Mutex<Vec<mpsc::Sender<Job>>> {
+    static POOL: OnceLock<Mutex<Vec<mpsc::Sender<Job>>>> = OnceLock::new();
+    POOL.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Runs `jobs` on the pool's first `jobs.len()` workers.
+fn submit(jobs: Vec<Job>) {
+    let mut pool = pool().lock().unwrap_or_else(|e| e.into_inner());
+    while pool.len() < jobs.len() {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(format!("mvar_ops-{}", pool.len()))
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("spawn a worker thread");
+        pool.push(tx);
+    }
+    for (tx, job) in pool.iter().zip(jobs) {
+        tx.send(job).expect("a worker thread is gone");
+    }
+}
+
+/// One thread's share of a run: its state for the harness, its log when done.
+struct Slot {
+    state: AtomicU8,
+    log: Mutex<Option<std::thread::Result<Vec<Done>>>>,
+}
+
+/// Runs one thread's operations.
+fn ops<P: Policy>(m: &MVar<u32, P>, state: &AtomicU8, t: usize, ops: &[Op]) -> Vec<Done> {
+    let mut log = Vec::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        let v = id(t, i);
+        let blocking = |s: u8| state.store(s, Ordering::SeqCst);
+        let done = match *op {
+            Op::Put => {
+                blocking(WANTS_EMPTY);
+                m.put(v);
+                Done::Put(v)
+            }
+            Op::Take => {
+                blocking(WANTS_FULL);
+                Done::Took(m.take())
+            }
+            Op::Read => {
+                blocking(WANTS_FULL);
+                Done::Read(m.read())
+            }
+            Op::Swap => {
+                blocking(WANTS_FULL);
+                Done::Swapped {
+                    new: v,
+                    old: m.swap(v),
+                }
+            }
+            Op::TryPut => match m.try_put(v) {
+                Ok(()) => Done::Put(v),
+                Err(e) => Done::Refused(e.into_inner()),
+            },
+            Op::TryTake => m.try_take().map_or(Done::Nothing, Done::Took),
+            Op::TryRead => m.try_read().map_or(Done::Nothing, Done::Read),
+            Op::PutTimeout(d) => {
+                blocking(WANTS_EMPTY);
+                match m.put_timeout(v, d.get()) {
+                    Ok(()) => Done::Put(v),
+                    Err(e) => Done::Refused(e.into_inner()),
+                }
+            }
+            Op::TakeTimeout(d) => {
+                blocking(WANTS_FULL);
+                m.take_timeout(d.get()).map_or(Done::Nothing, Done::Took)
+            }
+        };
+        state.store(RUNNING, Ordering::SeqCst);
+        log.push(done);
+    }
+    log
+}
+
+/// The harness's side of a run: what it put and took itself.
+struct Harness<'a, P: Policy> {
+    m: &'a MVar<u32, P>,
+    sim: &'a Sim,
+    slots: &'a [Slot],
+    env: std::slice::Iter<'a, Env>,
+    resolver: Vec<Done>,
+}
+
+impl<P: Policy> Harness<'_, P> {
+    /// Serves one waiter if the box lets it; returns whether it did.
+    fn serve(&mut self) -> bool {
+        let wants = |s: u8| self.slots.iter().any(|x| x.state.load(Ordering::SeqCst) == s);
+        if wants(WANTS_FULL) {
+            let v = RESOLVER | self.resolver.len() as u32;
+            if self.m.try_put(v).is_ok() {
+                self.resolver.push(Done::Put(v));
+                return true;
+            }
+        }
+        if wants(WANTS_EMPTY) {
+            if let Ok(v) = self.m.try_take() {
+                self.resolver.push(Done::Took(v));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Everyone left sleeps: act once, as the input says, then by default (serve, else expire).
+    /// Returns whether anything was done.
+    fn act(&mut self) -> bool {
+        let did = match self.env.next() {
+            Some(Env::Serve) => self.serve(),
+            Some(Env::Expire) => self.sim.expire_next() > 0,
+            Some(Env::ExpireAndServe) => {
+                let expired = self.sim.expire_next() > 0;
+                self.serve() || expired
+            }
+            Some(Env::Spurious(k)) => self.sim.wake_spuriously(usize::from(*k)),
+            None => false,
+        };
+        did || self.serve() || self.sim.expire_next() > 0
+    }
+}
+
 /// Runs `case` on an MVar of policy `P` and checks it.
 pub fn run<P: Policy>(case: &Case) {
     let m: Arc<MVar<u32, P>> = Arc::new(MVar::with_policy_empty());
-    let states: Arc<Vec<AtomicU8>> = Arc::new(
-        (0..case.threads.len())
-            .map(|_| AtomicU8::new(RUNNING))
+    let sim = Sim::new();
+    sim.set_wake_delay(case.wake_delay.get());
+    let n = case.threads.len();
+    let slots: Arc<Vec<Slot>> = Arc::new(
+        (0..n)
+            .map(|_| Slot {
+                state: AtomicU8::new(RUNNING),
+                log: Mutex::new(None),
+            })
             .collect(),
     );
-    let progress = Arc::new(AtomicU64::new(0));
-    let handles: Vec<_> = case
+    let finished = Arc::new(AtomicUsize::new(0));
+    let jobs: Vec<Job> = case
         .threads
         .iter()
         .cloned()
         .enumerate()
-        .map(|(t, ops)| {
-            let (m, states, progress) = (m.clone(), states.clone(), progress.clone());
-            std::thread::Builder::new()
-                .name(format!("mvar_ops-{t}"))
-                .spawn(move || {
-                    let mut log = Vec::with_capacity(ops.len());
-                    for (i, op) in ops.into_iter().enumerate() {
-                        let v = id(t, i);
-                        let blocking = |s: u8| states[t].store(s, Ordering::SeqCst);
-                        let done = match op {
-                            Op::Put => {
-                                blocking(WANTS_EMPTY);
-                                m.put(v);
-                                Done::Put(v)
-                            }
-                            Op::Take => {
-                                blocking(WANTS_FULL);
-                                Done::Took(m.take())
-                            }
-                            Op::Read => {
-                                blocking(WANTS_FULL);
-                                Done::Read(m.read())
-                            }
-                            Op::Swap => {
-                                blocking(WANTS_FULL);
-                                Done::Swapped {
-                                    new: v,
-                                    old: m.swap(v),
-                                }
-                            }
-                            Op::TryPut => match m.try_put(v) {
-                                Ok(()) => Done::Put(v),
-                                Err(e) => Done::Refused(e.into_inner()),
-                            },
-                            Op::TryTake => m.try_take().map_or(Done::Nothing, Done::Took),
-                            Op::TryRead => m.try_read().map_or(Done::Nothing, Done::Read),
-                            Op::PutTimeout(d) => match m.put_timeout(v, d.get()) {
-                                Ok(()) => Done::Put(v),
-                                Err(e) => Done::Refused(e.into_inner()),
-                            },
-                            Op::TakeTimeout(d) => {
-                                m.take_timeout(d.get()).map_or(Done::Nothing, Done::Took)
-                            }
-                        };
-                        states[t].store(RUNNING, Ordering::SeqCst);
-                        progress.fetch_add(1, Ordering::SeqCst);
-                        log.push(done);
-                    }
-                    states[t].store(DONE, Ordering::SeqCst);
-                    log
-                })
-                .expect("spawn a case thread")
+        .map(|(t, list)| {
+            let (m, sim, slots, finished) = (m.clone(), sim.clone(), slots.clone(), finished.clone());
+            Box::new(move || {
+                let r = {
+                    let _attached = sim.attach();
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ops(&m, &slots[t].state, t, &list)
+                    }))
+                };
+                *slots[t].log.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                slots[t].state.store(DONE, Ordering::SeqCst);
+                finished.fetch_add(1, Ordering::SeqCst);
+            }) as Job
         })
         .collect();
-    // Resolve legitimate waits: everyone left is blocked and nothing moved for a while.
-    let mut resolver: Vec<Done> = Vec::new();
-    let mut quiet = 0;
-    let mut last = progress.load(Ordering::SeqCst);
-    let mut n = 0;
-    while states.iter().any(|s| s.load(Ordering::SeqCst) != DONE) {
-        std::thread::sleep(Duration::from_micros(100));
-        let now = progress.load(Ordering::SeqCst);
-        if now != last {
-            (last, quiet) = (now, 0);
-            continue;
+    submit(jobs);
+    // The harness serves waiters too: its wakes get the same delay.
+    let _attached = sim.attach();
+    let mut h = Harness {
+        m: &m,
+        sim: &sim,
+        slots: &slots,
+        env: case.env.iter(),
+        resolver: Vec::new(),
+    };
+    // Wait for the threads; whenever all unfinished ones sleep, act.
+    let mut idle = 0u32;
+    loop {
+        let done = finished.load(Ordering::SeqCst);
+        if done == n {
+            break;
         }
-        quiet += 1;
-        let st: Vec<u8> = states.iter().map(|s| s.load(Ordering::SeqCst)).collect();
-        if quiet < 20 || st.contains(&RUNNING) {
-            continue;
-        }
-        quiet = 0;
-        if st.contains(&WANTS_FULL) && m.try_put(RESOLVER | n).is_ok() {
-            resolver.push(Done::Put(RESOLVER | n));
-            n += 1;
-        } else if st.contains(&WANTS_EMPTY) {
-            if let Ok(v) = m.try_take() {
-                resolver.push(Done::Took(v));
+        if let Some(t) = (0..n).find(|&t| {
+            slots[t].state.load(Ordering::SeqCst) == DONE
+                && matches!(*slots[t].log.lock().unwrap_or_else(|e| e.into_inner()), Some(Err(_)))
+        }) {
+            // A thread panicked (a broken invariant inside the MVar): fail now, whoever else
+            // may still be blocked.
+            if let Some(Err(p)) = slots[t].log.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                std::panic::resume_unwind(p);
             }
         }
+        if sim.asleep() >= n - done {
+            // Let a thread that was just woken (it still counts as asleep) run first.
+            let seen = sim.activity();
+            std::thread::yield_now();
+            if sim.activity() == seen
+                && finished.load(Ordering::SeqCst) == done
+                && sim.asleep() >= n - done
+                && h.act()
+            {
+                idle = 0;
+                continue;
+            }
+        }
+        // Nothing to do yet: yield, and after a while sleep a little (a stuck case waits for
+        // the deadline watchdog without burning a CPU).
+        idle += 1;
+        if idle < 200 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(if idle < 1000 { 20 } else { 500 }));
+        }
     }
-    let logs: Vec<Vec<Done>> = handles
-        .into_iter()
-        .map(|h| match h.join() {
-            Ok(l) => l,
-            Err(p) => std::panic::resume_unwind(p),
+    let logs: Vec<Vec<Done>> = slots
+        .iter()
+        .map(|s| match s.log.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(Ok(l)) => l,
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            None => unreachable!("a finished thread left its log"),
         })
         .collect();
     let last_value = m.try_take().ok();
+    let resolver = std::mem::take(&mut h.resolver);
     check(&logs, &resolver, last_value, case);
 }
 

@@ -55,6 +55,12 @@ pub fn wait_in(
     expected: u32,
     deadline: Option<Instant>,
 ) -> WaitResult {
+    // A thread attached to a harness's sim sleeps on its virtual clock (see [`super::sim`]).
+    // With no sim in the process, this is one relaxed load.
+    #[cfg(not(any(loom, shuttle)))]
+    if let Some(sim) = super::sim::current() {
+        return sim.wait(scope, word, expected, deadline);
+    }
     // With chaos on (real threads only), a wait may return spuriously, at once or after a
     // short sleep although not woken: see [`super::chaos`]. Off, this is one relaxed load.
     #[cfg(not(any(loom, shuttle)))]
@@ -74,6 +80,13 @@ pub fn wait_in(
 
 /// Wakes up to `n` waiters on `word` in the given [`Scope`].
 pub fn wake_in(scope: Scope, word: &AtomicU32, n: u32) {
+    // A thread attached to a harness's sim may be slowed after its wakes (see [`super::sim`]).
+    #[cfg(not(any(loom, shuttle)))]
+    if let Some(sim) = super::sim::current() {
+        imp::wake(scope, word, n);
+        sim.after_wake();
+        return;
+    }
     // With chaos on, a short random delay before or after the wake (see [`super::chaos`]).
     #[cfg(not(any(loom, shuttle)))]
     if super::chaos::before_wake() {
@@ -85,7 +98,7 @@ pub fn wake_in(scope: Scope, word: &AtomicU32, n: u32) {
 }
 
 #[cfg(not(any(loom, shuttle)))]
-mod imp {
+pub(super) mod imp {
     use super::{Scope, WaitResult};
     use crate::sync::atomic::AtomicU32;
     use crate::sync::time::Instant;

@@ -11,6 +11,8 @@
 //!
 //! On real threads, [`chaos`] mode (off by default) injects spurious wake-ups and short random
 //! delays at `wait`, `wake` and `thread::spawn`; under the model engines it compiles to nothing.
+//! A fuzz harness may also attach its real threads to a [`sim`]: their deadlines then run on a
+//! virtual clock the harness advances, and the harness sees when they all sleep.
 //!
 //! The futex model keeps the kernel's contract: `wait` returns at once if the word no longer
 //! holds the expected value (checked under the table lock, as the kernel checks it under its
@@ -31,6 +33,8 @@ pub mod chaos;
 pub mod engine;
 pub mod fork;
 pub mod futex;
+#[cfg(not(any(loom, shuttle)))]
+pub mod sim;
 pub mod time;
 
 mod cell;

@@ -33,12 +33,25 @@ impl Instant {
     }
 }
 
-/// A deadline `d` from now; `None` means "never" (the duration is too large to represent).
-pub fn deadline_after(d: Duration) -> Option<Instant> {
-    Instant::now().checked_add(d)
+/// "Now" of the calling thread: the real clock, or — for a thread attached to a harness's
+/// [`sim`](super::sim) — its virtual clock.
+#[cfg(not(any(loom, shuttle)))]
+pub fn now() -> Instant {
+    super::sim::now()
 }
 
-/// True once `deadline` has passed.
+/// "Now" under a model engine: frozen.
+#[cfg(any(loom, shuttle))]
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// A deadline `d` from [`now`]; `None` means "never" (the duration is too large to represent).
+pub fn deadline_after(d: Duration) -> Option<Instant> {
+    now().checked_add(d)
+}
+
+/// True once `deadline` has passed (by [`now`]).
 pub fn is_due(deadline: Instant) -> bool {
-    Instant::now() >= deadline
+    now() >= deadline
 }
