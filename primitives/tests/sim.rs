@@ -107,10 +107,7 @@ fn a_spurious_wake_is_caught_in_the_if_not_while_control() {
     until_asleep(&sim, 1);
     assert!(sim.wake_spuriously(0));
     let err = t.join().expect_err("woken without a value");
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("woken without a value"), "{msg}");
 }
 

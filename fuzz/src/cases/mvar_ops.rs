@@ -243,7 +243,11 @@ struct Harness<'a, P: Policy> {
 impl<P: Policy> Harness<'_, P> {
     /// Serves one waiter if the box lets it; returns whether it did.
     fn serve(&mut self) -> bool {
-        let wants = |s: u8| self.slots.iter().any(|x| x.state.load(Ordering::SeqCst) == s);
+        let wants = |s: u8| {
+            self.slots
+                .iter()
+                .any(|x| x.state.load(Ordering::SeqCst) == s)
+        };
         if wants(WANTS_FULL) {
             let v = RESOLVER | self.resolver.len() as u32;
             if self.m.try_put(v).is_ok() {
@@ -298,7 +302,8 @@ pub fn run<P: Policy>(case: &Case) {
         .cloned()
         .enumerate()
         .map(|(t, list)| {
-            let (m, sim, slots, finished) = (m.clone(), sim.clone(), slots.clone(), finished.clone());
+            let (m, sim, slots, finished) =
+                (m.clone(), sim.clone(), slots.clone(), finished.clone());
             Box::new(move || {
                 let r = {
                     let _attached = sim.attach();
@@ -331,11 +336,19 @@ pub fn run<P: Policy>(case: &Case) {
         }
         if let Some(t) = (0..n).find(|&t| {
             slots[t].state.load(Ordering::SeqCst) == DONE
-                && matches!(*slots[t].log.lock().unwrap_or_else(|e| e.into_inner()), Some(Err(_)))
+                && matches!(
+                    *slots[t].log.lock().unwrap_or_else(|e| e.into_inner()),
+                    Some(Err(_))
+                )
         }) {
             // A thread panicked (a broken invariant inside the MVar): fail now, whoever else
             // may still be blocked.
-            if let Some(Err(p)) = slots[t].log.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            if let Some(Err(p)) = slots[t]
+                .log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
                 std::panic::resume_unwind(p);
             }
         }
@@ -363,11 +376,13 @@ pub fn run<P: Policy>(case: &Case) {
     }
     let logs: Vec<Vec<Done>> = slots
         .iter()
-        .map(|s| match s.log.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            Some(Ok(l)) => l,
-            Some(Err(p)) => std::panic::resume_unwind(p),
-            None => unreachable!("a finished thread left its log"),
-        })
+        .map(
+            |s| match s.log.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(Ok(l)) => l,
+                Some(Err(p)) => std::panic::resume_unwind(p),
+                None => unreachable!("a finished thread left its log"),
+            },
+        )
         .collect();
     let last_value = m.try_take().ok();
     let resolver = std::mem::take(&mut h.resolver);

@@ -33,6 +33,7 @@ pub mod chaos;
 pub mod engine;
 pub mod fork;
 pub mod futex;
+mod futex_sys;
 #[cfg(not(any(loom, shuttle)))]
 pub mod sim;
 pub mod time;

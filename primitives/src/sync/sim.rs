@@ -36,7 +36,7 @@
 //! [`futex::wake_in`]: super::futex::wake_in
 
 use super::atomic::AtomicU32;
-use super::futex::{Scope, WaitResult};
+use super::futex_sys::{self, Scope, WaitResult};
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -154,8 +154,10 @@ impl Sim {
     /// issues: the woken thread runs before its waker's next step — the window in which a
     /// waker that wakes *before* it publishes loses its wake-up. Zero (the default) turns it off.
     pub fn set_wake_delay(&self, d: Duration) {
-        self.wake_delay
-            .store(d.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
+        self.wake_delay.store(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
     }
 
     /// The hook after a futex wake by an attached thread.
@@ -271,7 +273,7 @@ impl Sim {
             id
         };
         // Untimed: only a wake (a server's, or the harness's expiry or spurious wake) ends it.
-        let _ = super::futex::imp::wait(scope, word, expected, None);
+        let _ = futex_sys::wait(scope, word, expected, None);
         let expired = {
             let mut book = self.book();
             let i = book
@@ -297,5 +299,5 @@ fn wake_addr(scope: Scope, addr: usize) {
     // holds the book's lock, without which the sleeper cannot leave `Sim::wait` (it removes its
     // entry under that lock first), so its word outlives this call.
     let word = unsafe { &*(addr as *const AtomicU32) };
-    super::futex::imp::wake(scope, word, u32::MAX);
+    futex_sys::wake(scope, word, u32::MAX);
 }
