@@ -31,6 +31,7 @@ pub mod chaos;
 pub mod engine;
 pub mod fork;
 pub mod futex;
+pub mod spin;
 pub mod time;
 
 mod cell;
