@@ -6,7 +6,8 @@ use crate::lock::RawMutex;
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
 use crate::sync::time::{deadline_after, Duration, Instant};
-use crate::sync::{spin_until, Arc, UnsafeCell};
+use crate::sync::spin::AdaptiveSpin;
+use crate::sync::{Arc, UnsafeCell};
 use crate::track::waitreg;
 use core::marker::PhantomData;
 use std::collections::VecDeque;
@@ -15,6 +16,9 @@ use std::collections::VecDeque;
 const WAITING: u32 = 0;
 /// A waiter's word: served; its slot holds the result.
 const GRANTED: u32 = 1;
+/// A waiter's word: still queued, and its waiter sleeps (or is about to) in `futex::wait`: the
+/// server must wake it.
+const SLEEPING: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -83,6 +87,8 @@ struct Inner<T> {
 pub struct MVar<T, P: Policy = Reference> {
     lock: RawMutex,
     inner: UnsafeCell<Inner<T>>,
+    /// How long this box's waiters spin before sleeping (learnt; nothing under the models).
+    spin: AdaptiveSpin,
     _policy: PhantomData<P>,
 }
 
@@ -117,6 +123,7 @@ impl<T: Send, P: Policy> MVar<T, P> {
                 putters: VecDeque::new(),
                 readers: VecDeque::new(),
             }),
+            spin: AdaptiveSpin::new(),
             _policy: PhantomData,
         }
     }
@@ -152,13 +159,13 @@ impl<T: Send, P: Policy> MVar<T, P> {
         Some(r)
     }
 
-    /// Marks `w` served. Its slot is already filled.
+    /// Marks `w` served. Its slot is already filled. Only a waiter that announced it sleeps
+    /// (`SLEEPING`) is woken; one still spinning sees `GRANTED` by itself.
     fn grant(w: Arc<Waiter<T>>, wakes: &mut Wakes<T>) {
         if P::WAKE_BEFORE_GRANT {
             futex::wake_one(&w.word);
             w.word.store(GRANTED, Ordering::Release);
-        } else {
-            w.word.store(GRANTED, Ordering::Release);
+        } else if w.word.swap(GRANTED, Ordering::Release) == SLEEPING {
             wakes.push(w);
         }
     }
@@ -211,18 +218,31 @@ impl<T: Send, P: Policy> MVar<T, P> {
         }
     }
 
-    /// Sleeps until `w` is granted or `deadline` passes. Returns whether it was granted; if
-    /// not, `w` has been removed from its queue and its slot still holds what it brought.
+    /// Waits until `w` is granted or `deadline` passes: spins (adaptive, bounded), then
+    /// announces `SLEEPING`, registers in the wait registry and sleeps. Returns whether it was
+    /// granted; if not, `w` has been removed from its queue and its slot still holds what it
+    /// brought.
     fn await_grant(&self, w: &Arc<Waiter<T>>, deadline: Option<Instant>, op: &'static str) -> bool {
-        if spin_until(|| w.word.load(Ordering::Acquire) == GRANTED) {
+        if self
+            .spin
+            .until(|| w.word.load(Ordering::Acquire) == GRANTED)
+        {
             return true;
         }
         let _registered = waitreg::enter(op, self);
         loop {
-            if w.word.load(Ordering::Acquire) == GRANTED {
+            // WAITING → SLEEPING, or already SLEEPING (woken spuriously): sleep; GRANTED: done.
+            // The CAS and the server's swap are read-modify-writes of one word, so exactly one
+            // of "the server saw SLEEPING (and wakes us)" and "we saw GRANTED" happens.
+            if let Err(GRANTED) = w.word.compare_exchange(
+                WAITING,
+                SLEEPING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            ) {
                 return true;
             }
-            let r = futex::wait(&w.word, WAITING, deadline);
+            let r = futex::wait(&w.word, SLEEPING, deadline);
             if r == WaitResult::TimedOut {
                 return self.cancel(w);
             }

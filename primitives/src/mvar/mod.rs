@@ -13,7 +13,18 @@
 //! The state lives behind a [`RawMutex`](crate::lock::RawMutex) (held only for a few queue
 //! operations, never across a sleep): the box `value: Option<T>` and three FIFO queues of
 //! waiters — takers (including swappers), putters, readers. Each waiter owns a private futex
-//! word (`WAITING → GRANTED`) and a slot that carries its value in or out.
+//! word and a slot that carries its value in or out:
+//!
+//! | word       | meaning                                   | moved by                              |
+//! |------------|-------------------------------------------|---------------------------------------|
+//! | `WAITING`  | queued, its waiter spins                  | the waiter, when it queues            |
+//! | `SLEEPING` | queued, its waiter sleeps (or is about to) | the waiter: `CAS WAITING→SLEEPING` after its spin, then `futex_wait(word, SLEEPING)` |
+//! | `GRANTED`  | served: the slot holds the result         | the server: `swap` under the MVar lock |
+//!
+//! A blocked waiter first spins (an adaptive bound learnt per box, with a few yields:
+//! [`crate::sync::spin`]); only a waiter that announced `SLEEPING` registers in the wait
+//! registry and sleeps, and only such a waiter is woken: the server's `swap` returns the old
+//! state, and a hand-off to a spinning waiter makes no system call.
 //!
 //! | box   | takers | putters | readers | an arriving ...                                 |
 //! |-------|--------|---------|---------|-------------------------------------------------|
@@ -28,7 +39,8 @@
 //! queued reader (a clone each), then hands the value to the **first** queued taker (a swapper
 //! gets the value and leaves its own value in the box); an empty box takes the value of the
 //! **first** queued putter. Each served waiter gets its slot filled, its word set to `GRANTED`
-//! and exactly one `wake_one` on its own word, after the lock is released.
+//! and — if it was `SLEEPING` — exactly one `wake_one` on its own word, after the lock is
+//! released.
 //!
 //! # Fairness (what is guaranteed)
 //! Like GHC's `MVar`: blocked takers are served in FIFO order of arrival, blocked putters in FIFO
@@ -52,6 +64,12 @@
 //! * A waiter's slot: written by the server under the lock, then the server stores `GRANTED`
 //!   with `Release`; the waiter loads its word with `Acquire` before touching the slot, which
 //!   pairs with that store. A waiter that cancels reads the word under the lock.
+//! * `WAITING → SLEEPING` (the waiter's CAS) and `→ GRANTED` (the server's swap) are
+//!   read-modify-writes of one word, so one of them comes first in its modification order:
+//!   either the server sees `SLEEPING` and wakes, or the CAS fails on `GRANTED` (loaded with
+//!   `Acquire`, pairing with the swap's `Release`) and the waiter does not sleep. No lost wake-up,
+//!   no SeqCst needed. The sleep itself is `futex_wait(word, SLEEPING)`, which returns at once
+//!   if the word is already `GRANTED`.
 //! * Wake-ups happen after the `Release` store (a wake before the store is the negative control
 //!   `mvar-wake-before-grant`), and the server keeps an `Arc` of the waiter until its `wake_one`
 //!   returns, so the word is never freed under the waker.

@@ -3,7 +3,7 @@
 //! linearizability oracle, sizes that keep a history within the oracle's reach, and the
 //! "atomic operation races" skeleton of the read and swap scenarios.
 
-use super::Params;
+use super::{Params, Schedule};
 use crate::history::linearizability::{Cell, Kind, Limits, Operation};
 use crate::history::{judge, Clock, Recorder};
 use crate::sync::atomic::{AtomicU64, Ordering};
@@ -121,6 +121,11 @@ impl Flight {
         self.done.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Puts that ended so far.
+    pub fn ended(&self) -> u64 {
+        self.done.load(Ordering::SeqCst)
+    }
+
     /// Runs `op`; also says whether no take was in flight at any instant of it: none started
     /// after the first matching put completed before `op` began (`started` after ≤ `done`
     /// before; `started - done` at any instant in between is at most that difference).
@@ -152,6 +157,14 @@ pub(crate) type WorkerRound<M> = fn(&M, &mut Recorder, &mut Ledger, u32, u64);
 ///   `try_put` must fail; a `try_put` that succeeds (legitimately, while a take is in flight) is
 ///   undone at once by a `take`, so the number of values in play stays one;
 /// * a cycler (the calling thread): each round takes the value and puts a fresh one.
+///
+/// On real threads the cycler and the prober **aim at the window** a two-step operation opens
+/// (a fast MVar closes it within nanoseconds otherwise): the cycler holds the box empty for a
+/// while ([`HOLD`]), so that the workers queue up behind its take and go to sleep; its put then
+/// hands the value to the first of them, and the prober, which watches for the end of each
+/// cycle ([`Flight::ended`]), probes right after it — while a take-then-put worker is still
+/// waking up with the box empty (an atomic one left the box full: there is no window). Under a
+/// model engine the engine chooses the interleavings; there the cycler only yields.
 ///
 /// Every operation is recorded and the history judged by the oracle; every value must leave the
 /// box exactly once (the last one is drained at the end) and every value read must have been
@@ -186,10 +199,15 @@ pub(crate) fn atomic_op_races<M: MVarApi<u64> + 'static>(
     }
     {
         let (m, clock, flight) = (m.clone(), clock.clone(), flight.clone());
+        let aim = p.schedule == Schedule::Real && !crate::sync::MODELLED;
         handles.push(thread::spawn(move || {
             let mut rec = Recorder::new(1, &clock);
             let mut ledger = Ledger::default();
+            let mut seen_end = 0;
             for round in 0..rounds {
+                if aim {
+                    seen_end = after_next_cycle(&flight, seen_end);
+                }
                 probe(&*m, &mut rec, &mut ledger, &flight, round);
             }
             (rec.into_ops(), ledger)
@@ -198,6 +216,7 @@ pub(crate) fn atomic_op_races<M: MVarApi<u64> + 'static>(
     for round in 0..rounds {
         flight.begin();
         let v = rec.record(|| m.take(), |v| Kind::Take(Some(*v)));
+        hold(p.schedule);
         let fresh = value(ROLE_CYCLER, round);
         rec.record(|| m.put(fresh), |_| Kind::Put(fresh));
         flight.end();
@@ -225,6 +244,46 @@ pub(crate) fn atomic_op_races<M: MVarApi<u64> + 'static>(
     parts.push(rec.into_ops());
     ledger.assert_each_value_leaves_once(scenario);
     assert_linearizable(scenario, parts, Cell::Empty);
+}
+
+/// How long the cycler of [`atomic_op_races`] holds the box empty on real threads: longer than
+/// a waiter's spin before it sleeps (see `sync::spin`), so the workers behind it sleep.
+pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_micros(100);
+
+/// How long the prober waits for the next cycle to end before it probes anyway.
+const AIM_PATIENCE: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// The cycler's pause with the box empty: [`HOLD`] on real threads; a yield under a model
+/// engine (where time does not pass and the engine explores the interleavings itself).
+fn hold(schedule: Schedule) {
+    #[cfg(not(any(loom, shuttle)))]
+    if schedule == Schedule::Real {
+        std::thread::sleep(HOLD);
+        return;
+    }
+    let _ = schedule;
+    thread::yield_now();
+}
+
+/// Real threads only: returns as soon as a cycle ends after the one `seen` counts (or after
+/// [`AIM_PATIENCE`], so the prober never waits for a cycler that is done); the count it saw.
+fn after_next_cycle(flight: &Flight, seen: u64) -> u64 {
+    #[cfg(not(any(loom, shuttle)))]
+    {
+        let start = std::time::Instant::now();
+        loop {
+            let now = flight.ended();
+            if now > seen || start.elapsed() > AIM_PATIENCE {
+                return now;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    #[cfg(any(loom, shuttle))]
+    {
+        let _ = flight;
+        seen
+    }
 }
 
 /// One round of the prober of [`atomic_op_races`].

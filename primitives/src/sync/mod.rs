@@ -36,6 +36,7 @@ pub mod futex;
 mod futex_sys;
 #[cfg(not(any(loom, shuttle)))]
 pub mod sim;
+pub mod spin;
 pub mod time;
 
 mod cell;
