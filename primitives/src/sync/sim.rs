@@ -11,6 +11,7 @@
 //! | [`time::deadline_after`], [`time::is_due`] | measured on the sim's *virtual clock*, which only moves in [`Sim::expire_next`] |
 //! | [`futex::wait_in`] with a deadline   | already due: `TimedOut` at once; otherwise sleeps **untimed** until woken, or until the harness expires it ([`Sim::expire_next`]), then `TimedOut` |
 //! | [`futex::wait_in`] (any)             | counted in [`Sim::asleep`] while it sleeps; the harness may wake it spuriously ([`Sim::wake_spuriously`]) |
+//! | [`spin::AdaptiveSpin::until`]         | looks once, does not spin: the harness wants to see the thread asleep |
 //! | [`futex::wake_in`]                   | the real wake, then a spin of [`Sim::set_wake_delay`] (0 by default): the woken thread runs before its waker goes on |
 //!
 //! Everything else is the real thing: real threads, real futexes, real wake-ups. Threads that
@@ -34,6 +35,7 @@
 //! [`time::is_due`]: super::time::is_due
 //! [`futex::wait_in`]: super::futex::wait_in
 //! [`futex::wake_in`]: super::futex::wake_in
+//! [`spin::AdaptiveSpin::until`]: super::spin::AdaptiveSpin::until
 
 use super::atomic::AtomicU32;
 use super::futex_sys::{self, Scope, WaitResult};

@@ -13,7 +13,9 @@
 //! The estimate is a heuristic, not state of any protocol: a relaxed word outside the model
 //! engines' view (a lost update only changes how long someone spins). Under loom and shuttle
 //! there is no spinning at all ([`AdaptiveSpin::until`] returns `false` at once: spinning only
-//! multiplies the schedules to explore, and the protocol's sleeping path is the one to check).
+//! multiplies the schedules to explore, and the protocol's sleeping path is the one to check),
+//! nor for a thread attached to a harness's [`sim`](super::sim) (it looks once: the harness
+//! acts when every thread sleeps, and spinning only delays that).
 
 /// Upper bound of one spin, in spin hints (25–60 ns each on the 2-vCPU machine of the
 /// benchmarks).
@@ -59,7 +61,15 @@ impl AdaptiveSpin {
             false
         }
         #[cfg(not(any(loom, shuttle)))]
-        self.spin(ready)
+        {
+            // A thread attached to a harness's sim looks once, as under a model engine: the
+            // harness acts when every thread sleeps, and a spin only delays that moment.
+            if super::sim::current().is_some() {
+                let mut ready = ready;
+                return ready();
+            }
+            self.spin(ready)
+        }
     }
 
     #[cfg(not(any(loom, shuttle)))]
