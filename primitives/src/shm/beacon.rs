@@ -109,7 +109,7 @@ fn start() -> Beacon {
     // Empty circular list: the head points at itself.
     head.next
         .store(&head.next as *const AtomicUsize as usize, Ordering::SeqCst);
-    let (tx, rx) = std::sync::mpsc::channel::<Option<u32>>();
+    let (tx, rx) = crate::sync::book_mpsc::channel::<Option<u32>>();
     let spawned = std::thread::Builder::new()
         .name("shm-beacon".into())
         .stack_size(64 * 1024)

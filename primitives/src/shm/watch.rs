@@ -167,11 +167,29 @@ mod real_fallback {
     pub(super) fn get() -> Duration {
         Duration::from_millis(MS.load(BookOrdering::Relaxed))
     }
+
+    static WATCHING: crate::sync::BookAtomicBool = crate::sync::BookAtomicBool::new(true);
+
+    pub(super) fn set_watching(on: bool) {
+        WATCHING.store(on, BookOrdering::Relaxed);
+    }
+
+    pub(super) fn watching() -> bool {
+        WATCHING.load(BookOrdering::Relaxed)
+    }
 }
 
 #[cfg(any(loom, shuttle))]
 mod real_fallback {
     pub(super) fn set(_d: super::Duration) {}
+    pub(super) fn set_watching(_on: bool) {}
+}
+
+/// Whether this process's sleepers watch death beacons (the default) or poll in slices as
+/// before beacons existed — for the benchmark's side-by-side "before" rows. Beacons of this
+/// process are armed either way (other processes' sleepers rely on them).
+pub fn set_beacon_watching(on: bool) {
+    real_fallback::set_watching(on);
 }
 
 #[cfg(not(any(loom, shuttle)))]
@@ -295,7 +313,9 @@ mod real {
         whom: Whom,
         deadline: Option<Instant>,
     ) -> Slept {
-        if NO_WAITV.load(crate::sync::BookOrdering::Relaxed) {
+        if NO_WAITV.load(crate::sync::BookOrdering::Relaxed)
+            || !super::real_fallback::watching()
+        {
             return w.poll(scope, word, expected, deadline);
         }
         let mut v = vec![WaitOn {
