@@ -175,7 +175,11 @@ fn a_sleeping_waiter_is_woken_by_the_owners_death() {
     std::thread::sleep(Duration::from_millis(300));
     let mut c = g.1.take().unwrap();
     c.kill().expect("killed and reaped");
-    assert_eq!(waiter.join().unwrap(), Some(pid), "took over from the dead owner");
+    assert_eq!(
+        waiter.join().unwrap(),
+        Some(pid),
+        "took over from the dead owner"
+    );
     assert!(
         primitives::shm::beacon_wakes() > before,
         "the waiter was woken by the owner's death beacon"

@@ -45,12 +45,16 @@ usage: cargo bench -p primitives --bench sleepers -- [--sleepers N] [--secs S] [
 
   --sleepers N   idle sleeper processes per row (default 50)
   --secs S       idle window per row, seconds (default 3)
-  --trials T     takeover trials per row (default 100)";
+  --trials T     takeover trials per row (default 100)
+
+SLEEPERS_FALLBACK_MS=N sets the children's fallback slice (default: the library's).";
 
 /// Child kind of the latency trials (holder and waiters of a `SharedReentrantLock`).
 const LOCK_KIND: &str = "lock";
 /// Child kind: the `SharedMVar` sleeper with beacon watching off (polling, as before).
 const POLLING_KIND: &str = "ours-polling";
+/// Environment: the children's fallback slice in ms (default: the library's).
+const FALLBACK_ENV: &str = "SLEEPERS_FALLBACK_MS";
 const READY_LIMIT: Duration = Duration::from_secs(20);
 
 struct Options {
@@ -110,6 +114,10 @@ fn main() {
 
 /// `--child <kind> <role> <args...>`: our own kinds, else the pingpong kinds.
 fn child_entry(args: &mut [String]) -> i32 {
+    // For experiments: the sleepers' fallback slice (the library's default otherwise).
+    if let Some(ms) = std::env::var(FALLBACK_ENV).ok().and_then(|v| v.parse().ok()) {
+        primitives::shm::set_fallback_slice(Duration::from_millis(ms));
+    }
     let r = match (args.first().map(String::as_str), args.get(1).map(String::as_str)) {
         (Some(LOCK_KIND), Some(role)) => lock_child(role, &args[2..]),
         (Some(POLLING_KIND), _) => {
@@ -211,7 +219,7 @@ fn trial(poll: bool) -> Res<u64> {
     let name = shm.fresh();
     let lock = SharedReentrantLock::create(&ShmName::parse(&name)?)?;
     lock.segment().set_unlink_on_drop(false);
-    let mut holder = ChildProc::spawn(LOCK_KIND, "hold", &[name.clone()], None, Stdio::piped())?;
+    let mut holder = ChildProc::spawn(LOCK_KIND, "hold", std::slice::from_ref(&name), None, Stdio::piped())?;
     holder.wait_ready(READY_LIMIT)?;
     let mut wargs = vec![name];
     if poll {

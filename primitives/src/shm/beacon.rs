@@ -151,7 +151,7 @@ fn start() -> Beacon {
 /// word 0 if beacons are unavailable.
 pub(super) fn arm(slot: &Slot) {
     let mut g = crate::sync::book_lock(&BEACON);
-    if g.as_ref().is_none_or(|b| b.pid != std::process::id()) {
+    if !g.as_ref().is_some_and(|b| b.pid == std::process::id()) {
         *g = Some(start());
     }
     let b = g.as_mut().expect("set above");

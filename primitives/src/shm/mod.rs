@@ -36,8 +36,8 @@ mod watch;
 
 pub use participants::{Participants, Slot, TableFull, Token, Who, MAX_PARTICIPANTS};
 pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, OWNER_DIED, WAITERS};
-pub(crate) use watch::{Watch, Whom};
 pub use watch::{beacon_wakes, set_beacon_watching, set_fallback_slice, FALLBACK_SLICE};
+pub(crate) use watch::{Watch, Whom};
 
 #[cfg(not(any(loom, shuttle)))]
 mod header;

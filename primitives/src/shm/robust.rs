@@ -13,7 +13,7 @@
 //! Unlock swaps in 0 and wakes one waiter if `WAITERS` was set. A waiter sleeps on the word
 //! *and on the owner process's death beacon* ([`super::watch`], [`super::beacon`]: a word the
 //! kernel marks and wakes when that process dies, SIGKILL included), so an idle waiter costs
-//! nothing; when the beacon fires, or a long fallback slice (1 s) ends, or — where no beacon
+//! nothing; when the beacon fires, or a long fallback slice (3–4.5 s) ends, or — where no beacon
 //! covers the owner — a polling slice (1 ms doubling to 50 ms) ends, it asks the participant
 //! table whether the owner is dead ([`Participants::is_dead`]: slot reused, or `/proc` says
 //! the pid/tid with that start time is gone). A dead owner is replaced by a CAS on
@@ -31,8 +31,8 @@
 //! protected data needs a crash-consistent commit protocol (as the robust MVar has).
 
 use super::participants::{Participants, Token, Who};
-use crate::sync::atomic::{AtomicU32, Ordering};
 use super::watch::{Watch, Whom};
+use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
 use crate::sync::spin_until;
 use crate::sync::time::Instant;

@@ -9,8 +9,8 @@
 //!
 //! With every watched process covered by an armed beacon the sleep is one `futex_waitv(2)`
 //! ([`crate::sync::futex::wait_any`]) bounded only by a long **fallback slice**
-//! ([`FALLBACK_SLICE`], 1 s; [`set_fallback_slice`]), the guard against what the kernel cannot
-//! report: a *thread* that exits holding a lock while its process lives, a beacon that stopped
+//! ([`FALLBACK_SLICE`], 3 s plus up to 50 % jitter; [`set_fallback_slice`]), the guard against
+//! what the kernel cannot report: a *thread* that exits holding a lock while its process lives, a beacon that stopped
 //! at the kernel's list limit. A sleeper woken by a beacon passes the wake on (the kernel wakes
 //! one waiter per word) and asks for the liveness check; while a fired beacon's process is not
 //! yet gone for `/proc` (its other threads are still exiting) the sleeper polls in 1 ms slices.
@@ -30,8 +30,10 @@ use crate::sync::time::{Duration, Instant};
 /// First and longest slice of the polling sleepers (no beacon to watch).
 pub(crate) const FIRST_SLICE: Duration = Duration::from_millis(1);
 const LONGEST_SLICE: Duration = Duration::from_millis(50);
-/// The fallback slice of a sleeper whose every watched process has a beacon.
-pub const FALLBACK_SLICE: Duration = Duration::from_secs(1);
+/// The fallback slice of a sleeper whose every watched process has a beacon (each sleep adds
+/// up to half of it again, at random, so that sleepers that went to sleep together do not all
+/// wake together and queue on the lock).
+pub const FALLBACK_SLICE: Duration = Duration::from_secs(3);
 /// How many 1 ms checks a sleeper makes after a beacon fired before slowing down.
 const DYING_CHECKS: u32 = 200;
 
@@ -109,7 +111,8 @@ impl Watch {
         {
             let _ = (parts, whom);
             // Slices are untimed: every wake-up may be a modelled death.
-            let result = futex::wait_in(scope, word, expected, slice_deadline(self.slice, deadline));
+            let result =
+                futex::wait_in(scope, word, expected, slice_deadline(self.slice, deadline));
             Slept {
                 result,
                 check: true,
@@ -164,8 +167,14 @@ mod real_fallback {
         MS.store(d.as_millis().max(1) as u64, BookOrdering::Relaxed);
     }
 
+    /// The fallback slice of one sleep: the setting plus up to half of it again (a cheap
+    /// hash of the pid and a per-process counter: spread, not secret).
     pub(super) fn get() -> Duration {
-        Duration::from_millis(MS.load(BookOrdering::Relaxed))
+        static N: crate::sync::BookAtomicU64 = crate::sync::BookAtomicU64::new(0);
+        let ms = MS.load(BookOrdering::Relaxed);
+        let n = N.fetch_add(1, BookOrdering::Relaxed) ^ (u64::from(std::process::id()) << 20);
+        let h = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+        Duration::from_millis(ms + (ms / 2) * (h % 1024) / 1024)
     }
 
     static WATCHING: crate::sync::BookAtomicBool = crate::sync::BookAtomicBool::new(true);
@@ -313,9 +322,7 @@ mod real {
         whom: Whom,
         deadline: Option<Instant>,
     ) -> Slept {
-        if NO_WAITV.load(crate::sync::BookOrdering::Relaxed)
-            || !super::real_fallback::watching()
-        {
+        if NO_WAITV.load(crate::sync::BookOrdering::Relaxed) || !super::real_fallback::watching() {
             return w.poll(scope, word, expected, deadline);
         }
         let mut v = vec![WaitOn {

@@ -10,7 +10,7 @@
 //! word and the death beacon of every other live process ([`crate::shm::RobustWord`]'s module
 //! and `shm/watch.rs`: any of them may take the lock and die holding it, and the kernel wakes
 //! a watcher of its beacon when it dies), so an idle sleeper costs no CPU. It wakes for a
-//! commit, a death, a process joining, or a long fallback slice (1 s; where a process has no
+//! commit, a death, a process joining, or a long fallback slice (3–4.5 s; where a process has no
 //! beacon, polling slices of at most 50 ms as before); each pass round the loop takes the lock
 //! again, so a dead holder is found by the lock's own beacon-and-check. A watched process found
 //! gone with its slot still live is reaped under the lock before the next sleep. A committer bumps the sequence word and reads
