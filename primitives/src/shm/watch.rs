@@ -35,10 +35,12 @@ const LONGEST_SLICE: Duration = Duration::from_millis(50);
 /// wake together and queue on the lock).
 pub const FALLBACK_SLICE: Duration = Duration::from_secs(3);
 /// How many 1 ms checks a sleeper makes after a beacon fired before slowing down.
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
 const DYING_CHECKS: u32 = 200;
 
 /// Whose death a sleeper must hear of.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(any(loom, shuttle), allow(dead_code))]
 pub(crate) enum Whom {
     /// The owner of a lock word (its token).
     Owner(Token),
@@ -63,6 +65,7 @@ pub(crate) struct Slept {
 #[derive(Debug)]
 pub(crate) struct Watch {
     slice: Duration,
+    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
     dying: u32,
 }
 
