@@ -15,9 +15,11 @@
 //! one waiter per word) and asks for the liveness check; while a fired beacon's process is not
 //! yet gone for `/proc` (its other threads are still exiting) the sleeper polls in 1 ms slices.
 //! Where a watched process has no beacon (it could not start one, the table is not in a
-//! segment), more than [`WAIT_ANY_MAX`] words would be needed, or the kernel has no
-//! `futex_waitv` (before 5.16: `ENOSYS`), the sleeper keeps the polling it always had: slices
-//! of 1 ms doubling to 50 ms, each followed by the check.
+//! segment), more than [`WAIT_ANY_MAX`] words would be needed, the kernel has no
+//! `futex_waitv` (before 5.16: `ENOSYS`), or the word is a *private* futex (the seed-000
+//! control: its wake-ups never cross processes, and its detection counts sleeps ended by a
+//! short slice while the object was ready), the sleeper keeps the polling it always had:
+//! slices of 1 ms doubling to 50 ms, each followed by the check.
 //!
 //! Under the model engines a sleep is one untimed wait on the word (the harness wakes every
 //! word on a modelled death) and every wake-up asks for the check, as before.
@@ -325,7 +327,14 @@ mod real {
         whom: Whom,
         deadline: Option<Instant>,
     ) -> Slept {
-        if NO_WAITV.load(crate::sync::BookOrdering::Relaxed) || !super::real_fallback::watching() {
+        // A private word in shared memory is the seed-000 control (no wake-up crosses
+        // processes): it keeps the polling slices, so that its lost wake-ups stay visible as
+        // sleeps ended by a slice while the object was ready (what catches the control), and
+        // short, instead of lasting a fallback slice each.
+        if scope == Scope::Private
+            || NO_WAITV.load(crate::sync::BookOrdering::Relaxed)
+            || !super::real_fallback::watching()
+        {
             return w.poll(scope, word, expected, deadline);
         }
         let mut v = vec![WaitOn {
