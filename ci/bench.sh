@@ -13,7 +13,7 @@ echo "## ping-pong (cargo bench -p primitives --bench pingpong -- --secs $secs)"
 cargo bench -q -p primitives --bench pingpong -- --secs "$secs"
 echo
 echo "## robust sleepers: idle CPU of 50 sleeping processes, takeover latency after SIGKILL (cargo bench -p primitives --bench sleepers)"
-cargo bench -q -p primitives --bench sleepers -- --sleepers 50 --secs 3 --trials 100
+cargo bench -q -p primitives --bench sleepers -- --sleepers 50 --secs 10 --trials 100
 echo
 echo "## reentrant locks (cargo bench -p primitives --bench locks -- --secs $secs)"
 cargo bench -q -p primitives --bench locks -- --secs "$secs"
