@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark, one after the other, each printing its Markdown table (ratios are measured
 # side by side inside one run of each): primitives (ping-pong in-process and cross-process,
-# reentrant locks), the model engines (shuttle driver overhead, loom executions), the fuzz
+# robust sleepers' idle CPU and takeover latency, reentrant locks), the model engines (shuttle driver overhead, loom executions), the fuzz
 # targets' executions per second, and the process scenarios' operations per second at 2, 8, 32
 # and 128 processes with the churn watchdog's cost per tick. Run it on a quiet machine.
 # Usage: ci/bench.sh [SECONDS (2)] [FUZZ_SECONDS (20)]
@@ -11,6 +11,9 @@ secs="${1:-2}"
 fuzz_secs="${2:-20}"
 echo "## ping-pong (cargo bench -p primitives --bench pingpong -- --secs $secs)"
 cargo bench -q -p primitives --bench pingpong -- --secs "$secs"
+echo
+echo "## robust sleepers: idle CPU of 50 sleeping processes, takeover latency after SIGKILL (cargo bench -p primitives --bench sleepers)"
+cargo bench -q -p primitives --bench sleepers -- --sleepers 50 --secs 10 --trials 100
 echo
 echo "## reentrant locks (cargo bench -p primitives --bench locks -- --secs $secs)"
 cargo bench -q -p primitives --bench locks -- --secs "$secs"

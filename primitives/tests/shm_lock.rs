@@ -149,6 +149,43 @@ fn a_killed_owner_is_detected_and_the_next_owner_is_told() {
     assert!(again.recovered().is_none(), "recovery is reported once");
 }
 
+/// A waiter asleep behind a live owner hears of the owner's death from the kernel (the owner
+/// process's death beacon), not from the end of a slice: with the fallback slice set to an
+/// hour, the takeover still happens, and the wake-up is counted as a beacon's.
+#[test]
+fn a_sleeping_waiter_is_woken_by_the_owners_death() {
+    primitives::shm::set_fallback_slice(Duration::from_secs(3600));
+    let name = ShmName::unique("lock-beacon");
+    let lock = Arc::new(SharedReentrantLock::create(&name).unwrap());
+    let mut g = Guard(name.clone(), None);
+    let (child, pid) = holder(&name);
+    g.1 = Some(child);
+    let before = primitives::shm::beacon_wakes();
+    let waiter = {
+        let lock = Arc::clone(&lock);
+        std::thread::spawn(move || {
+            let got = lock
+                .lock_timeout(Duration::from_secs(120))
+                .expect("woken by the death, long before the deadline");
+            got.recovered().map(|w| w.pid)
+        })
+    };
+    // Let the waiter fall asleep (no timing is asserted: if it is not asleep yet, it finds the
+    // owner dead when it looks).
+    std::thread::sleep(Duration::from_millis(300));
+    let mut c = g.1.take().unwrap();
+    c.kill().expect("killed and reaped");
+    assert_eq!(
+        waiter.join().unwrap(),
+        Some(pid),
+        "took over from the dead owner"
+    );
+    assert!(
+        primitives::shm::beacon_wakes() > before,
+        "the waiter was woken by the owner's death beacon"
+    );
+}
+
 #[test]
 fn control_without_recovery_wedges_behind_a_dead_owner() {
     let name = ShmName::unique("lock-norecover");

@@ -123,6 +123,13 @@ impl ChildProc {
         r == 0 && unsafe { info.si_pid() } == 0
     }
 
+    /// Takes the child's standard output pipe (after [`ChildProc::wait_ready`], for what the
+    /// child says next; used by the `sleepers` bench).
+    #[allow(dead_code)]
+    pub fn stdout_take(&mut self) -> Option<ChildStdout> {
+        self.stdout.take()
+    }
+
     /// Waits for the one "ready" byte a sleeper writes on its standard output.
     pub fn wait_ready(&mut self, limit: Duration) -> Res<()> {
         let out = self.stdout.as_mut().ok_or("no ready pipe")?;

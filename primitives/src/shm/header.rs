@@ -11,8 +11,10 @@ use super::{Kind, ShmError};
 /// "TORTSHM" + NUL: the first eight bytes of every segment this crate creates.
 pub const MAGIC: [u8; 8] = *b"TORTSHM\0";
 /// Bumped whenever any layout in a segment changes. Version 2 added the creator's PID
-/// namespace (in bytes that were zero padding in version 1, under the checksum).
-pub const LAYOUT_VERSION: u32 = 2;
+/// namespace (in bytes that were zero padding in version 1, under the checksum). Version 3
+/// added the death beacons: each participant slot's beacon word and robust-list entry, and the
+/// header's `joins` word (all in bytes that were zero padding).
+pub const LAYOUT_VERSION: u32 = 3;
 /// Bytes reserved for the header at offset 0.
 pub const HEADER_LEN: usize = 128;
 /// Size of one participant slot.
@@ -40,6 +42,9 @@ pub(super) const OFF_CHECKSUM: usize = 80;
 /// Not covered by the checksum: the one header word that changes after creation.
 pub(super) const OFF_READY: usize = 88;
 pub(super) const READY: u32 = 1;
+/// Not covered by the checksum either: bumped (and futex-woken) whenever a process-level
+/// participant joins, for the sleepers that watch every process's death beacon.
+pub(super) const OFF_JOINS: usize = 92;
 
 /// How long `open` waits for a live creator to finish initialising.
 pub(super) const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

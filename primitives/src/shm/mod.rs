@@ -28,12 +28,16 @@
 //! remains the name is unlinked ("the last user unlinks"). A segment whose users all died is
 //! found and removed by [`cleanup`].
 
+#[cfg(not(any(loom, shuttle)))]
+mod beacon;
 mod participants;
 mod robust;
+mod watch;
 
 pub use participants::{Participants, Slot, TableFull, Token, Who, MAX_PARTICIPANTS};
-pub(crate) use robust::{next_slice, slice_deadline, FIRST_SLICE};
 pub use robust::{Acquired, LockCx, LockTimedOut, RobustWord, OWNER_DIED, WAITERS};
+pub use watch::{beacon_wakes, set_beacon_watching, set_fallback_slice, FALLBACK_SLICE};
+pub(crate) use watch::{Watch, Whom};
 
 #[cfg(not(any(loom, shuttle)))]
 mod header;

@@ -66,7 +66,24 @@ pub struct Slot {
     waiting: AtomicU32,
     /// Model engines only: the harness marks a participant that "died".
     dead: AtomicU32,
+    /// A process-level slot's **death beacon** ([`super::beacon`]): `tid | WAITERS` of the
+    /// owner process's beacon thread while it lives (the kernel sets `OWNER_DIED` and clears
+    /// the tid when the process dies), 0 when the owner has no beacon.
+    pub(super) beacon: AtomicU32,
+    /// The robust-list `next` pointer of the beacon's entry: an address in the *owner's*
+    /// address space, written only by the owner and read only by its kernel at its death.
+    pub(super) beacon_next: AtomicU64,
 }
+
+// The slot's layout is part of the segment layout (LAYOUT_VERSION): 64 bytes, the beacon
+// word 4-aligned and the robust-list entry pointer-aligned. (The model engines' atomics have
+// other sizes; their slots never live in a segment.)
+#[cfg(not(any(loom, shuttle)))]
+const _: () = assert!(core::mem::size_of::<Slot>() == 64);
+#[cfg(not(any(loom, shuttle)))]
+const _: () = assert!(core::mem::offset_of!(Slot, beacon) == 36);
+#[cfg(not(any(loom, shuttle)))]
+const _: () = assert!(core::mem::offset_of!(Slot, beacon_next) == 40);
 
 impl Slot {
     /// A free slot (the all-zero bit pattern is also a free slot, so a fresh zero-filled
@@ -79,6 +96,8 @@ impl Slot {
             tid: AtomicU32::new(0),
             waiting: AtomicU32::new(0),
             dead: AtomicU32::new(0),
+            beacon: AtomicU32::new(0),
+            beacon_next: AtomicU64::new(0),
         }
     }
 }
@@ -119,6 +138,11 @@ pub struct TableFull {
 #[derive(Clone, Copy, Debug)]
 pub struct Participants<'a> {
     slots: &'a [Slot],
+    /// The segment's "joins" word (bumped and woken whenever a process-level participant
+    /// joins, so that a sleeper watching every process's beacon learns of a new one); `None`
+    /// for a table outside a segment, which has no beacons.
+    #[cfg_attr(any(loom, shuttle), allow(dead_code))]
+    joins: Option<&'a AtomicU32>,
 }
 
 fn pack(pid: u32, gen: u64, state: u64) -> u64 {
@@ -146,7 +170,29 @@ fn decode(token: Token, len: usize) -> Option<(usize, u32)> {
 impl<'a> Participants<'a> {
     /// A view of `slots`.
     pub fn new(slots: &'a [Slot]) -> Self {
-        Participants { slots }
+        Participants { slots, joins: None }
+    }
+
+    /// A view of a segment's table: process-level participants arm a death beacon
+    /// ([`super::beacon`]) and announce themselves on `joins`.
+    #[cfg(not(any(loom, shuttle)))]
+    pub(super) fn in_segment(slots: &'a [Slot], joins: &'a AtomicU32) -> Self {
+        Participants {
+            slots,
+            joins: Some(joins),
+        }
+    }
+
+    /// The slots (for the sleepers' beacon scan).
+    #[cfg(not(any(loom, shuttle)))]
+    pub(super) fn slots(&self) -> &'a [Slot] {
+        self.slots
+    }
+
+    /// The segment's joins word, if this table lives in a segment.
+    #[cfg(not(any(loom, shuttle)))]
+    pub(super) fn joins(&self) -> Option<&'a AtomicU32> {
+        self.joins
     }
 
     /// Number of slots.
@@ -185,7 +231,11 @@ impl<'a> Participants<'a> {
                 write_identity(slot, process_level);
                 slot.waiting.store(0, Ordering::Relaxed);
                 slot.dead.store(0, Ordering::Relaxed);
+                // Armed before LIVE, so that a sleeper that sees the slot live sees its beacon
+                // (or 0: no beacon, and it keeps polling).
+                self.arm_beacon(slot, process_level);
                 slot.state.store(pack(pid, gen, LIVE), Ordering::Release);
+                self.announce_join(process_level);
                 return Ok(((gen as u32 & TOKEN_GEN_MASK) << 16) | (i as u32 + 1));
             }
             if attempt == 0 {
@@ -207,6 +257,12 @@ impl<'a> Participants<'a> {
         let w = slot.state.load(Ordering::Acquire);
         if state_of(w) == LIVE && (gen_of(w) as u32 & TOKEN_GEN_MASK) == gen {
             drop_counts(slot, uncount);
+            // A leaving process stops watching over the slot before freeing it; its beacon's
+            // watchers are woken to look again.
+            #[cfg(not(any(loom, shuttle)))]
+            if self.joins.is_some() {
+                super::beacon::disarm(slot);
+            }
             let _ = slot.state.compare_exchange(
                 w,
                 pack(0, gen_of(w), FREE),
@@ -324,6 +380,70 @@ impl<'a> Participants<'a> {
             self.slots[i].dead.store(1, Ordering::Release);
         }
     }
+}
+
+impl Participants<'_> {
+    /// Arms `slot`'s death beacon for a process-level participant of a segment (see
+    /// [`super::beacon`]); clears it otherwise.
+    #[cfg(not(any(loom, shuttle)))]
+    fn arm_beacon(&self, slot: &Slot, process_level: bool) {
+        slot.beacon.store(0, Ordering::Relaxed);
+        slot.beacon_next.store(0, Ordering::Relaxed);
+        if process_level && self.joins.is_some() {
+            super::beacon::arm(slot);
+        }
+    }
+    #[cfg(any(loom, shuttle))]
+    fn arm_beacon(&self, _slot: &Slot, _process_level: bool) {}
+
+    /// Tells the sleepers that watch every process's beacon that a process joined.
+    #[cfg(not(any(loom, shuttle)))]
+    fn announce_join(&self, process_level: bool) {
+        if let (true, Some(joins)) = (process_level, self.joins) {
+            joins.fetch_add(1, Ordering::SeqCst);
+            crate::sync::futex::wake_in(crate::sync::futex::Scope::Shared, joins, u32::MAX);
+        }
+    }
+    #[cfg(any(loom, shuttle))]
+    fn announce_join(&self, _process_level: bool) {}
+
+    /// The state word, pid start time and thread id of slot `i` if it is live (for the
+    /// sleepers' beacon scan).
+    #[cfg(not(any(loom, shuttle)))]
+    pub(super) fn live_slot(&self, token: Token) -> Option<(u32, u64)> {
+        let (i, gen) = decode(token, self.slots.len())?;
+        let slot = &self.slots[i];
+        let w = slot.state.load(Ordering::Acquire);
+        (state_of(w) == LIVE && (gen_of(w) as u32 & TOKEN_GEN_MASK) == gen)
+            .then(|| (pid_of(w), slot.pid_start.load(Ordering::Relaxed)))
+    }
+}
+
+/// What a sleeper needs of a slot to watch its beacon: `(pid, pid start, tid)` of a live slot,
+/// `None` otherwise.
+#[cfg(not(any(loom, shuttle)))]
+pub(super) fn live_identity(slot: &Slot) -> Option<(u32, u64, u32)> {
+    let w = slot.state.load(Ordering::Acquire);
+    (state_of(w) == LIVE).then(|| {
+        (
+            pid_of(w),
+            slot.pid_start.load(Ordering::Relaxed),
+            slot.tid.load(Ordering::Relaxed),
+        )
+    })
+}
+
+/// Whether the process that owns a live slot is gone (`/proc`), for a sleeper deciding
+/// whether a fired beacon still matters.
+#[cfg(not(any(loom, shuttle)))]
+pub(super) fn process_gone(pid: u32, pid_start: u64) -> bool {
+    !super::identity::Identity {
+        pid,
+        tid: 0,
+        pid_start,
+        tid_start: 0,
+    }
+    .is_alive()
 }
 
 fn drop_counts(slot: &Slot, mut uncount: impl FnMut(u32)) {

@@ -10,16 +10,19 @@
 //! | `token \| WAITERS`     | held, someone may sleep on the word      | a waiter, before sleeping         |
 //! | `new \| WAITERS`       | taken over from a dead owner             | a waiter: `CAS dead… → new…`      |
 //!
-//! Unlock swaps in 0 and wakes one waiter if `WAITERS` was set. A waiter sleeps in *slices*
-//! (1 ms doubling to 50 ms): after each slice in which the word did not change it asks the
-//! participant table whether the owner is dead ([`Participants::is_dead`]: slot reused, or
-//! `/proc` says the pid/tid with that start time is gone). A dead owner is replaced by a CAS on
+//! Unlock swaps in 0 and wakes one waiter if `WAITERS` was set. A waiter sleeps on the word
+//! *and on the owner process's death beacon* ([`super::watch`], [`super::beacon`]: a word the
+//! kernel marks and wakes when that process dies, SIGKILL included), so an idle waiter costs
+//! nothing; when the beacon fires, or a long fallback slice (3–4.5 s) ends, or — where no beacon
+//! covers the owner — a polling slice (1 ms doubling to 50 ms) ends, it asks the participant
+//! table whether the owner is dead ([`Participants::is_dead`]: slot reused, or `/proc` says
+//! the pid/tid with that start time is gone). A dead owner is replaced by a CAS on
 //! the exact word value seen, so of several waiters that see the death exactly one takes over;
 //! it is told so ([`Acquired::Recovered`]) and must restore the protected state. A *stopped*
 //! owner is alive: waiters wait, bounded by their own deadlines.
 //!
 //! Under the model engines a slice is an untimed wait, and the harness wakes every word when a
-//! participant "dies" (which is what the end of a slice does for real).
+//! participant "dies" (which is what a beacon or the end of a slice does for real).
 //!
 //! ## Notes about memory ordering
 //! Every successful CAS/swap that takes the lock (including a takeover) is `Acquire` and pairs
@@ -28,10 +31,11 @@
 //! protected data needs a crash-consistent commit protocol (as the robust MVar has).
 
 use super::participants::{Participants, Token, Who};
+use super::watch::{Watch, Whom};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
 use crate::sync::spin_until;
-use crate::sync::time::{Duration, Instant};
+use crate::sync::time::Instant;
 use crate::track::waitreg;
 
 /// Set in the lock word when a waiter may be sleeping on it.
@@ -42,10 +46,6 @@ pub const WAITERS: u32 = 1 << 31;
 pub const OWNER_DIED: u32 = 1 << 30;
 /// The owner's token in a lock word.
 const OWNER: u32 = !(WAITERS | OWNER_DIED);
-
-/// First and longest sleep between two liveness checks of the owner.
-pub(crate) const FIRST_SLICE: Duration = Duration::from_millis(1);
-const LONGEST_SLICE: Duration = Duration::from_millis(50);
 
 /// How a lock was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,23 +85,6 @@ impl Default for RobustWord {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// The sleep after which the owner's liveness is checked; `None` under the model engines.
-pub(crate) fn slice_deadline(slice: Duration, deadline: Option<Instant>) -> Option<Instant> {
-    if crate::sync::MODELLED {
-        return deadline;
-    }
-    let end = crate::sync::time::deadline_after(slice);
-    match (end, deadline) {
-        (Some(e), Some(d)) => Some(e.min(d)),
-        (e, d) => e.or(d),
-    }
-}
-
-/// The next slice length (doubling, capped).
-pub(crate) fn next_slice(slice: Duration) -> Duration {
-    (slice * 2).min(LONGEST_SLICE)
 }
 
 impl RobustWord {
@@ -151,7 +134,7 @@ impl RobustWord {
             return Ok(Acquired::Clean);
         }
         let _registered = waitreg::enter(op, self);
-        let mut slice = FIRST_SLICE;
+        let mut watch = Watch::new();
         loop {
             let w = self.word.load(Ordering::Relaxed);
             if w & OWNER == 0 {
@@ -187,15 +170,23 @@ impl RobustWord {
             }
             #[cfg(any(loom, shuttle))]
             crate::shm::trace(|| format!("lock me={me:x} sleeps on {:x}", w | WAITERS));
-            let woke = futex::wait_in(
-                scope,
-                &self.word,
-                w | WAITERS,
-                slice_deadline(slice, deadline),
-            );
-            if woke == WaitResult::TimedOut || crate::sync::MODELLED {
-                // A slice passed with the same owner (or, modelled, a death was announced):
-                // is the owner dead?
+            // Sleep on the word and on the owner's death beacon (without recovery there is
+            // no death to hear of: poll as a plain waiter would).
+            let slept = if cx.recover {
+                watch.sleep(
+                    parts,
+                    scope,
+                    &self.word,
+                    w | WAITERS,
+                    Whom::Owner(w & OWNER),
+                    deadline,
+                )
+            } else {
+                watch.poll(scope, &self.word, w | WAITERS, deadline)
+            };
+            if slept.check {
+                // A slice passed with the same owner, or its beacon fired (or, modelled, a
+                // death was announced): is the owner dead?
                 if cx.recover && parts.is_dead(w & OWNER) {
                     if let Some(a) = self.take_over(parts, w | WAITERS, me) {
                         return Ok(a);
@@ -203,12 +194,11 @@ impl RobustWord {
                     continue;
                 }
                 // Modelled, slices are untimed: a timeout is the caller's deadline.
-                if (crate::sync::MODELLED && woke == WaitResult::TimedOut)
+                if (crate::sync::MODELLED && slept.result == WaitResult::TimedOut)
                     || deadline.is_some_and(crate::sync::time::is_due)
                 {
                     return Err(LockTimedOut);
                 }
-                slice = next_slice(slice);
             }
         }
     }

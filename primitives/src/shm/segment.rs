@@ -3,7 +3,7 @@
 
 use super::header::{
     check_object_len, decode_header, encode_header, HeaderInfo, Layout, ObjectLen, HEADER_LEN,
-    MAX_SEGMENT_LEN, OFF_READY, READY, READY_WAIT,
+    MAX_SEGMENT_LEN, OFF_JOINS, OFF_READY, READY, READY_WAIT,
 };
 use super::participants::{Participants, Slot, Token, Who, MAX_PARTICIPANTS};
 use super::{Kind, ShmError, ShmName};
@@ -379,7 +379,10 @@ impl Mapping {
         let slots = unsafe {
             core::slice::from_raw_parts(self.base.as_ptr().add(HEADER_LEN).cast::<Slot>(), n)
         };
-        Participants::new(slots)
+        // SAFETY: OFF_JOINS is 4-aligned inside the header of the live mapping; any bit pattern
+        // is a valid AtomicU32; it lives as long as `self`.
+        let joins = unsafe { &*self.base.as_ptr().add(OFF_JOINS).cast::<AtomicU32>() };
+        Participants::in_segment(slots, joins)
     }
 }
 
@@ -395,6 +398,9 @@ impl Drop for Mapping {
         if self.unlink_on_drop.load(crate::sync::BookOrdering::Relaxed) && parts.live().is_empty() {
             let _ = shm_unlink(self.name.as_str());
         }
+        // No robust-list entry of this process may point into memory about to be unmapped
+        // (whatever the slots say: `release` unlinked ours unless a peer changed them).
+        super::beacon::unlink_range(self.base.as_ptr() as usize, self.len);
         // SAFETY: `base`/`len` are exactly what mmap returned; no reference into the mapping
         // outlives the last `Segment` clone (objects borrow from a `Segment`).
         let _ = unsafe { munmap(self.base.cast(), self.len) };

@@ -45,7 +45,7 @@
 //!   unlock and its sleep.
 
 use crate::mvar::{Outcome, SharedMVarError};
-use crate::shm::{death_due, next_slice, LockCx, Participants, RobustWord, Token};
+use crate::shm::{death_due, LockCx, Participants, RobustWord, Token, Watch};
 use crate::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::sync::futex::{self, Scope, WaitResult};
 use crate::sync::time::Instant;
@@ -293,7 +293,8 @@ impl<'a, S: Slots> Core<'a, S> {
         try_only: bool,
     ) -> Result<Outcome<()>, SharedMVarError> {
         let mut recovered = None;
-        let mut slice = crate::shm::FIRST_SLICE;
+        let mut watch = Watch::new();
+        let mut stale = false;
         let ready = |w: u64| full(w) == op.needs_full();
         let mut slept_out = false;
         let mut first = true;
@@ -320,6 +321,11 @@ impl<'a, S: Slots> Core<'a, S> {
             if death_due() {
                 return Err(SharedMVarError::Died);
             }
+            if std::mem::take(&mut stale) {
+                // A process our last sleep watched is gone but its slot is live: free it (and
+                // its waiter counts), or every sleep would stop at it again.
+                self.reap();
+            }
             let w = self.st.word.load(Ordering::Relaxed);
             if ready(w) && std::mem::take(&mut slept_out) {
                 self.st.late_wakes.fetch_add(1, Ordering::Relaxed);
@@ -345,14 +351,14 @@ impl<'a, S: Slots> Core<'a, S> {
             // Not ready: register as a waiter *under the lock* (so the next committer, which
             // reads the count under the same lock, cannot miss us), then sleep one slice.
             self.st.sleeps.fetch_add(1, Ordering::Relaxed);
-            slept_out = self.sleep(me, op, deadline, slice) == WaitResult::TimedOut;
+            slept_out =
+                self.sleep(me, op, deadline, &mut watch, &mut stale) == WaitResult::TimedOut;
             if slept_out {
                 // Modelled, slices are untimed: a timeout is the caller's deadline.
                 if MODELLED || deadline.is_some_and(crate::sync::time::is_due) {
                     self.pass_on_wake(op);
                     return Err(SharedMVarError::Timeout);
                 }
-                slice = next_slice(slice);
             }
         }
     }

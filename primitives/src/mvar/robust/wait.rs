@@ -6,9 +6,14 @@
 //! bound learnt in the shared `spin` word, so a ping-pong partner answering within microseconds
 //! is caught without a system call. Then it takes the lock, and if the box is still not ready it
 //! counts itself in `putters` (`takers`) and reads `empty_seq` (`full_seq`) **under the lock**,
-//! releases it and sleeps on that word with a *shared* futex, in slices of at most 50 ms; each
-//! pass round the loop takes the lock again, so a dead holder is found by the lock's own
-//! slice-and-check ([`crate::shm::RobustWord`]). A committer bumps the sequence word and reads
+//! releases it and sleeps on that word with a *shared* futex — and on the segment's `joins`
+//! word and the death beacon of every other live process ([`crate::shm::RobustWord`]'s module
+//! and `shm/watch.rs`: any of them may take the lock and die holding it, and the kernel wakes
+//! a watcher of its beacon when it dies), so an idle sleeper costs no CPU. It wakes for a
+//! commit, a death, a process joining, or a long fallback slice (3–4.5 s; where a process has no
+//! beacon, polling slices of at most 50 ms as before); each pass round the loop takes the lock
+//! again, so a dead holder is found by the lock's own beacon-and-check. A watched process found
+//! gone with its slot still live is reaped under the lock before the next sleep. A committer bumps the sequence word and reads
 //! the counter under the same lock, so it cannot miss a registered waiter, and issues its
 //! `futex_wake` *before* unlocking: a participant killed between its commit and its wake still
 //! holds the lock, and whoever recovers the lock wakes everyone. A commit wakes one waiter
@@ -16,7 +21,7 @@
 //! only reads, passes the wake on.
 
 use super::core::*;
-use crate::shm::{slice_deadline, Acquired, Token, Who};
+use crate::shm::{Acquired, Token, Watch, Who, Whom};
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
 #[cfg(not(any(loom, shuttle)))]
@@ -62,13 +67,16 @@ impl<'a, S: Slots> Core<'a, S> {
     }
 
     /// Called with the lock held and the box not ready for `op`: counts the caller in as a
-    /// waiter, releases the lock and sleeps one slice (or until woken).
+    /// waiter, releases the lock and sleeps one slice (or until woken). `TimedOut`: the slice
+    /// (or the deadline) ran out. Sets `*stale` if a watched process is gone with its slot
+    /// still live (reap it under the lock before sleeping again).
     pub(super) fn sleep(
         &self,
         me: Token,
         op: Op,
         deadline: Option<Instant>,
-        slice: crate::sync::time::Duration,
+        watch: &mut Watch,
+        stale: &mut bool,
     ) -> WaitResult {
         let (seq, counter, bit) = if op.needs_full() {
             (&self.st.full_seq, &self.st.takers, TAKERS_BIT)
@@ -87,12 +95,16 @@ impl<'a, S: Slots> Core<'a, S> {
         crate::shm::trace(|| format!("{} me={me:x} sleeps seq={seen}", op.name()));
         let result = {
             let _registered = crate::track::waitreg::enter(op.name(), self.st);
-            futex::wait_in(
+            let slept = watch.sleep(
+                &self.parts,
                 self.flavor.scope,
                 seq,
                 seen,
-                slice_deadline(slice, deadline),
-            )
+                Whom::Everyone,
+                deadline,
+            );
+            *stale = slept.stale;
+            slept.result
         };
         #[cfg(any(loom, shuttle))]
         crate::shm::trace(|| format!("{} me={me:x} woke {result:?}", op.name()));
