@@ -5,8 +5,8 @@ use super::{Policy, PutTimeoutError, Reference, TakeTimeoutError, TryPutError, T
 use crate::lock::RawMutex;
 use crate::sync::atomic::{AtomicU32, Ordering};
 use crate::sync::futex::{self, WaitResult};
-use crate::sync::time::{deadline_after, Duration, Instant};
 use crate::sync::spin::AdaptiveSpin;
+use crate::sync::time::{deadline_after, Duration, Instant};
 use crate::sync::{Arc, UnsafeCell};
 use crate::track::waitreg;
 use core::marker::PhantomData;
@@ -234,12 +234,10 @@ impl<T: Send, P: Policy> MVar<T, P> {
             // WAITING → SLEEPING, or already SLEEPING (woken spuriously): sleep; GRANTED: done.
             // The CAS and the server's swap are read-modify-writes of one word, so exactly one
             // of "the server saw SLEEPING (and wakes us)" and "we saw GRANTED" happens.
-            if let Err(GRANTED) = w.word.compare_exchange(
-                WAITING,
-                SLEEPING,
-                Ordering::Acquire,
-                Ordering::Acquire,
-            ) {
+            if let Err(GRANTED) =
+                w.word
+                    .compare_exchange(WAITING, SLEEPING, Ordering::Acquire, Ordering::Acquire)
+            {
                 return true;
             }
             let r = futex::wait(&w.word, SLEEPING, deadline);

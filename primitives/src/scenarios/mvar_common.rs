@@ -121,7 +121,8 @@ impl Flight {
         self.done.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Puts that ended so far.
+    /// Puts that ended so far (the real-threads prober aims at the end of a cycle).
+    #[cfg(not(any(loom, shuttle)))]
     pub fn ended(&self) -> u64 {
         self.done.load(Ordering::SeqCst)
     }
@@ -248,9 +249,11 @@ pub(crate) fn atomic_op_races<M: MVarApi<u64> + 'static>(
 
 /// How long the cycler of [`atomic_op_races`] holds the box empty on real threads: longer than
 /// a waiter's spin before it sleeps (see `sync::spin`), so the workers behind it sleep.
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) const HOLD: std::time::Duration = std::time::Duration::from_micros(100);
 
 /// How long the prober waits for the next cycle to end before it probes anyway.
+#[cfg(not(any(loom, shuttle)))]
 const AIM_PATIENCE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The cycler's pause with the box empty: [`HOLD`] on real threads; a yield under a model

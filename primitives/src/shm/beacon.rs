@@ -50,7 +50,6 @@
 //! If anything fails (no `set_robust_list`, the thread cannot be spawned, the list is full),
 //! the slot's beacon word stays 0 and sleepers watching it keep today's 1–50 ms polling.
 
-use super::participants::Slot;
 use super::WAITERS;
 use crate::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::sync::futex::{self, Scope};
@@ -88,8 +87,12 @@ static BEACON: crate::sync::BookMutex<Option<Beacon>> = crate::sync::BookMutex::
 /// A private word the beacon thread sleeps on; nobody ever changes or wakes it.
 static PARKED: AtomicU32 = AtomicU32::new(0);
 
+/// The robust list's `futex_offset`: from an entry (a slot's `beacon_next`) to its word (the
+/// slot's `beacon`), the same in every slot (the participant table asserts its layout).
+pub(super) const FUTEX_OFFSET: isize = -4;
+
 fn futex_offset() -> isize {
-    core::mem::offset_of!(Slot, beacon) as isize - core::mem::offset_of!(Slot, beacon_next) as isize
+    FUTEX_OFFSET
 }
 
 /// Starts the beacon thread: it registers its robust list and reports its tid.
@@ -149,7 +152,7 @@ fn start() -> Beacon {
 /// Arms the beacon of a process-level slot this process is claiming (before it goes `LIVE`):
 /// links the slot into the beacon thread's robust list and stores `tid | WAITERS`. Leaves the
 /// word 0 if beacons are unavailable.
-pub(super) fn arm(slot: &Slot) {
+pub(super) fn arm(beacon: &AtomicU32, beacon_next: &AtomicU64) {
     let mut g = crate::sync::book_lock(&BEACON);
     if !g.as_ref().is_some_and(|b| b.pid == std::process::id()) {
         *g = Some(start());
@@ -161,18 +164,17 @@ pub(super) fn arm(slot: &Slot) {
     if b.entries.len() >= MAX_ENTRIES {
         return;
     }
-    let entry = &slot.beacon_next as *const AtomicU64 as usize;
+    let entry = beacon_next as *const AtomicU64 as usize;
     if b.entries.contains(&entry) {
         return;
     }
     // Push at the front: the new entry points at the old first one, then the head at it;
     // only then is the word armed, so an armed word is always on the list (a death in
     // between finds a word without our tid, which the kernel leaves alone).
-    slot.beacon_next
-        .store(head.next.load(Ordering::SeqCst) as u64, Ordering::SeqCst);
+    beacon_next.store(head.next.load(Ordering::SeqCst) as u64, Ordering::SeqCst);
     head.next.store(entry, Ordering::SeqCst);
     b.entries.insert(0, entry);
-    slot.beacon.store(tid | WAITERS, Ordering::SeqCst);
+    beacon.store(tid | WAITERS, Ordering::SeqCst);
 }
 
 /// Unlinks the entries that lie in `[base, base + len)` (a mapping about to be unmapped).
@@ -182,11 +184,11 @@ pub(super) fn unlink_range(base: usize, len: usize) {
 
 /// Unlinks `slot` from this process's list, clears its beacon and wakes its watchers (the
 /// participant is leaving: they look again). Nothing if the slot is not ours.
-pub(super) fn disarm(slot: &Slot) {
-    let entry = &slot.beacon_next as *const AtomicU64 as usize;
+pub(super) fn disarm(beacon: &AtomicU32, beacon_next: &AtomicU64) {
+    let entry = beacon_next as *const AtomicU64 as usize;
     if unlink_where(|e| e == entry) {
-        slot.beacon.store(0, Ordering::SeqCst);
-        futex::wake_in(Scope::Shared, &slot.beacon, u32::MAX);
+        beacon.store(0, Ordering::SeqCst);
+        futex::wake_in(Scope::Shared, beacon, u32::MAX);
     }
 }
 

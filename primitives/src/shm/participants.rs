@@ -84,6 +84,12 @@ const _: () = assert!(core::mem::size_of::<Slot>() == 64);
 const _: () = assert!(core::mem::offset_of!(Slot, beacon) == 36);
 #[cfg(not(any(loom, shuttle)))]
 const _: () = assert!(core::mem::offset_of!(Slot, beacon_next) == 40);
+#[cfg(not(any(loom, shuttle)))]
+const _: () = assert!(
+    core::mem::offset_of!(Slot, beacon) as isize
+        - core::mem::offset_of!(Slot, beacon_next) as isize
+        == super::beacon::FUTEX_OFFSET
+);
 
 impl Slot {
     /// A free slot (the all-zero bit pattern is also a free slot, so a fresh zero-filled
@@ -261,7 +267,7 @@ impl<'a> Participants<'a> {
             // watchers are woken to look again.
             #[cfg(not(any(loom, shuttle)))]
             if self.joins.is_some() {
-                super::beacon::disarm(slot);
+                super::beacon::disarm(&slot.beacon, &slot.beacon_next);
             }
             let _ = slot.state.compare_exchange(
                 w,
@@ -390,7 +396,7 @@ impl Participants<'_> {
         slot.beacon.store(0, Ordering::Relaxed);
         slot.beacon_next.store(0, Ordering::Relaxed);
         if process_level && self.joins.is_some() {
-            super::beacon::arm(slot);
+            super::beacon::arm(&slot.beacon, &slot.beacon_next);
         }
     }
     #[cfg(any(loom, shuttle))]

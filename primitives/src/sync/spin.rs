@@ -35,6 +35,7 @@ const LONG_YIELD: std::time::Duration = std::time::Duration::from_micros(2);
 
 /// One object's learnt spin length and yield interval (see the module docs).
 #[derive(Debug, Default)]
+#[cfg_attr(any(loom, shuttle), allow(dead_code))] // no spinning under the model engines
 pub struct AdaptiveSpin {
     /// Spin hints an answer took, as a moving average; 0 = nothing learnt yet.
     est: std::sync::atomic::AtomicU32,
