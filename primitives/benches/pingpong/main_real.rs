@@ -237,6 +237,23 @@ fn render(opts: &cli::Options, rows: &[Row]) -> String {
          CLOCK_THREAD_CPUTIME_ID; the child process via clock_getcpuclockid, or the echo \
          thread via pthread_getcpuclockid), divided by round trips."
     );
+    // Issue 13's headline: the in-process MVar against crossbeam's bounded(1), same run.
+    let rate = |label: &str| {
+        rows.iter()
+            .find(|r| r.label == label)
+            .and_then(|r| r.result.as_ref().ok())
+            .map(|m| m.m.per_sec())
+    };
+    if let (Some(ours), Some(cb)) = (
+        rate("ours: MVar (in-process)"),
+        rate("crossbeam bounded(1) pair"),
+    ) {
+        let _ = writeln!(
+            out,
+            "\nIn-process MVar vs crossbeam bounded(1), this run: {:.2}x ({ours:.0} vs {cb:.0} round trips/s; goal >= 0.8x).",
+            ours / cb
+        );
+    }
     if with_sleepers {
         let _ = writeln!(
             out,
