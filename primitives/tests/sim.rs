@@ -6,7 +6,7 @@
 #![cfg(not(any(loom, shuttle)))]
 
 use primitives::controls::WaitOnce;
-use primitives::mvar::MVar;
+use primitives::mvar::{MVar, Policy};
 use primitives::sync::sim::Sim;
 use primitives::sync::time::{deadline_after, is_due, Duration};
 use std::sync::Arc;
@@ -21,6 +21,15 @@ fn until_asleep(sim: &Sim, n: usize) {
         thread::yield_now();
     }
     panic!("expected {n} sleepers, see {}", sim.asleep());
+}
+
+/// A thread attached to `sim` that takes from `m`.
+fn attached_take<P: Policy>(sim: &Arc<Sim>, m: &Arc<MVar<u32, P>>) -> thread::JoinHandle<u32> {
+    let (sim, m) = (sim.clone(), m.clone());
+    thread::spawn(move || {
+        let _a = sim.attach();
+        m.take()
+    })
 }
 
 #[test]
@@ -69,13 +78,7 @@ fn a_due_deadline_times_out_at_once_and_unattached_threads_keep_the_real_clock()
 fn the_reference_sleeps_again_after_a_spurious_wake_and_a_grant_still_reaches_it() {
     let sim = Sim::new();
     let m: Arc<MVar<u32>> = Arc::new(MVar::new_empty());
-    let t = {
-        let (sim, m) = (sim.clone(), m.clone());
-        thread::spawn(move || {
-            let _a = sim.attach();
-            m.take()
-        })
-    };
+    let t = attached_take(&sim, &m);
     until_asleep(&sim, 1);
     for k in 0..5 {
         assert!(sim.wake_spuriously(k));
@@ -97,13 +100,7 @@ fn the_reference_sleeps_again_after_a_spurious_wake_and_a_grant_still_reaches_it
 fn a_spurious_wake_is_caught_in_the_if_not_while_control() {
     let sim = Sim::new();
     let m: Arc<MVar<u32, WaitOnce>> = Arc::new(MVar::with_policy_empty());
-    let t = {
-        let (sim, m) = (sim.clone(), m.clone());
-        thread::spawn(move || {
-            let _a = sim.attach();
-            m.take()
-        })
-    };
+    let t = attached_take(&sim, &m);
     until_asleep(&sim, 1);
     assert!(sim.wake_spuriously(0));
     let err = t.join().expect_err("woken without a value");
