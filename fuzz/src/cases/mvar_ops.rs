@@ -296,14 +296,21 @@ pub fn run<P: Policy>(case: &Case) {
             .collect(),
     );
     let finished = Arc::new(AtomicUsize::new(0));
+    // 1 + the first thread that panicked (0: none).
+    let failed = Arc::new(AtomicUsize::new(0));
     let jobs: Vec<Job> = case
         .threads
         .iter()
         .cloned()
         .enumerate()
         .map(|(t, list)| {
-            let (m, sim, slots, finished) =
-                (m.clone(), sim.clone(), slots.clone(), finished.clone());
+            let (m, sim, slots, finished, failed) = (
+                m.clone(),
+                sim.clone(),
+                slots.clone(),
+                finished.clone(),
+                failed.clone(),
+            );
             Box::new(move || {
                 let r = {
                     let _attached = sim.attach();
@@ -311,7 +318,11 @@ pub fn run<P: Policy>(case: &Case) {
                         ops(&m, &slots[t].state, t, &list)
                     }))
                 };
+                let panicked = r.is_err();
                 *slots[t].log.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                if panicked {
+                    let _ = failed.compare_exchange(0, t + 1, Ordering::SeqCst, Ordering::SeqCst);
+                }
                 slots[t].state.store(DONE, Ordering::SeqCst);
                 finished.fetch_add(1, Ordering::SeqCst);
             }) as Job
@@ -334,13 +345,7 @@ pub fn run<P: Policy>(case: &Case) {
         if done == n {
             break;
         }
-        if let Some(t) = (0..n).find(|&t| {
-            slots[t].state.load(Ordering::SeqCst) == DONE
-                && matches!(
-                    *slots[t].log.lock().unwrap_or_else(|e| e.into_inner()),
-                    Some(Err(_))
-                )
-        }) {
+        if let Some(t) = failed.load(Ordering::SeqCst).checked_sub(1) {
             // A thread panicked (a broken invariant inside the MVar): fail now, whoever else
             // may still be blocked.
             if let Some(Err(p)) = slots[t]

@@ -63,6 +63,18 @@ pub(crate) struct Slept {
     pub stale: bool,
 }
 
+impl Slept {
+    /// A sleep after which the liveness check runs (a slice, the deadline or a modelled death
+    /// ended it), with no stale slot to reap.
+    fn checked(result: WaitResult) -> Slept {
+        Slept {
+            result,
+            check: true,
+            stale: false,
+        }
+    }
+}
+
 /// One waiting operation's pacing (a fresh one per operation).
 #[derive(Debug)]
 pub(crate) struct Watch {
@@ -118,11 +130,7 @@ impl Watch {
             // Slices are untimed: every wake-up may be a modelled death.
             let result =
                 futex::wait_in(scope, word, expected, slice_deadline(self.slice, deadline));
-            Slept {
-                result,
-                check: true,
-                stale: false,
-            }
+            Slept::checked(result)
         }
     }
 
@@ -358,11 +366,7 @@ mod real {
                     w.slice
                 };
                 let result = futex::wait_in(scope, word, expected, slice_deadline(slice, deadline));
-                Slept {
-                    result,
-                    check: true,
-                    stale: false,
-                }
+                Slept::checked(result)
             }
             Cover::Covered => {
                 let fallback = super::real_fallback::get();
@@ -395,11 +399,7 @@ mod real {
                         check: word.load(Ordering::Relaxed) == expected,
                         stale: false,
                     },
-                    WaitAny::TimedOut => Slept {
-                        result: WaitResult::TimedOut,
-                        check: true,
-                        stale: false,
-                    },
+                    WaitAny::TimedOut => Slept::checked(WaitResult::TimedOut),
                     WaitAny::Unsupported => {
                         NO_WAITV.store(true, crate::sync::BookOrdering::Relaxed);
                         w.poll(scope, word, expected, deadline)

@@ -123,13 +123,28 @@ pub(crate) fn current() -> Option<Arc<Sim>> {
     CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
+/// Runs `f` on the sim the calling thread is attached to, if any (without cloning it).
+#[inline]
+fn with_current<R>(f: impl FnOnce(&Sim) -> R) -> Option<R> {
+    if LIVE.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    CURRENT
+        .try_with(|c| c.borrow().as_deref().map(f))
+        .ok()
+        .flatten()
+}
+
+/// Whether the calling thread is attached to a sim.
+#[inline]
+pub(crate) fn attached() -> bool {
+    with_current(|_| ()).is_some()
+}
+
 /// "Now" for the calling thread: its sim's virtual clock, or the real one.
 #[inline]
 pub(crate) fn now() -> Instant {
-    match current() {
-        Some(s) => s.now(),
-        None => Instant::now(),
-    }
+    with_current(Sim::now).unwrap_or_else(Instant::now)
 }
 
 impl Sim {

@@ -65,7 +65,7 @@ impl AdaptiveSpin {
         {
             // A thread attached to a harness's sim looks once, as under a model engine: the
             // harness acts when every thread sleeps, and a spin only delays that moment.
-            if super::sim::current().is_some() {
+            if super::sim::attached() {
                 let mut ready = ready;
                 return ready();
             }
